@@ -1,0 +1,187 @@
+package event
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
+)
+
+// HeaderSize is the size of the fixed record header written by the BPF
+// program; variable data follows it.
+const HeaderSize = int(unsafe.Sizeof(probe.RawEvent{}))
+
+const ancestorSize = int(unsafe.Sizeof(probe.RawAncestor{}))
+
+// ErrMalformed is returned for records whose lengths do not add up.
+var ErrMalformed = errors.New("malformed exec record")
+
+// maxInterned bounds the string cache; it is reset when full.
+const maxInterned = 8192
+
+// Decoder turns raw ring-buffer records into Events. It is pure apart from a
+// bounded string cache: paths, comms and cgroups repeat from exec to exec,
+// so interning them saves an allocation per field. Not safe for concurrent
+// use; each reader goroutine owns one.
+type Decoder struct {
+	interned map[string]string
+	buf      []byte
+}
+
+// NewDecoder returns a Decoder with an empty cache.
+func NewDecoder() *Decoder {
+	return &Decoder{interned: make(map[string]string, 256)}
+}
+
+// Decode parses raw into ev, overwriting it. bootOffset is wall-clock time
+// minus the kernel's boot clock, in nanoseconds. ev.Args and ev.Ancestors
+// reuse their capacity, so callers must not keep them across calls.
+func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
+	if len(raw) < HeaderSize {
+		return fmt.Errorf("%w: %d bytes, header needs %d", ErrMalformed, len(raw), HeaderSize)
+	}
+	var h probe.RawEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), HeaderSize), raw)
+	data := raw[HeaderSize:]
+
+	lens := [...]int{int(h.ArgsLen), int(h.ExeLen), int(h.CwdLen), int(h.PexeLen), int(h.FilenameLen), int(h.CgroupLen)}
+	need := int(h.AncestorCount) * ancestorSize
+	for _, l := range lens {
+		need += l
+	}
+	if need > len(data) {
+		return fmt.Errorf("%w: fields need %d bytes, record has %d", ErrMalformed, need, len(data))
+	}
+	field := func(n int) []byte {
+		f := data[:n]
+		data = data[n:]
+		return f
+	}
+
+	*ev = Event{
+		Time:         time.Unix(0, int64(h.BootNs)+bootOffset),
+		PID:          h.Pid,
+		ParentPID:    h.Ppid,
+		VPID:         h.Vpid,
+		UID:          h.Uid,
+		RUID:         h.Ruid,
+		GID:          h.Gid,
+		Argc:         h.Argc,
+		Comm:         d.str(cstring(int8Bytes(h.Comm[:]))),
+		Args:         ev.Args[:0],
+		Ancestors:    ev.Ancestors[:0],
+		ExeOrigin:    Origin(h.ExeOrigin),
+		ParentOrigin: Origin(h.PexeOrigin),
+		Truncated:    Truncation(h.Flags & probe.TruncationMask),
+		CgroupV1:     h.Flags&probe.FlagCgroupV1 != 0,
+	}
+	if ev.ExeOrigin > OriginHost {
+		ev.ExeOrigin = OriginUnknown
+	}
+	if ev.ParentOrigin > OriginHost {
+		ev.ParentOrigin = OriginUnknown
+	}
+
+	ev.Args = d.args(field(lens[0]), ev.Args)
+	ev.ExePath = d.path(field(lens[1]), ev.Truncated&TruncPath != 0, h.Flags&probe.FlagExeDeleted != 0)
+	ev.Cwd = d.path(field(lens[2]), ev.Truncated&TruncCwd != 0, h.Flags&probe.FlagCwdDeleted != 0)
+	if lens[3] > 0 || ev.Truncated&TruncParentPath != 0 {
+		ev.ParentExePath = d.path(field(lens[3]), ev.Truncated&TruncParentPath != 0, h.Flags&probe.FlagParentDeleted != 0)
+	}
+	ev.Filename = d.str(cstring(field(lens[4])))
+	ev.CgroupPath = d.path(field(lens[5]), ev.Truncated&TruncCgroup != 0, false)
+	for i := 0; i < int(h.AncestorCount); i++ {
+		a := field(ancestorSize)
+		ev.Ancestors = append(ev.Ancestors, Ancestor{
+			PID:  binary.LittleEndian.Uint32(a[:4]),
+			Comm: d.str(cstring(a[4:])),
+		})
+	}
+	return nil
+}
+
+// args splits NUL-separated argv bytes. A final argument cut short by the
+// byte limit has no NUL and is kept as is.
+func (d *Decoder) args(b []byte, out []string) []string {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			out = append(out, validString(b))
+			break
+		}
+		out = append(out, validString(b[:i]))
+		b = b[i+1:]
+	}
+	return out
+}
+
+// path rebuilds a path from components written leaf first. A complete path
+// is absolute, as /proc/<pid>/exe shows it, with " (deleted)" for unlinked
+// files. A truncated one has no leading slash: it is the deepest part only.
+func (d *Decoder) path(b []byte, truncated, deleted bool) string {
+	d.buf = d.buf[:0]
+	end := len(b)
+	if end > 0 && b[end-1] == 0 {
+		end--
+	}
+	comps := b[:end]
+	// Walk the components from the last (nearest the root) to the first.
+	for len(comps) > 0 {
+		i := bytes.LastIndexByte(comps, 0)
+		name := comps[i+1:]
+		if len(d.buf) > 0 || !truncated {
+			d.buf = append(d.buf, '/')
+		}
+		d.buf = append(d.buf, name...)
+		if i < 0 {
+			break
+		}
+		comps = comps[:i]
+	}
+	if len(d.buf) == 0 && !truncated {
+		d.buf = append(d.buf, '/')
+	}
+	if deleted {
+		d.buf = append(d.buf, " (deleted)"...)
+	}
+	return d.str(d.buf)
+}
+
+// str returns b as a valid UTF-8 string, interned.
+func (d *Decoder) str(b []byte) string {
+	if s, ok := d.interned[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := validString(b)
+	if len(d.interned) >= maxInterned {
+		clear(d.interned)
+	}
+	d.interned[s] = s
+	return s
+}
+
+// validString copies b into a string, replacing invalid UTF-8 with U+FFFD.
+func validString(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// cstring cuts b at its first NUL.
+func cstring(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+func int8Bytes(b []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+}

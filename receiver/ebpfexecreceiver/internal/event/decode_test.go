@@ -1,0 +1,259 @@
+package event
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
+)
+
+// rawRecord builds a record the way bpf/exec.c lays it out. Paths are given
+// root first and written leaf first, as the kernel walk does.
+type rawRecord struct {
+	hdr       probe.RawEvent
+	args      []byte
+	exe, cwd  []string
+	pexe      []string
+	filename  string
+	cgroup    []string
+	ancestors []Ancestor
+}
+
+func leafFirst(comps []string) []byte {
+	var b []byte
+	for i := len(comps) - 1; i >= 0; i-- {
+		b = append(b, comps[i]...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+func (r rawRecord) bytes() []byte {
+	exe, cwd, pexe, cg := leafFirst(r.exe), leafFirst(r.cwd), leafFirst(r.pexe), leafFirst(r.cgroup)
+	fn := []byte(r.filename)
+	if r.filename != "" {
+		fn = append(fn, 0)
+	}
+	h := r.hdr
+	h.ArgsLen, h.ExeLen, h.CwdLen, h.PexeLen = uint16(len(r.args)), uint16(len(exe)), uint16(len(cwd)), uint16(len(pexe))
+	h.FilenameLen, h.CgroupLen, h.AncestorCount = uint16(len(fn)), uint16(len(cg)), uint8(len(r.ancestors))
+	out := append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&h)), HeaderSize)...)
+	for _, f := range [][]byte{r.args, exe, cwd, pexe, fn, cg} {
+		out = append(out, f...)
+	}
+	for _, a := range r.ancestors {
+		var e [20]byte
+		binary.LittleEndian.PutUint32(e[:4], a.PID)
+		copy(e[4:], a.Comm)
+		out = append(out, e[:]...)
+	}
+	return out
+}
+
+func comm(s string) (c [16]int8) {
+	for i := 0; i < len(s) && i < 15; i++ {
+		c[i] = int8(s[i])
+	}
+	return c
+}
+
+func TestDecode(t *testing.T) {
+	base := rawRecord{
+		hdr: probe.RawEvent{
+			BootNs: 5_000_000_000, Pid: 4242, Ppid: 4200, Vpid: 7, Uid: 1000, Ruid: 1001, Gid: 100,
+			Argc: 3, Comm: comm("cc1"), ExeOrigin: uint8(OriginImage), PexeOrigin: uint8(OriginHost),
+		},
+		args:      []byte("gcc\x00-c\x00x.c\x00"),
+		exe:       []string{"usr", "bin", "gcc-12"},
+		cwd:       []string{"src"},
+		pexe:      []string{"bin", "busybox"},
+		filename:  "/usr/bin/gcc",
+		cgroup:    []string{"kubepods", "besteffort", "pod1", "abc"},
+		ancestors: []Ancestor{{PID: 4200, Comm: "sh"}, {PID: 1, Comm: "init"}},
+	}
+	tests := []struct {
+		name  string
+		mod   func(r *rawRecord)
+		check func(t *testing.T, ev *Event)
+	}{
+		{"complete", nil, func(t *testing.T, ev *Event) {
+			assert.Equal(t, time.Unix(0, 5_000_000_000+1_700_000_000_000_000_000), ev.Time)
+			assert.Equal(t, uint32(4242), ev.PID)
+			assert.Equal(t, uint32(4200), ev.ParentPID)
+			assert.Equal(t, uint32(7), ev.VPID)
+			assert.Equal(t, [3]uint32{1000, 1001, 100}, [3]uint32{ev.UID, ev.RUID, ev.GID})
+			assert.Equal(t, "cc1", ev.Comm)
+			assert.Equal(t, []string{"gcc", "-c", "x.c"}, ev.Args)
+			assert.Equal(t, uint32(3), ev.Argc)
+			assert.Equal(t, "/usr/bin/gcc-12", ev.ExePath)
+			assert.Equal(t, "/src", ev.Cwd)
+			assert.Equal(t, "/bin/busybox", ev.ParentExePath)
+			assert.Equal(t, "/usr/bin/gcc", ev.Filename)
+			assert.Equal(t, "/kubepods/besteffort/pod1/abc", ev.CgroupPath)
+			assert.Equal(t, []Ancestor{{4200, "sh"}, {1, "init"}}, ev.Ancestors)
+			assert.Equal(t, "sh", ev.ParentComm())
+			assert.Equal(t, OriginImage, ev.ExeOrigin)
+			assert.Equal(t, OriginHost, ev.ParentOrigin)
+			assert.Nil(t, ev.Truncated.Names())
+			assert.False(t, ev.CgroupV1)
+		}},
+		{"root cwd and empty cgroup", func(r *rawRecord) { r.cwd = nil; r.cgroup = nil }, func(t *testing.T, ev *Event) {
+			assert.Equal(t, "/", ev.Cwd)
+			assert.Equal(t, "/", ev.CgroupPath)
+		}},
+		{"truncated args keep the partial last argument", func(r *rawRecord) {
+			r.args = []byte("gcc\x00-DVERY_LONG_MAC")
+			r.hdr.Argc = 40
+			r.hdr.Flags = uint32(TruncArgs)
+		}, func(t *testing.T, ev *Event) {
+			assert.Equal(t, []string{"gcc", "-DVERY_LONG_MAC"}, ev.Args)
+			assert.Equal(t, uint32(40), ev.Argc)
+			assert.Equal(t, []string{"args"}, ev.Truncated.Names())
+		}},
+		{"truncated paths are relative", func(r *rawRecord) {
+			r.hdr.Flags = uint32(TruncPath | TruncCwd | TruncAncestors)
+		}, func(t *testing.T, ev *Event) {
+			assert.Equal(t, "usr/bin/gcc-12", ev.ExePath)
+			assert.Equal(t, "src", ev.Cwd)
+			assert.Equal(t, []string{"args", "path", "cwd", "ancestors"}[1:], ev.Truncated.Names())
+		}},
+		{"deleted executable", func(r *rawRecord) {
+			r.hdr.Flags = probe.FlagExeDeleted
+			r.exe = []string{"tmp", "x"}
+		}, func(t *testing.T, ev *Event) {
+			assert.Equal(t, "/tmp/x (deleted)", ev.ExePath)
+		}},
+		{"v1 cgroup", func(r *rawRecord) { r.hdr.Flags = probe.FlagCgroupV1 }, func(t *testing.T, ev *Event) {
+			assert.True(t, ev.CgroupV1)
+		}},
+		{"invalid UTF-8 everywhere", func(r *rawRecord) {
+			r.args = []byte("gcc\x00\xff\xfe\x00")
+			r.exe = []string{"usr", "bin\xc3", "gcc"}
+			r.cwd = []string{"\x80"}
+			r.filename = "/tmp/\xff"
+			r.hdr.Comm = comm("a\xffb")
+			r.ancestors = []Ancestor{{PID: 9, Comm: "\xfe"}}
+		}, func(t *testing.T, ev *Event) {
+			for _, s := range append([]string{ev.ExePath, ev.Cwd, ev.Filename, ev.Comm, ev.Ancestors[0].Comm}, ev.Args...) {
+				assert.True(t, utf8.ValidString(s), "%q", s)
+			}
+			assert.Equal(t, "/usr/bin\uFFFD/gcc", ev.ExePath)
+			assert.Equal(t, "a\uFFFDb", ev.Comm)
+		}},
+		{"no parent executable (kernel thread parent)", func(r *rawRecord) { r.pexe = nil }, func(t *testing.T, ev *Event) {
+			assert.Equal(t, "", ev.ParentExePath)
+		}},
+		{"unknown origin values are dropped", func(r *rawRecord) { r.hdr.ExeOrigin = 200 }, func(t *testing.T, ev *Event) {
+			assert.Equal(t, OriginUnknown, ev.ExeOrigin)
+			assert.Equal(t, "", ev.ExeOrigin.String())
+		}},
+	}
+	d := NewDecoder()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base
+			if tt.mod != nil {
+				tt.mod(&r)
+			}
+			var ev Event
+			require.NoError(t, d.Decode(r.bytes(), 1_700_000_000_000_000_000, &ev))
+			tt.check(t, &ev)
+		})
+	}
+}
+
+func TestDecodeMaximal(t *testing.T) {
+	// Every field at its hard maximum, as the kernel can emit it.
+	args := bytes.Repeat([]byte("a"), probe.ArgsBytesHardMax)
+	var deep []string
+	for range probe.PathDepthHardMax {
+		deep = append(deep, "abcdefghijklmnopqrstuvwxyz0")
+	}
+	r := rawRecord{args: args, exe: deep[:140], cwd: deep[:140], pexe: deep[:140], cgroup: deep[:140], filename: string(bytes.Repeat([]byte("f"), 4095))}
+	r.hdr.Flags = uint32(TruncArgs | TruncPath)
+	for range probe.AncestorsHardMax {
+		r.ancestors = append(r.ancestors, Ancestor{PID: 1, Comm: "123456789012345"})
+	}
+	var ev Event
+	require.NoError(t, NewDecoder().Decode(r.bytes(), 0, &ev))
+	assert.Len(t, ev.Args, 1)
+	assert.Len(t, ev.Args[0], probe.ArgsBytesHardMax)
+	assert.Len(t, ev.Ancestors, probe.AncestorsHardMax)
+	assert.Equal(t, "123456789012345", ev.Ancestors[15].Comm)
+	assert.Len(t, ev.Filename, 4095)
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	good := rawRecord{args: []byte("x\x00"), exe: []string{"x"}}.bytes()
+	for name, raw := range map[string][]byte{
+		"empty":          nil,
+		"short header":   good[:HeaderSize-1],
+		"lengths exceed": good[:len(good)-1],
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ev Event
+			err := NewDecoder().Decode(raw, 0, &ev)
+			assert.True(t, errors.Is(err, ErrMalformed), "%v", err)
+		})
+	}
+}
+
+func TestDecoderInternCacheIsBounded(t *testing.T) {
+	d := NewDecoder()
+	for i := range maxInterned + 10 {
+		d.str([]byte{byte(i), byte(i >> 8), 'x'})
+	}
+	assert.LessOrEqual(t, len(d.interned), maxInterned)
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(rawRecord{args: []byte("gcc\x00-c\x00"), exe: []string{"usr", "bin", "gcc"}, ancestors: []Ancestor{{1, "init"}}}.bytes())
+	f.Add(rawRecord{hdr: probe.RawEvent{Flags: 0xffffffff}, args: []byte("\xff\xfe")}.bytes())
+	f.Add([]byte{})
+	d := NewDecoder()
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var ev Event
+		if err := d.Decode(raw, 0, &ev); err != nil {
+			return
+		}
+		for _, s := range append([]string{ev.ExePath, ev.Cwd, ev.ParentExePath, ev.Filename, ev.CgroupPath, ev.Comm}, ev.Args...) {
+			if !utf8.ValidString(s) {
+				t.Fatalf("invalid UTF-8 %q", s)
+			}
+		}
+		for _, a := range ev.Ancestors {
+			if !utf8.ValidString(a.Comm) {
+				t.Fatalf("invalid UTF-8 comm %q", a.Comm)
+			}
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	raw := rawRecord{
+		hdr:       probe.RawEvent{Argc: 4, Comm: comm("gcc")},
+		args:      []byte("gcc\x00-O2\x00-c\x00main.c\x00"),
+		exe:       []string{"usr", "bin", "x86_64-linux-gnu-gcc-12"},
+		cwd:       []string{"home", "user", "src", "project"},
+		pexe:      []string{"usr", "bin", "make"},
+		filename:  "/usr/bin/gcc",
+		cgroup:    []string{"kubepods.slice", "kubepods-besteffort.slice", "kubepods-besteffort-pod0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0.slice", "cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope"},
+		ancestors: []Ancestor{{100, "make"}, {90, "sh"}, {1, "containerd-shim"}, {0, ""}},
+	}.bytes()
+	d := NewDecoder()
+	var ev Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(raw, 0, &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+//go:build linux
+
+package probe
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Capability bit numbers (linux/capability.h).
+const (
+	capSysAdmin    = 21
+	capSysResource = 24
+	capPerfmon     = 38
+	capBPF         = 39
+)
+
+const privilegeHint = "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE " +
+	"(Kubernetes: securityContext.capabilities.add [BPF, PERFMON, SYS_RESOURCE]; " +
+	"systemd: AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_SYS_RESOURCE; " +
+	"shell: setpriv --inh-caps=+bpf,+perfmon,+sys_resource --ambient-caps=+bpf,+perfmon,+sys_resource)"
+
+// CheckPrivileges reads the effective capability set directly. cilium/ebpf
+// reports EPERM with a hint about RLIMIT_MEMLOCK, which misleads when the
+// real cause is a missing capability, so we check first and name them.
+func CheckPrivileges() error {
+	eff, err := effectiveCaps()
+	if err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	return missingCaps(eff, needsMemlock())
+}
+
+// missingCaps is the pure decision: tracing programs need CAP_BPF and
+// CAP_PERFMON (or CAP_SYS_ADMIN, which implies both); kernels before 5.11
+// charge BPF maps to RLIMIT_MEMLOCK, which only CAP_SYS_RESOURCE may raise.
+func missingCaps(eff uint64, memlock bool) error {
+	has := func(c uint) bool { return eff&(1<<c) != 0 }
+	var missing []string
+	if !has(capSysAdmin) {
+		if !has(capBPF) {
+			missing = append(missing, "CAP_BPF")
+		}
+		if !has(capPerfmon) {
+			missing = append(missing, "CAP_PERFMON")
+		}
+	}
+	if memlock && !has(capSysResource) {
+		missing = append(missing, "CAP_SYS_RESOURCE")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("missing capabilities %s to load the exec BPF program: %s", strings.Join(missing, ", "), privilegeHint)
+}
+
+func effectiveCaps() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, fmt.Errorf("no CapEff line in /proc/self/status")
+}
+
+// needsMemlock reports whether RLIMIT_MEMLOCK still limits BPF maps here:
+// kernels before 5.11, unless the limit is already unlimited.
+func needsMemlock() bool {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err == nil && lim.Cur == unix.RLIM_INFINITY {
+		return false
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return true
+	}
+	major, minor := parseKernelVersion(unix.ByteSliceToString(uts.Release[:]))
+	return major < 5 || (major == 5 && minor < 11)
+}
+
+func parseKernelVersion(release string) (major, minor int) {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0
+	}
+	major, _ = strconv.Atoi(parts[0])
+	minor, _ = strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return major, minor
+}

@@ -1,0 +1,8 @@
+package probe
+
+// The BPF C source lives in bpf/ at the module root. The generated Go and
+// object files are committed, so building and testing need no clang;
+// `make generate` reruns this with clang-19 and `make generate-check` fails
+// when the committed output is stale.
+//
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type event -type ancestor -go-package probe exec ../../../../bpf/exec.c -- -I../../../../bpf/include

@@ -1,0 +1,144 @@
+//go:build linux
+
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// Probe is a loaded and attached exec program with its ring-buffer reader.
+type Probe struct {
+	objs   execObjects
+	link   link.Link
+	reader *ringbuf.Reader
+}
+
+// Load checks privileges and BTF, loads the program with cfg's limits,
+// attaches it to tp_btf/sched_process_exec and opens the ring buffer.
+// Errors name the cause in terms a user can act on.
+func Load(cfg Config) (*Probe, error) {
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return nil, fmt.Errorf("kernel BTF is not available (%v): compilerwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.8 are)", err)
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; this is a
+	// no-op on newer kernels. It needs CAP_SYS_RESOURCE where it matters.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK for BPF maps: %w (grant CAP_SYS_RESOURCE)", err)
+	}
+
+	spec, err := loadExec()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded BPF object: %w", err)
+	}
+	for name, v := range map[string]uint32{
+		execVarMaxArgsBytes: cfg.MaxArgsBytes,
+		execVarMaxPathDepth: cfg.MaxPathDepth,
+		execVarMaxAncestors: cfg.MaxAncestors,
+	} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("setting BPF limit %s: %w", name, err)
+		}
+	}
+	spec.Maps[execMapEvents].MaxEntries = cfg.RingBufferSize
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("counting possible CPUs: %w", err)
+	}
+	spec.Maps[execMapScratchMap].MaxEntries = uint32(cpus)
+
+	p := &Probe{}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		return nil, explainLoadError(err)
+	}
+	p.link, err = link.AttachTracing(link.TracingOptions{
+		Program:    p.objs.HandleExec,
+		AttachType: ebpf.AttachTraceRawTp,
+	})
+	if err != nil {
+		p.objs.Close()
+		return nil, fmt.Errorf("attaching to tp_btf/sched_process_exec: %w", err)
+	}
+	p.reader, err = ringbuf.NewReader(p.objs.Events)
+	if err != nil {
+		p.link.Close()
+		p.objs.Close()
+		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+	}
+	return p, nil
+}
+
+// Reader returns the ring-buffer reader. Close the Probe, not the reader.
+func (p *Probe) Reader() RecordReader { return p.reader }
+
+// Stats reads the kernel-side counters.
+func (p *Probe) Stats() (Stats, error) {
+	var s Stats
+	for idx, dst := range []*uint64{&s.Execs, &s.RingbufDrops, &s.ScratchMisses} {
+		var perCPU []uint64
+		if err := p.objs.Stats.Lookup(uint32(idx), &perCPU); err != nil {
+			return s, fmt.Errorf("reading BPF stats: %w", err)
+		}
+		for _, v := range perCPU {
+			*dst += v
+		}
+	}
+	return s, nil
+}
+
+// ProgramID returns the kernel id of the attached program, for tests and
+// diagnostics.
+func (p *Probe) ProgramID() (ebpf.ProgramID, error) {
+	info, err := p.objs.HandleExec.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, _ := info.ID()
+	return id, nil
+}
+
+// Close detaches the program and releases every kernel object. A reader
+// blocked in ReadInto returns ringbuf.ErrClosed.
+func (p *Probe) Close() error {
+	var errs []error
+	if p.reader != nil {
+		errs = append(errs, p.reader.Close())
+	}
+	if p.link != nil {
+		errs = append(errs, p.link.Close())
+	}
+	errs = append(errs, p.objs.Close())
+	return errors.Join(errs...)
+}
+
+// explainLoadError turns load failures into messages a user can act on.
+func explainLoadError(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		log := ve.Log
+		if len(log) > 20 {
+			log = log[len(log)-20:]
+		}
+		return fmt.Errorf("the kernel's BPF verifier rejected the exec program (kernel too old or unusual config?); last verifier lines:\n%s\n: %w",
+			strings.Join(log, "\n"), err)
+	}
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("this kernel lacks a BPF feature compilerwatch needs (BTF, ring buffer: Linux 5.8+, tp_btf): %w", err)
+	}
+	if errors.Is(err, os.ErrPermission) {
+		// cilium/ebpf suggests raising MEMLOCK on EPERM; the usual cause is
+		// missing capabilities or a lockdown/seccomp policy.
+		return fmt.Errorf("loading the BPF program was not permitted: %w; %s", err, privilegeHint)
+	}
+	return fmt.Errorf("loading the BPF program: %w", err)
+}
