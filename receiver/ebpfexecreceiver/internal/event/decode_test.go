@@ -27,7 +27,7 @@ type rawRecord struct {
 	ancestors []Ancestor
 }
 
-func leafFirst(comps []string) []byte {
+func compsLeafFirst(comps []string) []byte {
 	var b []byte
 	for i := len(comps) - 1; i >= 0; i-- {
 		b = append(b, comps[i]...)
@@ -37,7 +37,7 @@ func leafFirst(comps []string) []byte {
 }
 
 func (r rawRecord) bytes() []byte {
-	exe, cwd, pexe, cg := leafFirst(r.exe), leafFirst(r.cwd), leafFirst(r.pexe), leafFirst(r.cgroup)
+	exe, cwd, pexe, cg := compsLeafFirst(r.exe), compsLeafFirst(r.cwd), compsLeafFirst(r.pexe), compsLeafFirst(r.cgroup)
 	fn := []byte(r.filename)
 	if r.filename != "" {
 		fn = append(fn, 0)
@@ -256,4 +256,16 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	in := Event{
+		Time: time.Unix(0, 123456789), PID: 10, ParentPID: 9, VPID: 1, UID: 1, RUID: 2, GID: 3, Argc: 2,
+		Comm: "gcc", Filename: "/usr/bin/cc", ExePath: "/usr/bin/gcc-12", Cwd: "/src", ParentExePath: "/bin/sh",
+		Args: []string{"cc", "-c"}, CgroupPath: "/kubepods/pod1/abc", Ancestors: []Ancestor{{9, "sh"}},
+		ExeOrigin: OriginUpperLayer, ParentOrigin: OriginImage,
+	}
+	var out Event
+	require.NoError(t, NewDecoder().Decode(Encode(&in), 0, &out))
+	assert.Equal(t, in, out)
 }

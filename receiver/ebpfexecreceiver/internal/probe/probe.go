@@ -60,7 +60,9 @@ type RecordReader interface {
 	// os.ErrDeadlineExceeded at the deadline and ringbuf.ErrClosed after Close.
 	ReadInto(rec *ringbuf.Record) error
 	SetDeadline(t time.Time)
-	Close() error
+	// Flush makes ReadInto return what is in the ring now, then
+	// ringbuf.ErrFlushed: the drain step of a clean shutdown.
+	Flush() error
 }
 
 var _ RecordReader = (*ringbuf.Reader)(nil)

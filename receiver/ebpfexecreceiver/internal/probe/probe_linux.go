@@ -107,6 +107,16 @@ func (p *Probe) ProgramID() (ebpf.ProgramID, error) {
 	return id, nil
 }
 
+// Detach stops new records; records already in the ring can still be read.
+func (p *Probe) Detach() error {
+	if p.link == nil {
+		return nil
+	}
+	err := p.link.Close()
+	p.link = nil
+	return err
+}
+
 // Close detaches the program and releases every kernel object. A reader
 // blocked in ReadInto returns ringbuf.ErrClosed.
 func (p *Probe) Close() error {

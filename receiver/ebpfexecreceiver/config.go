@@ -1,0 +1,183 @@
+package ebpfexecreceiver // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// Hard limits. The BPF program sizes its scratch buffers and loop bounds
+// from these, so Validate refuses anything above them.
+const (
+	// MaxArgsBytesLimit is the largest max_args_bytes: the size of the BPF
+	// per-CPU scratch buffer argv is copied into.
+	MaxArgsBytesLimit = 32768
+	// MaxPathDepthLimit is the largest max_path_depth: the bound of the
+	// verifier-checked dentry walk.
+	MaxPathDepthLimit = 128
+	// AncestorsLimit is the largest ancestors value.
+	AncestorsLimit = 16
+	// MaxRingBufferSize bounds ring_buffer_size. The kernel caps a ring
+	// buffer below 4 GiB; 1 GiB of locked kernel memory per node is already
+	// far beyond any sane setting.
+	MaxRingBufferSize ByteSize = 1 << 30
+)
+
+// Defaults, as documented in design.md.
+const (
+	defaultRingBufferSize ByteSize = 8 << 20
+	defaultMaxArgsBytes            = 4096
+	defaultMaxPathDepth            = 64
+	defaultAncestors               = 4
+	defaultBatchMaxSize            = 512
+	defaultFlushInterval           = 200 * time.Millisecond
+)
+
+// Config is the ebpf_exec receiver's configuration.
+type Config struct {
+	// RingBufferSize is the size of the one ring buffer shared by all CPUs,
+	// in bytes: a power of two, at least a page. It is locked kernel memory.
+	RingBufferSize ByteSize `mapstructure:"ring_buffer_size"`
+	// MaxArgsBytes is how many argv bytes are captured per exec.
+	MaxArgsBytes int `mapstructure:"max_args_bytes"`
+	// MaxPathDepth is how many path components are walked per path.
+	MaxPathDepth int `mapstructure:"max_path_depth"`
+	// Ancestors is how many pid:comm pairs are captured, the parent first.
+	Ancestors int             `mapstructure:"ancestors"`
+	Batch     BatchConfig     `mapstructure:"batch"`
+	Redaction RedactionConfig `mapstructure:"redaction"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// BatchConfig controls how records are grouped before they are passed on.
+type BatchConfig struct {
+	// MaxSize is the most records per batch.
+	MaxSize int `mapstructure:"max_size"`
+	// FlushInterval is the longest a record waits for its batch to fill.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+}
+
+// RedactionConfig controls secret masking in arguments.
+type RedactionConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Patterns are Go regexps added to the built-in rules. With a capture
+	// group, only group 1 is masked; otherwise the whole match.
+	Patterns []string `mapstructure:"patterns"`
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// createDefaultConfig returns the documented defaults.
+func createDefaultConfig() component.Config {
+	return &Config{
+		RingBufferSize: defaultRingBufferSize,
+		MaxArgsBytes:   defaultMaxArgsBytes,
+		MaxPathDepth:   defaultMaxPathDepth,
+		Ancestors:      defaultAncestors,
+		Batch: BatchConfig{
+			MaxSize:       defaultBatchMaxSize,
+			FlushInterval: defaultFlushInterval,
+		},
+		Redaction: RedactionConfig{Enabled: true},
+	}
+}
+
+// Validate checks the configuration without side effects. It stops at the
+// first problem and names the key.
+func (cfg *Config) Validate() error {
+	page := ByteSize(os.Getpagesize())
+	switch rb := cfg.RingBufferSize; {
+	case rb == 0 || rb&(rb-1) != 0:
+		return fmt.Errorf(`"ring_buffer_size" must be a power of two, got %s`, rb)
+	case rb < page:
+		return fmt.Errorf(`"ring_buffer_size" must be at least the page size (%s), got %s`, page, rb)
+	case rb > MaxRingBufferSize:
+		return fmt.Errorf(`"ring_buffer_size" must be at most %s, got %s`, MaxRingBufferSize, rb)
+	}
+	if err := checkRange("max_args_bytes", cfg.MaxArgsBytes, 1, MaxArgsBytesLimit); err != nil {
+		return err
+	}
+	if err := checkRange("max_path_depth", cfg.MaxPathDepth, 1, MaxPathDepthLimit); err != nil {
+		return err
+	}
+	// At least 1: the first ancestor is the parent, whose comm every record
+	// carries (compilerwatch.parent.command).
+	if err := checkRange("ancestors", cfg.Ancestors, 1, AncestorsLimit); err != nil {
+		return err
+	}
+	if cfg.Batch.MaxSize < 1 {
+		return fmt.Errorf(`"batch.max_size" must be at least 1, got %d`, cfg.Batch.MaxSize)
+	}
+	if cfg.Batch.FlushInterval <= 0 {
+		return fmt.Errorf(`"batch.flush_interval" must be positive, got %s`, cfg.Batch.FlushInterval)
+	}
+	for i, p := range cfg.Redaction.Patterns {
+		if _, err := regexp.Compile(p); err != nil {
+			return fmt.Errorf(`"redaction.patterns[%d]" is not a valid regular expression: %w`, i, err)
+		}
+	}
+	return nil
+}
+
+func checkRange(key string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("%q must be between %d and %d, got %d", key, lo, hi, v)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes. In configuration it is a plain integer or an
+// integer with a binary unit: B, KiB, MiB or GiB ("8MiB"). Decimal units
+// (KB, MB) are refused rather than guessed.
+type ByteSize uint64
+
+// byteUnits, largest first; matched case-insensitively.
+var byteUnits = [...]struct {
+	name  string
+	shift uint
+}{
+	{"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0},
+}
+
+// UnmarshalText parses "8MiB", "512 KiB" or "8388608".
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	num, shift := s, uint(0)
+	for _, u := range byteUnits {
+		if len(s) >= len(u.name) && strings.EqualFold(s[len(s)-len(u.name):], u.name) {
+			num, shift = strings.TrimSpace(s[:len(s)-len(u.name)]), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return fmt.Errorf("invalid size %q: want an integer with an optional unit B, KiB, MiB or GiB", s)
+	}
+	if n > math.MaxUint64>>shift {
+		return fmt.Errorf("invalid size %q: too large", s)
+	}
+	*b = ByteSize(n << shift)
+	return nil
+}
+
+// MarshalText writes the largest binary unit that represents b exactly.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// String formats b like MarshalText: "8MiB", "4KiB", "3000B".
+func (b ByteSize) String() string {
+	for _, u := range byteUnits {
+		if b != 0 && uint64(b)&(1<<u.shift-1) == 0 || u.shift == 0 {
+			return strconv.FormatUint(uint64(b)>>u.shift, 10) + u.name
+		}
+	}
+	return "" // unreachable: the last unit always matches
+}

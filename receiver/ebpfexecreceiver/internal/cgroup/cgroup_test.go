@@ -1,0 +1,176 @@
+package cgroup
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const (
+	id1 = "3f9a8f2c1d6e4b7a9c0d1e2f3a4b5c6d7e8f90123456789abcdef0123456789a"
+	id2 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	// Pod uid as the API shows it, and as systemd slices spell it.
+	pod    = "9c6f4e2a-1b3d-4c5e-8f70-a1b2c3d4e5f6"
+	podUnd = "9c6f4e2a_1b3d_4c5e_8f70_a1b2c3d4e5f6"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+		want Info
+	}{
+		// docker
+		{"docker cgroupfs v1/v2", "/docker/" + id1, Info{ContainerID: id1, Runtime: RuntimeDocker}},
+		{"docker systemd", "/system.slice/docker-" + id1 + ".scope", Info{ContainerID: id1, Runtime: RuntimeDocker}},
+		{"docker rootless", "/user.slice/user-1000.slice/user@1000.service/user.slice/docker-" + id1 + ".scope", Info{ContainerID: id1, Runtime: RuntimeDocker}},
+		{"docker in docker: innermost wins", "/docker/" + id1 + "/docker/" + id2, Info{ContainerID: id2, Runtime: RuntimeDocker}},
+		{"docker trailing slash", "/docker/" + id1 + "/", Info{ContainerID: id1, Runtime: RuntimeDocker}},
+		{"docker sub-cgroup inside the container", "/system.slice/docker-" + id1 + ".scope/init", Info{ContainerID: id1, Runtime: RuntimeDocker}},
+
+		// containerd / cri-containerd
+		{"kubepods cgroupfs besteffort", "/kubepods/besteffort/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
+		{"kubepods cgroupfs burstable", "/kubepods/burstable/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
+		{"kubepods cgroupfs guaranteed", "/kubepods/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
+		{"kubepods systemd cri-containerd burstable",
+			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"kubepods systemd cri-containerd besteffort",
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUnd + ".slice/cri-containerd-" + id2 + ".scope",
+			Info{ContainerID: id2, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"kubepods systemd guaranteed",
+			"/kubepods.slice/kubepods-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"kind node: kubelet.slice inside a docker container",
+			"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"kind node v1: pod inside an outer docker container",
+			"/docker/" + id2 + "/kubepods/besteffort/pod" + pod + "/" + id1,
+			Info{ContainerID: id1, PodUID: pod}},
+		{"outer container with a pod below it but no inner container",
+			"/docker/" + id2 + "/kubepods/besteffort/pod" + pod,
+			Info{ContainerID: id2, Runtime: RuntimeDocker}},
+		{"nerdctl", "/system.slice/nerdctl-" + id1 + ".scope", Info{ContainerID: id1, Runtime: RuntimeContainerd}},
+		{"containerd namespace cgroupfs", "/default/" + id1, Info{ContainerID: id1}},
+		{"uppercase pod uid normalised", "/kubepods/burstable/pod" + strings.ToUpper(pod) + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
+
+		// cri-o
+		{"cri-o systemd", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/crio-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeCRIO, PodUID: pod}},
+		{"cri-o systemd container sub-cgroup", "/kubepods.slice/kubepods-pod" + podUnd + ".slice/crio-" + id1 + ".scope/container",
+			Info{ContainerID: id1, Runtime: RuntimeCRIO, PodUID: pod}},
+		{"cri-o cgroupfs", "/kubepods/burstable/pod" + pod + "/crio-" + id1, Info{ContainerID: id1, Runtime: RuntimeCRIO, PodUID: pod}},
+		{"cri-o conmon is the host-side monitor",
+			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/crio-conmon-" + id1 + ".scope",
+			Info{PodUID: pod}},
+
+		// podman
+		{"podman systemd", "/machine.slice/libpod-" + id1 + ".scope", Info{ContainerID: id1, Runtime: RuntimePodman}},
+		{"podman systemd container sub-cgroup", "/machine.slice/libpod-" + id1 + ".scope/container", Info{ContainerID: id1, Runtime: RuntimePodman}},
+		{"podman cgroupfs libpod_parent", "/libpod_parent/libpod-" + id1, Info{ContainerID: id1, Runtime: RuntimePodman}},
+		{"podman rootless", "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id1 + ".scope", Info{ContainerID: id1, Runtime: RuntimePodman}},
+		{"podman pod slice is not a kubepods pod", "/machine.slice/machine-libpod_pod_" + id2 + ".slice/libpod-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimePodman}},
+		{"podman conmon", "/machine.slice/libpod-conmon-" + id1 + ".scope", Info{}},
+
+		// host slices: no container
+		{"empty", "", Info{}},
+		{"root", "/", Info{}},
+		{"init.scope", "/init.scope", Info{}},
+		{"session scope", "/user.slice/user-1000.slice/session-3.scope", Info{}},
+		{"user manager", "/user.slice/user-1000.slice/user@1000.service/init.scope", Info{}},
+		{"tmux spawn", "/user.slice/user-1000.slice/user@1000.service/tmux-spawn-0267755b-4639-4a27-90ed-f19f88e53748.scope", Info{}},
+		{"docker daemon", "/system.slice/docker.service", Info{}},
+		{"containerd daemon", "/system.slice/containerd.service", Info{}},
+		{"kubelet", "/system.slice/kubelet.service", Info{}},
+		{"systemd-run transient 32-hex", "/system.slice/run-r3c0b1f2e4d5a69788796a5b4c3d2e1f0.scope", Info{}},
+		{"32-hex docker-like scope", "/system.slice/docker-3c0b1f2e4d5a69788796a5b4c3d2e1f0.scope", Info{}},
+		{"63 hex", "/docker/" + id1[:63], Info{}},
+		{"65 hex", "/docker/" + id1 + "0", Info{}},
+		{"uppercase id", "/docker/" + strings.ToUpper(id1), Info{}},
+		{"id with suffix", "/system.slice/docker-" + id1 + ".scope.bak", Info{}},
+		{"id as part of a name", "/system.slice/foo-" + id1 + ".scope", Info{}},
+		{"kubepods qos slice only", "/kubepods.slice/kubepods-burstable.slice", Info{}},
+		{"pod slice without kubepods marker", "/pod" + pod + "/" + id1, Info{ContainerID: id1}},
+		{"static pod: 32-hex config hash is not a uid", "/kubepods/burstable/pod6b3ae7a5a2a8a26a1c0d2c4b8e0c4e3f/" + id1, Info{ContainerID: id1}},
+		{"process directly in pod cgroup", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUnd + ".slice", Info{PodUID: pod}},
+		{"bad uuid groups", "/kubepods/pod9c6f4e2a1-b3d-4c5e-8f70-a1b2c3d4e5f6/" + id1, Info{ContainerID: id1}},
+		{"non-hex uuid", "/kubepods/pod9c6f4e2a-1b3d-4c5e-8f70-a1b2c3d4e5fz/" + id1, Info{ContainerID: id1}},
+		{"double slashes", "//docker//" + id1, Info{ContainerID: id1, Runtime: RuntimeDocker}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Parse(tt.path); got != tt.want {
+				t.Errorf("Parse(%q)\n got  %+v\n want %+v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseNoAllocWithoutUnderscoredPod(t *testing.T) {
+	paths := []string{
+		"/system.slice/docker-" + id1 + ".scope",
+		"/kubepods/besteffort/pod" + pod + "/" + id1,
+		"/user.slice/user-1000.slice/session-3.scope",
+	}
+	for _, p := range paths {
+		if n := testing.AllocsPerRun(100, func() { _ = Parse(p) }); n != 0 {
+			t.Errorf("Parse(%q) allocates %v times, want 0", p, n)
+		}
+	}
+}
+
+var (
+	idRE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	uidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+func checkInvariants(t *testing.T, path string, got Info) {
+	t.Helper()
+	if got.ContainerID != "" && !idRE.MatchString(got.ContainerID) {
+		t.Fatalf("Parse(%q): container id %q is not 64 lowercase hex", path, got.ContainerID)
+	}
+	if got.PodUID != "" && !uidRE.MatchString(got.PodUID) {
+		t.Fatalf("Parse(%q): pod uid %q is not a canonical uuid", path, got.PodUID)
+	}
+	switch got.Runtime {
+	case "":
+	case RuntimeDocker, RuntimeContainerd, RuntimeCRIO, RuntimePodman:
+		if got.ContainerID == "" {
+			t.Fatalf("Parse(%q): runtime %q without a container id", path, got.Runtime)
+		}
+	default:
+		t.Fatalf("Parse(%q): unknown runtime %q", path, got.Runtime)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"/docker/" + id1,
+		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
+		"/kubepods/besteffort/pod" + pod + "/crio-" + id1,
+		"/machine.slice/libpod-" + id1 + ".scope/container",
+		"/user.slice/user-1000.slice/session-3.scope",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		checkInvariants(t, path, Parse(path))
+	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	paths := map[string]string{
+		"host":       "/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-0267755b-4639-4a27-90ed-f19f88e53748.scope",
+		"cgroupfs":   "/kubepods/besteffort/pod" + pod + "/" + id1,
+		"systemdpod": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
+	}
+	for name, p := range paths {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Parse(p)
+			}
+		})
+	}
+}

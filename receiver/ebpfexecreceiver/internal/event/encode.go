@@ -1,0 +1,65 @@
+package event
+
+import (
+	"encoding/binary"
+	"strings"
+	"unsafe"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
+)
+
+// Encode lays ev out as the BPF program would write it: the inverse of
+// Decode for complete (untruncated, absolute) paths. Tests and fuzz seeds
+// use it to build records without a kernel.
+func Encode(ev *Event) []byte {
+	var args []byte
+	for _, a := range ev.Args {
+		args = append(append(args, a...), 0)
+	}
+	fn := []byte(ev.Filename)
+	if ev.Filename != "" {
+		fn = append(fn, 0)
+	}
+	exe, cwd, pexe, cg := leafFirst(ev.ExePath), leafFirst(ev.Cwd), leafFirst(ev.ParentExePath), leafFirst(ev.CgroupPath)
+
+	h := probe.RawEvent{
+		Pid: ev.PID, Ppid: ev.ParentPID, Vpid: ev.VPID, Uid: ev.UID, Ruid: ev.RUID, Gid: ev.GID, Argc: ev.Argc,
+		Flags:   uint32(ev.Truncated),
+		ArgsLen: uint16(len(args)), ExeLen: uint16(len(exe)), CwdLen: uint16(len(cwd)), PexeLen: uint16(len(pexe)),
+		FilenameLen: uint16(len(fn)), CgroupLen: uint16(len(cg)), AncestorCount: uint8(len(ev.Ancestors)),
+		ExeOrigin: uint8(ev.ExeOrigin), PexeOrigin: uint8(ev.ParentOrigin),
+	}
+	if !ev.Time.IsZero() {
+		h.BootNs = uint64(ev.Time.UnixNano())
+	}
+	if ev.CgroupV1 {
+		h.Flags |= probe.FlagCgroupV1
+	}
+	for i := 0; i < len(ev.Comm) && i < len(h.Comm)-1; i++ {
+		h.Comm[i] = int8(ev.Comm[i])
+	}
+	out := append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&h)), HeaderSize)...)
+	for _, f := range [][]byte{args, exe, cwd, pexe, fn, cg} {
+		out = append(out, f...)
+	}
+	for _, a := range ev.Ancestors {
+		var e [20]byte
+		binary.LittleEndian.PutUint32(e[:4], a.PID)
+		copy(e[4:19], a.Comm)
+		out = append(out, e[:]...)
+	}
+	return out
+}
+
+// leafFirst writes an absolute path's components leaf first, NUL-terminated.
+func leafFirst(p string) []byte {
+	comps := strings.Split(strings.Trim(p, "/"), "/")
+	var b []byte
+	for i := len(comps) - 1; i >= 0; i-- {
+		if comps[i] == "" {
+			continue
+		}
+		b = append(append(b, comps[i]...), 0)
+	}
+	return b
+}

@@ -1,0 +1,247 @@
+package ebpfexecreceiver // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
+)
+
+// source is the kernel side as the receiver sees it: a loaded, attached
+// program. probe.Probe implements it; tests use a fake.
+type source interface {
+	Reader() probe.RecordReader
+	Stats() (probe.Stats, error)
+	Detach() error
+	Close() error
+}
+
+// loader loads and attaches a source. It is a field so tests can replace it.
+type loader func(probe.Config) (source, error)
+
+// Values of the reason attribute of the dropped_records metric.
+var (
+	reasonDecode  = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "decode")))
+	reasonRefused = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "refused")))
+)
+
+// statsInterval is how often kernel-side counters are read and reported.
+const statsInterval = time.Second
+
+type execReceiver struct {
+	cfg      *Config
+	settings receiver.Settings
+	next     consumer.Logs
+	obs      *receiverhelper.ObsReport
+	tb       *metadata.TelemetryBuilder
+	load     loader
+	clock    func() time.Time
+	bootOff  func() int64
+
+	src    source
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// Guarded by the read loop: only it touches these.
+	conv    *logsConverter
+	decoder *event.Decoder
+}
+
+func newExecReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, load loader) (*execReceiver, error) {
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "ebpf",
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &execReceiver{
+		cfg:      cfg,
+		settings: set,
+		next:     next,
+		obs:      obs,
+		tb:       tb,
+		load:     load,
+		clock:    time.Now,
+		bootOff:  bootOffset,
+	}, nil
+}
+
+// Start loads and attaches the BPF program, then starts the read loop. A
+// load or attach failure is returned with its cause named.
+func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
+	conv, err := newReceiverConverter(r.cfg, r.settings)
+	if err != nil {
+		return err
+	}
+	src, err := r.load(probe.Config{
+		RingBufferSize: uint32(r.cfg.RingBufferSize),
+		MaxArgsBytes:   uint32(r.cfg.MaxArgsBytes),
+		MaxPathDepth:   uint32(r.cfg.MaxPathDepth),
+		MaxAncestors:   uint32(r.cfg.Ancestors),
+	})
+	if err != nil {
+		return err
+	}
+	r.src, r.conv, r.decoder = src, conv, event.NewDecoder()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(2)
+	go r.readLoop(ctx)
+	go r.statsLoop(ctx)
+	r.settings.Logger.Info("ebpf_exec: attached to tp_btf/sched_process_exec",
+		zap.String("ring_buffer_size", r.cfg.RingBufferSize.String()),
+		zap.Int("max_args_bytes", r.cfg.MaxArgsBytes),
+		zap.Int("max_path_depth", r.cfg.MaxPathDepth),
+		zap.Int("ancestors", r.cfg.Ancestors))
+	return nil
+}
+
+// Shutdown detaches the program, drains what the ring buffer already holds
+// into a final batch, then joins the goroutines and frees the kernel objects.
+func (r *execReceiver) Shutdown(context.Context) error {
+	if r.src == nil {
+		return nil
+	}
+	var errs []error
+	errs = append(errs, r.src.Detach())
+	errs = append(errs, r.src.Reader().Flush())
+	r.cancel()
+	r.wg.Wait()
+	errs = append(errs, r.src.Close())
+	r.src = nil
+	r.tb.Shutdown()
+	return errors.Join(errs...)
+}
+
+// readLoop reads records, decodes them and hands batches to the next
+// consumer by size (batch.max_size) or age (batch.flush_interval).
+func (r *execReceiver) readLoop(ctx context.Context) {
+	defer r.wg.Done()
+	rd := r.src.Reader()
+	var (
+		rec        ringbuf.Record
+		ev         event.Event
+		batchStart time.Time
+		offset     = r.bootOff()
+		offsetAt   = r.clock()
+	)
+	flush := func() {
+		if r.conv.Len() == 0 {
+			return
+		}
+		ld := r.conv.Take()
+		if st := r.conv.Stats(); st.TruncatedRecords > 0 || st.RedactedArgs > 0 {
+			r.tb.ReceiverEbpfExecTruncatedRecords.Add(ctx, int64(st.TruncatedRecords))
+			r.tb.ReceiverEbpfExecRedactedArgs.Add(ctx, int64(st.RedactedArgs))
+		}
+		r.consume(ld)
+	}
+	for {
+		if r.conv.Len() > 0 {
+			rd.SetDeadline(batchStart.Add(r.cfg.Batch.FlushInterval))
+		} else {
+			rd.SetDeadline(r.clock().Add(r.cfg.Batch.FlushInterval))
+		}
+		err := rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			flush()
+			continue
+		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
+			flush()
+			return
+		default:
+			if ctx.Err() != nil {
+				flush()
+				return
+			}
+			r.settings.Logger.Error("ebpf_exec: reading the ring buffer failed", zap.Error(err))
+			continue
+		}
+
+		// The wall-clock offset of the boot clock drifts with NTP steps:
+		// refresh it now and then, not per record.
+		if now := r.clock(); now.Sub(offsetAt) > 10*time.Second {
+			offset, offsetAt = r.bootOff(), now
+		}
+		if err := r.decoder.Decode(rec.RawSample, offset, &ev); err != nil {
+			r.tb.ReceiverEbpfExecDroppedRecords.Add(ctx, 1, reasonDecode)
+			r.settings.Logger.Warn("ebpf_exec: dropping a malformed record", zap.Error(err), zap.Int("bytes", len(rec.RawSample)))
+			continue
+		}
+		if r.conv.Len() == 0 {
+			batchStart = r.clock()
+		}
+		r.conv.Append(&ev)
+		if r.conv.Len() >= r.cfg.Batch.MaxSize {
+			flush()
+		}
+	}
+}
+
+// consume hands one batch to the next consumer inside an obsreport
+// operation. A refused batch is counted and logged: nothing is lost silently.
+func (r *execReceiver) consume(ld plog.Logs) {
+	ctx := r.obs.StartLogsOp(context.Background())
+	n := ld.LogRecordCount()
+	err := r.next.ConsumeLogs(ctx, ld)
+	r.obs.EndLogsOp(ctx, "ebpf_exec", n, err)
+	if err != nil {
+		r.tb.ReceiverEbpfExecDroppedRecords.Add(ctx, int64(n), reasonRefused)
+		r.settings.Logger.Error("ebpf_exec: the next consumer refused a batch; its records are lost",
+			zap.Int("records", n), zap.Error(err))
+	}
+}
+
+// statsLoop reports kernel-side counters as metrics and logs any loss the
+// moment it grows.
+func (r *execReceiver) statsLoop(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(statsInterval)
+	defer t.Stop()
+	var last probe.Stats
+	report := func() {
+		s, err := r.src.Stats()
+		if err != nil {
+			return
+		}
+		r.tb.ReceiverEbpfExecExecsSeen.Add(ctx, int64(s.Execs-last.Execs))
+		if d := s.Dropped() - last.Dropped(); d > 0 {
+			r.tb.ReceiverEbpfExecKernelDroppedRecords.Add(ctx, int64(d))
+			r.settings.Logger.Warn("ebpf_exec: the kernel dropped exec records (ring buffer full); raise ring_buffer_size or lower the load",
+				zap.Uint64("dropped", d), zap.Uint64("dropped_total", s.Dropped()), zap.Uint64("execs_total", s.Execs))
+		}
+		last = s
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			report()
+			return
+		case <-t.C:
+			report()
+		}
+	}
+}

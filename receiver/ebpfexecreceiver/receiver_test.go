@@ -1,0 +1,178 @@
+package ebpfexecreceiver
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	"go.uber.org/goleak"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadatatest"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
+}
+
+// fakeRing is an in-memory ring buffer: records are pushed by the test and
+// read by the receiver's loop with the real deadline and flush semantics.
+type fakeRing struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    [][]byte
+	deadline time.Time
+	flushed  bool
+}
+
+func newFakeRing() *fakeRing {
+	f := &fakeRing{}
+	f.cond = sync.NewCond(&f.mu)
+	return f
+}
+
+func (f *fakeRing) push(recs ...[]byte) {
+	f.mu.Lock()
+	f.queue = append(f.queue, recs...)
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}
+
+func (f *fakeRing) ReadInto(rec *ringbuf.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if len(f.queue) > 0 {
+			rec.RawSample = append(rec.RawSample[:0], f.queue[0]...)
+			f.queue = f.queue[1:]
+			return nil
+		}
+		if f.flushed {
+			return ringbuf.ErrFlushed
+		}
+		wait := time.Until(f.deadline)
+		if !f.deadline.IsZero() && wait <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		timer := time.AfterFunc(wait, f.cond.Broadcast)
+		f.cond.Wait()
+		timer.Stop()
+	}
+}
+
+func (f *fakeRing) SetDeadline(t time.Time) { f.mu.Lock(); f.deadline = t; f.mu.Unlock() }
+func (f *fakeRing) Flush() error {
+	f.mu.Lock()
+	f.flushed = true
+	f.mu.Unlock()
+	f.cond.Broadcast()
+	return nil
+}
+
+type fakeSource struct {
+	ring            *fakeRing
+	stats           probe.Stats
+	detached, close bool
+}
+
+func (s *fakeSource) Reader() probe.RecordReader  { return s.ring }
+func (s *fakeSource) Stats() (probe.Stats, error) { return s.stats, nil }
+func (s *fakeSource) Detach() error               { s.detached = true; return nil }
+func (s *fakeSource) Close() error                { s.close = true; return nil }
+
+func rawExec(args ...string) []byte {
+	return event.Encode(&event.Event{
+		PID: 100, ParentPID: 1, Argc: uint32(len(args)), Args: args, Comm: "true",
+		ExePath: "/usr/bin/true", Cwd: "/", Filename: "/usr/bin/true", CgroupPath: "/",
+	})
+}
+
+func newFakeReceiver(t *testing.T, cfg *Config, next consumer.Logs) (*execReceiver, *fakeSource, *componenttest.Telemetry) {
+	t.Helper()
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	src := &fakeSource{ring: newFakeRing()}
+	r, err := newExecReceiver(set, cfg, next, func(probe.Config) (source, error) { return src, nil })
+	require.NoError(t, err)
+	return r, src, tel
+}
+
+func TestReadLoopBatchesBySize(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.MaxSize = 3
+	cfg.Batch.FlushInterval = time.Hour
+	sink := new(consumertest.LogsSink)
+	r, src, _ := newFakeReceiver(t, cfg, sink)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	src.ring.push(rawExec("a"), rawExec("b"), rawExec("c"), rawExec("d"))
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 3 }, 5*time.Second, 5*time.Millisecond)
+	assert.Len(t, sink.AllLogs(), 1, "one batch of max_size")
+	require.NoError(t, r.Shutdown(context.Background()))
+	assert.Equal(t, 4, sink.LogRecordCount(), "Shutdown flushes the partial batch")
+	assert.True(t, src.detached)
+	assert.True(t, src.close)
+}
+
+func TestReadLoopFlushesByTime(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.FlushInterval = 20 * time.Millisecond
+	sink := new(consumertest.LogsSink)
+	r, src, _ := newFakeReceiver(t, cfg, sink)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	src.ring.push(rawExec("only"))
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestReadLoopCountsLoss(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.MaxSize = 2
+	var calls int
+	refusing := consumer.ConsumeLogsFunc(func(context.Context, plog.Logs) error {
+		calls++
+		return errors.New("backend down")
+	})
+	next, err := consumer.NewLogs(refusing)
+	require.NoError(t, err)
+	r, src, tel := newFakeReceiver(t, cfg, next)
+	src.stats = probe.Stats{Execs: 10, RingbufDrops: 3, ScratchMisses: 1}
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	src.ring.push([]byte{1, 2, 3}, rawExec("a"), rawExec("b"))
+	require.NoError(t, r.Shutdown(context.Background()))
+
+	assert.Equal(t, 1, calls)
+	// One malformed record plus a refused batch of two.
+	metadatatest.AssertEqualReceiverEbpfExecDroppedRecords(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "decode"))},
+		{Value: 2, Attributes: attribute.NewSet(attribute.String("reason", "refused"))},
+	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+	metadatatest.AssertEqualReceiverEbpfExecKernelDroppedRecords(t, tel, []metricdata.DataPoint[int64]{{Value: 4}}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+	metadatatest.AssertEqualReceiverEbpfExecExecsSeen(t, tel, []metricdata.DataPoint[int64]{{Value: 10}}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}
+
+func TestStartErrorIsReturned(t *testing.T) {
+	set := receivertest.NewNopSettings(metadata.Type)
+	want := errors.New("missing capabilities CAP_BPF")
+	r, err := newExecReceiver(set, createDefaultConfig().(*Config), consumertest.NewNop(), func(probe.Config) (source, error) { return nil, want })
+	require.NoError(t, err)
+	assert.ErrorIs(t, r.Start(context.Background(), componenttest.NewNopHost()), want)
+	assert.NoError(t, r.Shutdown(context.Background()), "Shutdown after a failed Start is a no-op")
+}
