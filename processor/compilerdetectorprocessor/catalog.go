@@ -1,0 +1,255 @@
+package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+
+// Languages reported in compilerwatch.compiler.language (design.md's closed list).
+const (
+	langC          = "c"
+	langCXX        = "c++"
+	langObjC       = "objective-c"
+	langFortran    = "fortran"
+	langGo         = "go"
+	langJava       = "java"
+	langKotlin     = "kotlin"
+	langScala      = "scala"
+	langRust       = "rust"
+	langSwift      = "swift"
+	langHaskell    = "haskell"
+	langCSharp     = "c#"
+	langZig        = "zig"
+	langCUDA       = "cuda"
+	langAssembly   = "assembly"
+	langWasm       = "wasm"
+	langOther      = "other"
+	langListForErr = "c, c++, objective-c, fortran, go, java, kotlin, scala, rust, swift, haskell, c#, zig, cuda, assembly, wasm, other"
+)
+
+func isValidLanguage(l string) bool {
+	switch l {
+	case langC, langCXX, langObjC, langFortran, langGo, langJava, langKotlin, langScala, langRust, langSwift,
+		langHaskell, langCSharp, langZig, langCUDA, langAssembly, langWasm, langOther:
+		return true
+	}
+	return false
+}
+
+// entryKind says when a catalog entry counts as a compiler execution.
+type entryKind uint8
+
+const (
+	// kindDriver is a compiler by its name alone (gcc, rustc, javac). Drivers are always flagged, and a driver in
+	// the ancestors suppresses stages.
+	kindDriver entryKind = iota
+	// kindAssembler is flagged by name, like a driver, but it is also what drivers run for every object file, so
+	// it is suppressed under a compiler ancestor, like a stage.
+	kindAssembler
+	// kindStage is a compiler-internal program (cc1, collect2, Go's compile). It is reported with match
+	// compiler_stage, and only when no ancestor is a recognised compiler: that is what catches renamed drivers.
+	kindStage
+	// kindTool is a general tool that compiles only with certain arguments (go build, cargo build, java Foo.java).
+	kindTool
+)
+
+// argStyle selects how a kindTool entry reads its arguments.
+type argStyle uint8
+
+const (
+	// argsSubcommand: the first argument that is not an option must be one of entry.subcommands.
+	argsSubcommand argStyle = iota
+	// argsGo: go [-C dir] build|run|install|test, and go tool compile|link|asm|cgo.
+	argsGo
+	// argsCargo: cargo [+toolchain] [global options] build|run|test|rustc|...
+	argsCargo
+	// argsJava: java in source-file mode (java [options] Foo.java, or --source N).
+	argsJava
+	// argsWrapper: ccache-style wrappers; the first non-option argument names the real compiler, which is
+	// reported. A wrapper on its own (ccache -s) is not a compiler.
+	argsWrapper
+)
+
+// ancestor trust classes: which ancestors suppress a stage.
+const (
+	trustDriver uint8 = 1 << iota // any compiler driver
+	trustGo                       // the go command, the only legitimate parent of pkg/tool/*/compile
+)
+
+// catalogEntry is one compiler in the catalog. Entries are immutable after the matcher is built.
+type catalogEntry struct {
+	name        string // canonical, lowercase
+	language    string
+	kind        entryKind
+	executables []string // basenames; user entries may also give absolute paths
+	// kindTool only.
+	style       argStyle
+	subcommands map[string]string // subcommand -> language ("" = the entry's language)
+	// cc1Stage marks clang, whose driver re-executes itself as "clang -cc1" when the integrated cc1 is off.
+	cc1Stage bool
+	// trust is the ancestor class that suppresses this entry (stages and assemblers).
+	trust uint8
+}
+
+func subs(lang string, names ...string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = lang
+	}
+	return m
+}
+
+// builtinCatalog returns a fresh copy of the built-in catalog.
+//
+// Deliberately absent, so they are never flagged by name:
+//   - gcc-ar, gcc-nm, gcc-ranlib (and the llvm-ar family): wrappers that load the LTO plugin into ar/nm/ranlib.
+//     They read and archive existing objects and never run a compiler stage.
+//   - cpp and clang-cpp: preprocessors only. If they run cc1 -E, that cc1 is reported as a stage, because a
+//     preprocessor is not trusted as a compiler ancestor (trusting any name we do not flag would let a renamed
+//     driver called "cpp" hide its stages).
+//   - clangd, clang-format, clang-tidy: editor and lint tooling; they produce no code.
+//   - make, cmake, ninja, ld and linkers, shells, interpreters (python, node, perl, ruby): they run compilers,
+//     and the compiler they run is flagged itself.
+//   - ccache/sccache/distcc/icecc alone: flagged only with a compiler argument (argsWrapper).
+//   - java, dotnet: flagged only when they compile (source-file mode, build subcommands). They are not trusted as
+//     ancestors either, since any JVM or .NET service would otherwise hide a renamed driver's stages.
+func builtinCatalog() []*catalogEntry {
+	drv := func(name, lang string, exes ...string) *catalogEntry {
+		return &catalogEntry{name: name, language: lang, kind: kindDriver, executables: exes}
+	}
+	stage := func(name, lang string, trust uint8, exes ...string) *catalogEntry {
+		return &catalogEntry{name: name, language: lang, kind: kindStage, executables: exes, trust: trust}
+	}
+	asm := func(name string, exes ...string) *catalogEntry {
+		return &catalogEntry{name: name, language: langAssembly, kind: kindAssembler, executables: exes, trust: trustDriver}
+	}
+	tool := func(name, lang string, style argStyle, sub map[string]string, exes ...string) *catalogEntry {
+		return &catalogEntry{name: name, language: lang, kind: kindTool, style: style, subcommands: sub, executables: exes}
+	}
+	clang := drv("clang", langC, "clang", "clang-cl")
+	clang.cc1Stage = true
+	clangxx := drv("clang++", langCXX, "clang++")
+	clangxx.cc1Stage = true
+
+	return []*catalogEntry{
+		// C and C++ drivers.
+		drv("gcc", langC, "gcc"),
+		drv("g++", langCXX, "g++"),
+		drv("cc", langC, "cc", "c89", "c99", "c89-gcc", "c99-gcc"),
+		drv("c++", langCXX, "c++"),
+		clang, clangxx,
+		drv("tcc", langC, "tcc"),
+		drv("icc", langC, "icc"),
+		drv("icx", langC, "icx"),
+		drv("icpc", langCXX, "icpc"),
+		drv("icpx", langCXX, "icpx"),
+		drv("pcc", langC, "pcc"),
+		drv("sdcc", langC, "sdcc"),
+		drv("bcc", langC, "bcc"),
+		// Fortran.
+		drv("gfortran", langFortran, "gfortran", "g77", "g95", "f77", "f95"),
+		drv("flang", langFortran, "flang", "flang-new"),
+		drv("ifort", langFortran, "ifort"),
+		drv("ifx", langFortran, "ifx"),
+		drv("nvfortran", langFortran, "nvfortran"),
+		// Go.
+		drv("gccgo", langGo, "gccgo"),
+		tool("go", langGo, argsGo, subs("", "build", "run", "install", "test"), "go"),
+		tool("tinygo", langGo, argsSubcommand, subs("", "build", "run", "test", "flash", "build-library"), "tinygo"),
+		// JVM.
+		drv("javac", langJava, "javac"),
+		drv("ecj", langJava, "ecj"),
+		tool("java", langJava, argsJava, nil, "java"),
+		drv("kotlinc", langKotlin, "kotlinc", "kotlinc-jvm", "kotlinc-js", "kotlinc-native", "konanc"),
+		drv("scalac", langScala, "scalac"),
+		// Rust.
+		drv("rustc", langRust, "rustc"),
+		tool("cargo", langRust, argsCargo,
+			subs("", "build", "b", "run", "r", "test", "t", "bench", "rustc", "install"), "cargo"),
+		// Swift: swiftc is a symlink to swift-frontend, which the driver also runs as its per-file stage.
+		drv("swiftc", langSwift, "swiftc"),
+		stage("swiftc", langSwift, trustDriver, "swift-frontend"),
+		tool("swift", langSwift, argsSubcommand, subs("", "build", "run", "test"), "swift"),
+		// Haskell, C#, Zig, CUDA, WebAssembly and others.
+		drv("ghc", langHaskell, "ghc"),
+		drv("csc", langCSharp, "csc"),
+		drv("mcs", langCSharp, "mcs", "mono-csc", "dmcs", "gmcs"),
+		tool("dotnet", langCSharp, argsSubcommand, subs("", "build", "publish", "run", "test", "pack", "msbuild"), "dotnet"),
+		tool("zig", langZig, argsSubcommand, map[string]string{
+			"cc": langC, "c++": langCXX, "build-exe": "", "build-lib": "", "build-obj": "", "build": "", "run": "", "test": "",
+		}, "zig"),
+		drv("nvcc", langCUDA, "nvcc"),
+		stage("nvcc", langCUDA, trustDriver, "cicc", "ptxas"),
+		drv("emcc", langWasm, "emcc", "em++"),
+		drv("gdc", langOther, "gdc"),
+		drv("ldc2", langOther, "ldc2", "ldmd2"),
+		drv("dmd", langOther, "dmd"),
+		drv("gnat", langOther, "gnat", "gnatmake"),
+		drv("fpc", langOther, "fpc"),
+		drv("ocamlopt", langOther, "ocamlopt", "ocamlc"),
+		drv("valac", langOther, "valac"),
+		// Assemblers.
+		asm("as", "as", "gas"),
+		asm("nasm", "nasm"),
+		asm("yasm", "yasm"),
+		// GCC-internal stages, named after the driver that owns them.
+		stage("gcc", langC, trustDriver, "cc1"),
+		stage("g++", langCXX, trustDriver, "cc1plus"),
+		stage("gcc", langObjC, trustDriver, "cc1obj", "cc1objplus"),
+		stage("gcc", langOther, trustDriver, "collect2", "lto1", "lto-wrapper"),
+		stage("gfortran", langFortran, trustDriver, "f951"),
+		stage("gccgo", langGo, trustDriver, "go1"),
+		stage("gdc", langOther, trustDriver, "d21"),
+		stage("gnat", langOther, trustDriver, "gnat1"),
+		// Wrappers: report the compiler they wrap.
+		tool("ccache", langOther, argsWrapper, nil, "ccache", "sccache", "distcc", "icecc"),
+	}
+}
+
+// goToolStages are Go's per-package programs under $GOROOT/pkg/tool/<goos>_<goarch>/. They are matched by path
+// only: "compile" and "link" are far too common as bare names (coreutils ships link).
+func goToolStage(name string) bool {
+	switch name {
+	case "compile", "link", "asm", "cgo":
+		return true
+	}
+	return false
+}
+
+// crossTriples are target prefixes whose 15-byte kernel-truncated comm must still be recognised as a compiler
+// ancestor: x86_64-linux-gnu-gcc-12 runs with comm "x86_64-linux-gn". Full names never need this list; they are
+// recognised by stripping any prefix that starts with a known architecture (see stripTriple).
+var crossTriples = [...]string{
+	"x86_64-linux-gnu", "x86_64-pc-linux-gnu", "x86_64-unknown-linux-gnu", "x86_64-linux-gnux32",
+	"x86_64-redhat-linux", "x86_64-alpine-linux-musl", "x86_64-linux-musl", "x86_64-w64-mingw32",
+	"i686-linux-gnu", "i686-w64-mingw32", "i686-redhat-linux",
+	"aarch64-linux-gnu", "aarch64-redhat-linux", "aarch64-alpine-linux-musl", "aarch64-linux-musl",
+	"aarch64-none-elf", "aarch64-none-linux-gnu",
+	"arm-linux-gnueabihf", "arm-linux-gnueabi", "arm-none-eabi",
+	"riscv64-linux-gnu", "riscv64-unknown-elf", "riscv64-unknown-linux-gnu",
+	"powerpc64le-linux-gnu", "powerpc64-linux-gnu", "powerpc-linux-gnu",
+	"s390x-linux-gnu", "mips-linux-gnu", "mipsel-linux-gnu", "mips64el-linux-gnuabi64",
+	"loongarch64-linux-gnu", "sparc64-linux-gnu", "m68k-linux-gnu", "hppa-linux-gnu", "alpha-linux-gnu",
+	"sh4-linux-gnu",
+}
+
+// crossDrivers are the catalog names that toolchains ship with a target prefix.
+var crossDrivers = [...]string{"gcc", "g++", "c++", "cc", "gfortran", "gccgo", "gdc", "gnat", "clang", "clang++"}
+
+// knownArch reports whether s is the architecture field of a target triple. It gates prefix stripping, so that a
+// tool such as "foo-as" is not mistaken for the assembler.
+func knownArch(s string) bool {
+	switch s {
+	case "x86_64", "amd64", "x86", "i386", "i486", "i586", "i686",
+		"aarch64", "aarch64_be", "arm64", "arm", "armel", "armhf", "armeb",
+		"riscv32", "riscv64", "mips", "mipsel", "mips64", "mips64el",
+		"mipsisa32r6", "mipsisa32r6el", "mipsisa64r6", "mipsisa64r6el",
+		"powerpc", "powerpc64", "powerpc64le", "ppc", "ppc64", "ppc64le",
+		"s390", "s390x", "sparc", "sparc64", "sparcv9", "loongarch64", "m68k", "avr", "msp430", "xtensa",
+		"hppa", "alpha", "sh4", "ia64", "or1k", "arc", "csky", "microblaze", "nios2",
+		"wasm32", "wasm64", "nvptx", "nvptx64", "amdgcn", "bpf", "bpfel", "bpfeb":
+		return true
+	}
+	// armv7l, armv7a, armv8l, thumbv7em...: architecture plus sub-version.
+	for _, p := range [...]string{"armv", "thumbv"} {
+		if len(s) > len(p) && s[:len(p)] == p && s[len(p)] >= '0' && s[len(p)] <= '9' {
+			return true
+		}
+	}
+	return false
+}

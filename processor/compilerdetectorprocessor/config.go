@@ -1,0 +1,291 @@
+package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// Catalog modes.
+const (
+	modeExtend  = "extend"
+	modeReplace = "replace"
+)
+
+// Dedup key fields.
+const (
+	keyContainerID      = "container.id"
+	keyPodUID           = "k8s.pod.uid"
+	keyHostName         = "host.name"
+	keyCompiler         = "compiler"
+	keyParentExecutable = "parent_executable"
+	keyExecutable       = "executable"
+	maxDedupKeyFields   = 6
+)
+
+// Values of kubernetes.enabled.
+const (
+	k8sAuto  = "auto"
+	k8sTrue  = "true"
+	k8sFalse = "false"
+)
+
+// Config is the compiler_detector configuration. See design.md, "Processor compiler_detector".
+type Config struct {
+	// ContainersOnly flags only execs whose resource has container.id, which is the rule's scope.
+	ContainersOnly bool `mapstructure:"containers_only"`
+	// OnlyFlagged drops every record that is not flagged.
+	OnlyFlagged bool `mapstructure:"only_flagged"`
+	// ScanForCompilers enables the presence scan of each new container's root (issue 8). The key is accepted
+	// and defaults to true, but this processor does not scan yet: no presence record is emitted.
+	ScanForCompilers bool `mapstructure:"scan_for_compilers"`
+
+	Compilers  CompilersConfig  `mapstructure:"compilers"`
+	Exclude    ExcludeConfig    `mapstructure:"exclude"`
+	Dedup      DedupConfig      `mapstructure:"dedup"`
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// CompilersConfig extends or replaces the built-in catalog.
+type CompilersConfig struct {
+	Mode    string          `mapstructure:"mode"`
+	Entries []CompilerEntry `mapstructure:"entries"`
+}
+
+// CompilerEntry is a user-defined compiler.
+type CompilerEntry struct {
+	// Name is the canonical lowercase name reported in compilerwatch.compiler.name.
+	Name string `mapstructure:"name"`
+	// Language is one of design.md's languages.
+	Language string `mapstructure:"language"`
+	// Executables are basenames (versioned and cross-prefixed forms match too) or absolute paths.
+	Executables []string `mapstructure:"executables"`
+	// Args, when set, makes the entry a general tool: it counts only when its first non-option argument is one
+	// of these (for example [build, test]).
+	Args []string `mapstructure:"args"`
+}
+
+// ExcludeConfig are allowlists. A compiler execution they match is counted, not flagged.
+type ExcludeConfig struct {
+	Namespaces        []string          `mapstructure:"namespaces"`
+	Images            []string          `mapstructure:"images"`
+	PodLabels         map[string]string `mapstructure:"pod_labels"`
+	ParentExecutables []string          `mapstructure:"parent_executables"`
+	ContainerIDs      []string          `mapstructure:"container_ids"`
+}
+
+// DedupConfig suppresses repeated findings per key within a window.
+type DedupConfig struct {
+	Window time.Duration `mapstructure:"window"`
+	Key    []string      `mapstructure:"key"`
+}
+
+// KubernetesConfig configures the Kubernetes attributes (issue 4).
+type KubernetesConfig struct {
+	// Enabled is auto, true or false. YAML booleans are accepted.
+	Enabled         string        `mapstructure:"enabled"`
+	Kubeconfig      string        `mapstructure:"kubeconfig"`
+	NodeName        string        `mapstructure:"node_name"`
+	WaitForMetadata time.Duration `mapstructure:"wait_for_metadata"`
+	PodLabels       []string      `mapstructure:"pod_labels"`
+	PodAnnotations  []string      `mapstructure:"pod_annotations"`
+}
+
+var _ confmap.Unmarshaler = (*KubernetesConfig)(nil)
+
+// Unmarshal accepts `enabled: true` and `enabled: false` as YAML booleans as well as strings; without it the
+// natural spelling of the documented values fails to decode.
+func (k *KubernetesConfig) Unmarshal(conf *confmap.Conf) error {
+	if b, ok := conf.Get("enabled").(bool); ok {
+		if err := conf.Merge(confmap.NewFromStringMap(map[string]any{"enabled": strconv.FormatBool(b)})); err != nil {
+			return err
+		}
+	}
+	type plain KubernetesConfig // drops the Unmarshal method, avoiding recursion
+	return conf.Unmarshal((*plain)(k))
+}
+
+var _ component.Config = (*Config)(nil)
+
+// Validate checks the configuration without side effects.
+func (cfg *Config) Validate() error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+
+	switch cfg.Compilers.Mode {
+	case modeExtend, modeReplace:
+	default:
+		add(fmt.Errorf(`"compilers.mode" must be %q or %q, got %q`, modeExtend, modeReplace, cfg.Compilers.Mode))
+	}
+	if cfg.Compilers.Mode == modeReplace && len(cfg.Compilers.Entries) == 0 {
+		add(errors.New(`"compilers.mode" is "replace" but "compilers.entries" is empty: nothing would be detected`))
+	}
+	for i, e := range cfg.Compilers.Entries {
+		if err := e.validate(); err != nil {
+			add(fmt.Errorf(`"compilers.entries[%d]": %w`, i, err))
+		}
+	}
+
+	for i, ns := range cfg.Exclude.Namespaces {
+		if strings.TrimSpace(ns) == "" {
+			add(fmt.Errorf(`"exclude.namespaces[%d]" is empty`, i))
+		}
+	}
+	for i, g := range cfg.Exclude.Images {
+		if err := validateGlob(g); err != nil {
+			add(fmt.Errorf(`"exclude.images[%d]": %w`, i, err))
+			continue
+		}
+		// container.image.name carries no tag or digest, so such a pattern could never match.
+		last := g[strings.LastIndexByte(g, '/')+1:]
+		if strings.ContainsAny(last, ":@") {
+			add(fmt.Errorf(`"exclude.images[%d]" %q has a tag or digest, but container.image.name is the repository only`, i, g))
+		}
+	}
+	for k := range cfg.Exclude.PodLabels {
+		if k == "" {
+			add(errors.New(`"exclude.pod_labels" has an empty label key`))
+		}
+	}
+	for i, g := range cfg.Exclude.ParentExecutables {
+		if err := validateGlob(g); err != nil {
+			add(fmt.Errorf(`"exclude.parent_executables[%d]": %w`, i, err))
+		}
+	}
+	for i, id := range cfg.Exclude.ContainerIDs {
+		if !isContainerID(id) {
+			add(fmt.Errorf(`"exclude.container_ids[%d]" %q must be a full container id: 64 lowercase hex characters`, i, id))
+		}
+	}
+
+	if cfg.Dedup.Window < 0 {
+		add(fmt.Errorf(`"dedup.window" must not be negative, got %s`, cfg.Dedup.Window))
+	}
+	if cfg.Dedup.Window > 0 && len(cfg.Dedup.Key) == 0 {
+		add(errors.New(`"dedup.key" must not be empty while "dedup.window" is set (use window: 0 to disable dedup)`))
+	}
+	seen := make(map[string]bool, len(cfg.Dedup.Key))
+	for i, k := range cfg.Dedup.Key {
+		switch k {
+		case keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable:
+		default:
+			add(fmt.Errorf(`"dedup.key[%d]" %q is unknown; use %s, %s, %s, %s, %s or %s`, i, k,
+				keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable))
+			continue
+		}
+		if seen[k] {
+			add(fmt.Errorf(`"dedup.key[%d]" %q is repeated`, i, k))
+		}
+		seen[k] = true
+	}
+
+	switch cfg.Kubernetes.Enabled {
+	case k8sAuto, k8sTrue, k8sFalse:
+	default:
+		add(fmt.Errorf(`"kubernetes.enabled" must be %q, %q or %q, got %q`, k8sAuto, k8sTrue, k8sFalse, cfg.Kubernetes.Enabled))
+	}
+	if cfg.Kubernetes.WaitForMetadata < 0 {
+		add(fmt.Errorf(`"kubernetes.wait_for_metadata" must not be negative, got %s`, cfg.Kubernetes.WaitForMetadata))
+	}
+	if err := validateKeyList(cfg.Kubernetes.PodLabels); err != nil {
+		add(fmt.Errorf(`"kubernetes.pod_labels": %w`, err))
+	}
+	if err := validateKeyList(cfg.Kubernetes.PodAnnotations); err != nil {
+		add(fmt.Errorf(`"kubernetes.pod_annotations": %w`, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (e CompilerEntry) validate() error {
+	if e.Name == "" {
+		return errors.New(`missing required field "name"`)
+	}
+	if e.Name != strings.ToLower(e.Name) || strings.ContainsAny(e.Name, " \t\n") {
+		return fmt.Errorf(`"name" %q must be lowercase with no whitespace`, e.Name)
+	}
+	if !isValidLanguage(e.Language) {
+		return fmt.Errorf(`"language" %q must be one of %s`, e.Language, langListForErr)
+	}
+	if len(e.Executables) == 0 {
+		return errors.New(`missing required field "executables"`)
+	}
+	for i, x := range e.Executables {
+		if x == "" || strings.ContainsAny(x, " \t\n") {
+			return fmt.Errorf(`"executables[%d]" %q must be a non-empty name or absolute path without whitespace`, i, x)
+		}
+		if strings.Contains(x, "/") && !strings.HasPrefix(x, "/") {
+			return fmt.Errorf(`"executables[%d]" %q must be a basename or an absolute path`, i, x)
+		}
+	}
+	for i, a := range e.Args {
+		if a == "" || a[0] == '-' {
+			return fmt.Errorf(`"args[%d]" %q must be a subcommand, not empty or an option`, i, a)
+		}
+	}
+	return nil
+}
+
+// validateGlob checks a path.Match pattern. path.Match reports a malformed pattern whatever the subject, so
+// matching the empty string is a pure syntax check.
+func validateGlob(g string) error {
+	if g == "" {
+		return errors.New("empty pattern")
+	}
+	if _, err := path.Match(g, ""); err != nil {
+		return fmt.Errorf("bad glob %q: %w", g, err)
+	}
+	return nil
+}
+
+func validateKeyList(keys []string) error {
+	for i, k := range keys {
+		if k == "" {
+			return fmt.Errorf("entry %d is empty", i)
+		}
+		if k == "*" && len(keys) > 1 {
+			return errors.New(`"*" (all keys) must be the only entry`)
+		}
+	}
+	return nil
+}
+
+func isContainerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// catalogEntries returns the catalog this configuration selects: built-ins, then user entries, which override
+// built-ins with the same executable name.
+func (cfg *Config) catalogEntries() []*catalogEntry {
+	var entries []*catalogEntry
+	if cfg.Compilers.Mode != modeReplace {
+		entries = builtinCatalog()
+	}
+	for _, u := range cfg.Compilers.Entries {
+		e := &catalogEntry{name: u.Name, language: u.Language, kind: kindDriver, executables: u.Executables}
+		if len(u.Args) > 0 {
+			e.kind = kindTool
+			e.style = argsSubcommand
+			e.subcommands = subs("", u.Args...)
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}

@@ -1,0 +1,125 @@
+package compilerdetectorprocessor
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	def := func() *Config { return createDefaultConfig().(*Config) }
+	tests := []struct {
+		id       component.ID
+		expected *Config
+		errs     []string // substrings of the Validate error; nil = valid
+	}{
+		{id: component.NewID(metadata.Type), expected: def()},
+		{
+			id: component.NewIDWithName(metadata.Type, "all"),
+			expected: &Config{
+				ContainersOnly:   false,
+				OnlyFlagged:      true,
+				ScanForCompilers: false,
+				Compilers: CompilersConfig{Mode: modeExtend, Entries: []CompilerEntry{
+					{Name: "bazel", Language: "other", Executables: []string{"bazel", "bazelisk"}, Args: []string{"build", "test"}},
+					{Name: "mycc", Language: "c", Executables: []string{"/opt/tools/bin/mycc"}},
+				}},
+				Exclude: ExcludeConfig{
+					Namespaces:        []string{"ci", "build-system"},
+					Images:            []string{"registry.example/team/builder", "docker.io/library/golang*"},
+					PodLabels:         map[string]string{"app.kubernetes.io/component": "builder"},
+					ParentExecutables: []string{"/usr/bin/make", "dpkg*"},
+					ContainerIDs:      []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+				},
+				Dedup: DedupConfig{Window: 10 * time.Minute, Key: []string{"container.id", "compiler"}},
+				Kubernetes: KubernetesConfig{
+					Enabled: "true", Kubeconfig: "/etc/kube/config", NodeName: "node-1",
+					WaitForMetadata: 2 * time.Second, PodLabels: []string{"*"}, PodAnnotations: []string{"team"},
+				},
+			},
+		},
+		{id: component.NewIDWithName(metadata.Type, "k8s_off"), expected: func() *Config {
+			c := def()
+			c.Kubernetes.Enabled = "false"
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "no_dedup"), expected: func() *Config {
+			c := def()
+			c.Dedup.Window = 0
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "bad_mode"), errs: []string{`"compilers.mode" must be "extend" or "replace", got "merge"`}},
+		{id: component.NewIDWithName(metadata.Type, "replace_empty"), errs: []string{`"compilers.entries" is empty`}},
+		{id: component.NewIDWithName(metadata.Type, "bad_entry"), errs: []string{
+			`"compilers.entries[0]": "name" "MyCC" must be lowercase`,
+			`"compilers.entries[1]": "language" "pascal" must be one of`,
+			`"compilers.entries[2]": "executables[0]" "bin/y" must be a basename or an absolute path`,
+			`"compilers.entries[3]": "args[0]" "--build" must be a subcommand`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "bad_globs"), errs: []string{
+			`"exclude.images[0]": bad glob "registry.example/[abc"`,
+			`"exclude.images[1]" "golang:1.22" has a tag or digest`,
+			`"exclude.parent_executables[0]": bad glob "/usr/bin/["`,
+			`"exclude.parent_executables[1]": empty pattern`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "bad_container_id"), errs: []string{`"exclude.container_ids[0]" "0123456789ab" must be a full container id`}},
+		{id: component.NewIDWithName(metadata.Type, "bad_dedup"), errs: []string{
+			`"dedup.window" must not be negative, got -1s`,
+			`"dedup.key[1]" "pod" is unknown`,
+			`"dedup.key[3]" "compiler" is repeated`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "empty_dedup_key"), errs: []string{`"dedup.key" must not be empty`}},
+		{id: component.NewIDWithName(metadata.Type, "bad_k8s"), errs: []string{
+			`"kubernetes.enabled" must be "auto", "true" or "false", got "sometimes"`,
+			`"kubernetes.wait_for_metadata" must not be negative, got -5s`,
+			`"kubernetes.pod_labels": "*" (all keys) must be the only entry`,
+			`"kubernetes.pod_annotations": entry 0 is empty`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "bad_exclude_values"), errs: []string{
+			`"exclude.namespaces[0]" is empty`,
+			`"exclude.pod_labels" has an empty label key`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+
+			err = confmap.Validate(cfg)
+			if tt.errs == nil {
+				require.NoError(t, err)
+				assert.Equal(t, tt.expected, cfg)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tt.errs {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, cfg.Validate())
+	assert.True(t, cfg.ContainersOnly)
+	assert.False(t, cfg.OnlyFlagged)
+	assert.True(t, cfg.ScanForCompilers)
+	assert.Equal(t, time.Hour, cfg.Dedup.Window)
+	assert.Equal(t, []string{"container.id", "compiler", "parent_executable"}, cfg.Dedup.Key)
+	assert.Equal(t, "auto", cfg.Kubernetes.Enabled)
+	assert.Equal(t, 5*time.Second, cfg.Kubernetes.WaitForMetadata)
+}

@@ -1,0 +1,131 @@
+package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+
+import (
+	"path"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// exclusions are the compiled allowlists of ExcludeConfig. They are consulted only for records that matched a
+// compiler, so their cost is off the hot path.
+type exclusions struct {
+	namespaces   map[string]struct{}
+	containerIDs map[string]struct{}
+	images       []string          // path.Match patterns on container.image.name
+	podLabels    map[string]string // selector: every pair must match
+	// Parent patterns containing '/' match compilerwatch.parent.executable.path; the others match its basename,
+	// the parent's comm and every ancestor comm.
+	parentPaths []string
+	parentNames []string
+}
+
+func newExclusions(cfg ExcludeConfig) *exclusions {
+	x := &exclusions{
+		namespaces:   make(map[string]struct{}, len(cfg.Namespaces)),
+		containerIDs: make(map[string]struct{}, len(cfg.ContainerIDs)),
+		images:       cfg.Images,
+		podLabels:    cfg.PodLabels,
+	}
+	for _, ns := range cfg.Namespaces {
+		x.namespaces[ns] = struct{}{}
+	}
+	for _, id := range cfg.ContainerIDs {
+		x.containerIDs[id] = struct{}{}
+	}
+	for _, p := range cfg.ParentExecutables {
+		if strings.Contains(p, "/") {
+			x.parentPaths = append(x.parentPaths, p)
+		} else {
+			x.parentNames = append(x.parentNames, p)
+		}
+	}
+	return x
+}
+
+// resourceExcluded reports whether the resource (container, pod, namespace, image) is allowlisted.
+func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
+	if len(x.containerIDs) > 0 {
+		if _, ok := x.containerIDs[getStr(res, attrContainerID)]; ok {
+			return true
+		}
+	}
+	if len(x.namespaces) > 0 {
+		if _, ok := x.namespaces[getStr(res, attrK8sNamespace)]; ok {
+			return true
+		}
+	}
+	if len(x.images) > 0 {
+		if img := getStr(res, attrContainerImage); img != "" {
+			for _, g := range x.images {
+				if ok, _ := path.Match(g, img); ok {
+					return true
+				}
+			}
+		}
+	}
+	if len(x.podLabels) > 0 {
+		all := true
+		for k, want := range x.podLabels {
+			v, ok := res.Get(attrK8sPodLabel + k)
+			if !ok || v.Str() != want {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// parentExcluded reports whether the parent or an ancestor is allowlisted.
+func (x *exclusions) parentExcluded(parentPath, parentComm string, ancestors strList) bool {
+	for _, g := range x.parentPaths {
+		if ok, _ := path.Match(g, parentPath); ok && parentPath != "" {
+			return true
+		}
+	}
+	if len(x.parentNames) == 0 {
+		return false
+	}
+	check := func(name string) bool {
+		if name == "" {
+			return false
+		}
+		for _, g := range x.parentNames {
+			if ok, _ := path.Match(g, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	if check(basename(parentPath)) || check(parentComm) {
+		return true
+	}
+	for i, n := 0, ancestors.len(); i < n; i++ {
+		comm := ancestors.at(i)
+		if j := strings.IndexByte(comm, ':'); j >= 0 {
+			comm = comm[j+1:]
+		}
+		if check(comm) {
+			return true
+		}
+	}
+	return false
+}
+
+func getStr(m pcommon.Map, key string) string {
+	if v, ok := m.Get(key); ok {
+		return v.Str()
+	}
+	return ""
+}
+
+func getList(m pcommon.Map, key string) strList {
+	if v, ok := m.Get(key); ok && v.Type() == pcommon.ValueTypeSlice {
+		return pdataList(v.Slice())
+	}
+	return strList{}
+}

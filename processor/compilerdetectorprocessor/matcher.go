@@ -1,0 +1,499 @@
+package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+
+import (
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// Values of compilerwatch.compiler.match: which signal identified the compiler.
+const (
+	matchExecutableName = "executable_name"
+	matchInvokedName    = "invoked_name"
+	matchComm           = "comm"
+	matchCompilerStage  = "compiler_stage"
+	matchArguments      = "arguments"
+)
+
+// commLen is the kernel's TASK_COMM_LEN minus the terminating NUL: comms are cut to 15 bytes.
+const commLen = 15
+
+// maxArgsScanned bounds the argument scan for general tools; subcommands and source files come early.
+const maxArgsScanned = 32
+
+// strList is a read-only list of strings backed by a Go slice (tests, pure callers) or by a pcommon.Slice (the
+// processor), so the matcher reads the record's attributes in place without copying.
+type strList struct {
+	s     []string
+	p     pcommon.Slice
+	fromP bool
+}
+
+func stringsList(s []string) strList    { return strList{s: s} }
+func pdataList(p pcommon.Slice) strList { return strList{p: p, fromP: true} }
+
+func (l strList) len() int {
+	if l.fromP {
+		return l.p.Len()
+	}
+	return len(l.s)
+}
+
+func (l strList) at(i int) string {
+	if l.fromP {
+		return l.p.At(i).Str() // "" for a non-string value
+	}
+	return l.s[i]
+}
+
+// execView is the part of one exec record that the matcher reads. Every field may be empty.
+type execView struct {
+	exePath   string  // process.executable.path
+	exeName   string  // process.executable.name (basename of exePath when absent)
+	filename  string  // compilerwatch.exec.filename, as invoked, before symlink resolution
+	argv0     string  // process.command
+	comm      string  // compilerwatch.exec.comm
+	args      strList // process.command_args, argv[0] first
+	ancestors strList // compilerwatch.ancestors, "pid:comm", nearest first
+}
+
+// matchResult describes a compiler execution. All strings come from the catalog, so returning one allocates
+// nothing.
+type matchResult struct {
+	name     string
+	language string
+	match    string
+}
+
+// matcher recognises compiler executions in exec records. It is immutable after newMatcher and safe for
+// concurrent use; all lookups are map hits and string slicing, with no regular expressions and no allocation.
+type matcher struct {
+	byName map[string]*catalogEntry // executable basename -> entry
+	byPath map[string]*catalogEntry // absolute executable path -> entry (user entries only)
+	// truncated maps a 15-byte comm to the entry whose longer name the kernel cut to it. A nil value marks an
+	// ambiguous key (x86_64-linux-gn is every x86_64-linux-gnu- tool).
+	truncated map[string]*catalogEntry
+	// truncatedTrust holds the ancestor trust of the same 15-byte keys, which is unambiguous for the question
+	// asked of ancestors: is this some compiler driver?
+	truncatedTrust map[string]uint8
+}
+
+// newMatcher builds the lookup maps from catalog entries. Later entries win on a name collision, so user entries
+// appended after the built-ins override them.
+func newMatcher(entries []*catalogEntry) *matcher {
+	m := &matcher{
+		byName:         make(map[string]*catalogEntry),
+		byPath:         make(map[string]*catalogEntry),
+		truncated:      make(map[string]*catalogEntry),
+		truncatedTrust: make(map[string]uint8),
+	}
+	for _, e := range entries {
+		for _, x := range e.executables {
+			if strings.HasPrefix(x, "/") {
+				m.byPath[x] = e
+			} else {
+				m.byName[x] = e
+			}
+		}
+	}
+	addTrunc := func(full string, e *catalogEntry) {
+		if len(full) <= commLen {
+			return
+		}
+		k := full[:commLen]
+		if prev, ok := m.truncated[k]; ok && prev != e {
+			m.truncated[k] = nil
+		} else {
+			m.truncated[k] = e
+		}
+		m.truncatedTrust[k] |= ancestorTrust(e)
+	}
+	for name, e := range m.byName {
+		addTrunc(name, e)
+	}
+	for _, d := range crossDrivers {
+		e := m.byName[d]
+		if e == nil {
+			continue // replaced catalog without this driver
+		}
+		for _, t := range crossTriples {
+			addTrunc(t+"-"+d, e)
+			// Versioned names whose unversioned form is shorter than 15 bytes are cut inside the version.
+			addTrunc(t+"-"+d+"-", e)
+		}
+	}
+	return m
+}
+
+// ancestorTrust is the trust an entry confers when it appears as an ancestor comm.
+func ancestorTrust(e *catalogEntry) uint8 {
+	if e == nil {
+		return 0
+	}
+	switch e.kind {
+	case kindDriver:
+		return trustDriver
+	case kindTool:
+		// Only go: Go's compile and link have no other parent. Other general tools (java, dotnet) run services,
+		// and trusting them would let those hide a renamed driver's stages.
+		if e.style == argsGo {
+			return trustGo
+		}
+	}
+	return 0
+}
+
+// match returns the compiler that v executes, if any.
+func (m *matcher) match(v *execView) (matchResult, bool) {
+	var stage matchResult
+	haveStage := false
+	var stageTrust uint8
+
+	// Name signals, most trustworthy first: the resolved binary, then what was invoked, then comm.
+	exeName := v.exeName
+	if exeName == "" {
+		exeName = basename(v.exePath)
+	}
+	// User entries may name absolute paths; built-ins never do, so this is one map miss per record.
+	if len(m.byPath) > 0 {
+		if e := m.byPath[v.exePath]; e != nil {
+			if r, ok := m.evaluate(e, matchExecutableName, v); ok {
+				return r, true
+			}
+		}
+		if e := m.byPath[v.filename]; e != nil {
+			if r, ok := m.evaluate(e, matchInvokedName, v); ok {
+				return r, true
+			}
+		}
+	}
+	for i := 0; i < 4; i++ {
+		var name, signal string
+		switch i {
+		case 0:
+			name, signal = exeName, matchExecutableName
+		case 1:
+			name, signal = basename(v.filename), matchInvokedName
+		case 2:
+			name, signal = basename(v.argv0), matchInvokedName
+		case 3:
+			name, signal = v.comm, matchComm
+		}
+		e := m.lookup(name)
+		if e == nil && i == 3 && len(name) == commLen {
+			e = m.truncated[name]
+		}
+		if e == nil {
+			continue
+		}
+		if e.kind == kindStage || (e.cc1Stage && isCC1Invocation(v.args)) {
+			if !haveStage {
+				stage = matchResult{name: e.name, language: e.language, match: matchCompilerStage}
+				stageTrust = e.trust
+				if stageTrust == 0 {
+					stageTrust = trustDriver
+				}
+				haveStage = true
+			}
+			continue
+		}
+		if i == 0 && e.cc1Stage {
+			e = m.clangPersonality(e, v)
+		}
+		if r, ok := m.evaluate(e, signal, v); ok {
+			if e.kind == kindAssembler && m.hasTrustedAncestor(v.ancestors, e.trust) {
+				return matchResult{}, false
+			}
+			return r, true
+		}
+	}
+
+	if !haveStage && m.byName["go"] != nil && (isGoToolPath(v.exePath) || isGoToolPath(v.filename)) {
+		stage = matchResult{name: "go", language: langGo, match: matchCompilerStage}
+		stageTrust = trustDriver | trustGo
+		haveStage = true
+	}
+	if haveStage && !m.hasTrustedAncestor(v.ancestors, stageTrust) {
+		return stage, true
+	}
+	return matchResult{}, false
+}
+
+// clangPersonality picks clang++ over clang when that is the name it was invoked by: clang chooses its driver
+// mode from argv[0], and clang++ is a symlink to the clang binary, so the resolved name alone loses the language.
+func (m *matcher) clangPersonality(e *catalogEntry, v *execView) *catalogEntry {
+	for _, n := range [...]string{basename(v.filename), basename(v.argv0)} {
+		if p := m.lookup(n); p != nil && p.cc1Stage {
+			return p
+		}
+	}
+	return e
+}
+
+// evaluate decides whether entry e, found by signal, is a compiler execution given the arguments.
+func (m *matcher) evaluate(e *catalogEntry, signal string, v *execView) (matchResult, bool) {
+	if e.kind != kindTool {
+		return matchResult{name: e.name, language: e.language, match: signal}, true
+	}
+	var lang string
+	var ok bool
+	switch e.style {
+	case argsGo:
+		lang, ok = goArgs(v.args)
+	case argsCargo:
+		lang, ok = cargoArgs(e, v.args)
+	case argsJava:
+		ok = javaSourceMode(v.args)
+	case argsWrapper:
+		if w := m.wrapped(v.args); w != nil {
+			return matchResult{name: w.name, language: w.language, match: matchArguments}, true
+		}
+	default:
+		if sub := firstOperand(v.args, 1); sub != "" {
+			lang, ok = e.subcommands[sub]
+		}
+	}
+	if !ok {
+		return matchResult{}, false
+	}
+	if lang == "" {
+		lang = e.language
+	}
+	return matchResult{name: e.name, language: lang, match: matchArguments}, true
+}
+
+// lookup resolves an executable basename to a catalog entry, accepting versioned (gcc-12, clang++-19) and
+// cross-prefixed (x86_64-linux-gnu-g++-12, arm-none-eabi-gcc) forms of catalog names.
+func (m *matcher) lookup(name string) *catalogEntry {
+	if name == "" {
+		return nil
+	}
+	if e := m.byName[name]; e != nil {
+		return e
+	}
+	base := stripVersion(name)
+	if base != name {
+		if e := m.byName[base]; e != nil {
+			return e
+		}
+	}
+	return m.stripTriple(base)
+}
+
+// stripTriple looks up the name after a target-triple prefix. The first field must be a known architecture;
+// then each later '-' boundary is tried, shortest prefix first, so x86_64-linux-gnu-gcc-ar finds neither
+// "gcc-ar" nor "ar" in the catalog and stays unmatched.
+func (m *matcher) stripTriple(name string) *catalogEntry {
+	i := strings.IndexByte(name, '-')
+	if i <= 0 || !knownArch(name[:i]) {
+		return nil
+	}
+	for rest := name[i+1:]; ; {
+		j := strings.IndexByte(rest, '-')
+		if j < 0 {
+			return nil
+		}
+		rest = rest[j+1:]
+		if e := m.byName[rest]; e != nil {
+			return e
+		}
+	}
+}
+
+// stripVersion removes trailing version fields: gcc-12 -> gcc, ghc-9.4.7 -> ghc, and mingw's thread-model
+// suffixes (x86_64-w64-mingw32-g++-posix). A name without a dash keeps its digits: cc1 and lto1 are names.
+func stripVersion(name string) string {
+	for n := 0; n < 3; n++ {
+		i := strings.LastIndexByte(name, '-')
+		if i <= 0 || i == len(name)-1 {
+			return name
+		}
+		suffix := name[i+1:]
+		if suffix != "posix" && suffix != "win32" && !isVersion(suffix) {
+			return name
+		}
+		name = name[:i]
+	}
+	return name
+}
+
+func isVersion(s string) bool {
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && s[i] != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// hasTrustedAncestor reports whether an ancestor comm is a compiler in one of the trust classes. Comms are cut to
+// 15 bytes by the kernel, so a 15-byte comm is also compared with catalog names cut the same way.
+func (m *matcher) hasTrustedAncestor(ancestors strList, trust uint8) bool {
+	for i, n := 0, ancestors.len(); i < n; i++ {
+		comm := ancestors.at(i)
+		if j := strings.IndexByte(comm, ':'); j >= 0 {
+			comm = comm[j+1:]
+		}
+		if ancestorTrust(m.lookup(comm))&trust != 0 {
+			return true
+		}
+		if len(comm) == commLen && m.truncatedTrust[comm]&trust != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// wrapped returns the driver a ccache-style wrapper runs: ccache gcc -c x.c -> gcc.
+func (m *matcher) wrapped(args strList) *catalogEntry {
+	op := firstOperand(args, 1)
+	if op == "" {
+		return nil
+	}
+	e := m.lookup(basename(op))
+	if e == nil || e.kind != kindDriver {
+		return nil
+	}
+	return e
+}
+
+// isCC1Invocation reports clang re-executing itself as its compiler proper (clang -cc1 / -cc1as).
+func isCC1Invocation(args strList) bool {
+	if args.len() < 2 {
+		return false
+	}
+	a := args.at(1)
+	return a == "-cc1" || a == "-cc1as"
+}
+
+// firstOperand returns the first argument at or after index from that is not an option.
+func firstOperand(args strList, from int) string {
+	for i, n := from, min(args.len(), maxArgsScanned); i < n; i++ {
+		a := args.at(i)
+		if a == "" || a[0] == '-' {
+			continue
+		}
+		return a
+	}
+	return ""
+}
+
+// goArgs: go [-C dir] build|run|install|test ..., and go tool compile|link|asm|cgo.
+func goArgs(args strList) (string, bool) {
+	i, n := 1, min(args.len(), maxArgsScanned)
+	// -C dir is the only flag accepted before the subcommand.
+	for i < n {
+		a := args.at(i)
+		if a == "-C" || a == "--C" {
+			i += 2
+			continue
+		}
+		if strings.HasPrefix(a, "-C=") || strings.HasPrefix(a, "--C=") {
+			i++
+			continue
+		}
+		break
+	}
+	if i >= n {
+		return "", false
+	}
+	switch args.at(i) {
+	case "build", "run", "install", "test":
+		return "", true
+	case "tool":
+		if i+1 < n && goToolStage(args.at(i+1)) {
+			return "", true
+		}
+	}
+	return "", false
+}
+
+// cargoArgs: cargo [+toolchain] [global options] <subcommand>. Options that take a separate value are skipped
+// with their value, so "cargo --color always build" is still a build.
+func cargoArgs(e *catalogEntry, args strList) (string, bool) {
+	for i, n := 1, min(args.len(), maxArgsScanned); i < n; i++ {
+		a := args.at(i)
+		switch {
+		case a == "":
+			continue
+		case i == 1 && a[0] == '+':
+			continue
+		case a == "--color" || a == "-Z" || a == "--config" || a == "-C" || a == "--explain":
+			i++
+			continue
+		case a[0] == '-':
+			continue
+		}
+		lang, ok := e.subcommands[a]
+		return lang, ok
+	}
+	return "", false
+}
+
+// javaValueOptions are java launcher options whose value is the next argument.
+func javaValueOption(a string) bool {
+	switch a {
+	case "-cp", "-classpath", "--class-path", "-p", "--module-path", "--upgrade-module-path",
+		"--add-modules", "--limit-modules", "--add-reads", "--add-exports", "--add-opens", "--patch-module",
+		"--enable-native-access", "-d", "--describe-module":
+		return true
+	}
+	return false
+}
+
+// javaSourceMode reports java launching a source file (JEP 330): java [options] Foo.java, or --source N.
+func javaSourceMode(args strList) bool {
+	for i, n := 1, min(args.len(), maxArgsScanned); i < n; i++ {
+		a := args.at(i)
+		switch {
+		case a == "--source" || strings.HasPrefix(a, "--source="):
+			return true
+		case a == "-jar" || a == "-m" || a == "--module" || strings.HasPrefix(a, "--module="):
+			return false
+		case javaValueOption(a):
+			i++
+		case a == "" || a[0] == '-' || a[0] == '@':
+			// other options, @argfiles
+		default:
+			return strings.HasSuffix(a, ".java")
+		}
+	}
+	return false
+}
+
+// isGoToolPath reports .../pkg/tool/<goos>_<goarch>/{compile,link,asm,cgo}.
+func isGoToolPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	dir, base := splitLast(p)
+	if !goToolStage(base) {
+		return false
+	}
+	dir, osArch := splitLast(dir)
+	if strings.IndexByte(osArch, '_') <= 0 {
+		return false
+	}
+	dir, tool := splitLast(dir)
+	if tool != "tool" {
+		return false
+	}
+	_, pkg := splitLast(dir)
+	return pkg == "pkg"
+}
+
+func splitLast(p string) (dir, base string) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
+}
+
+func basename(p string) string {
+	_, b := splitLast(p)
+	return b
+}

@@ -1,0 +1,283 @@
+package compilerdetectorprocessor
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// execCase describes one exec as the receiver reports it. file defaults to exe, comm to basename(file) cut to
+// 15 bytes, and argv[0] to file.
+type execCase struct {
+	name string
+	exe  string   // process.executable.path (resolved)
+	file string   // compilerwatch.exec.filename (as invoked)
+	argv []string // process.command_args without argv[0]
+	comm string
+	anc  []string // ancestors, "pid:comm", nearest first
+
+	want     string // compiler name; "" = not a compiler
+	lang     string
+	matchSig string
+}
+
+func (c execCase) view() *execView {
+	file := c.file
+	if file == "" {
+		file = c.exe
+	}
+	comm := c.comm
+	if comm == "" {
+		comm = basename(file)
+		if len(comm) > commLen {
+			comm = comm[:commLen]
+		}
+	}
+	args := append([]string{file}, c.argv...)
+	return &execView{
+		exePath:   c.exe,
+		exeName:   basename(c.exe),
+		filename:  file,
+		argv0:     file,
+		comm:      comm,
+		args:      stringsList(args),
+		ancestors: stringsList(c.anc),
+	}
+}
+
+var shellAncestors = []string{"100:bash", "1:containerd-shim"}
+
+func matcherCases() []execCase {
+	sh := shellAncestors
+	return []execCase{
+		// C and C++ drivers, plain, versioned, symlinked and cross-prefixed.
+		{name: "gcc", exe: "/usr/bin/gcc", argv: []string{"-c", "x.c"}, anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "gcc via versioned binary", exe: "/usr/bin/x86_64-linux-gnu-gcc-12", file: "/usr/bin/gcc", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "gcc-12 invoked", exe: "/usr/bin/x86_64-linux-gnu-gcc-12", file: "/usr/bin/gcc-12", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "cc symlink resolves to gcc", exe: "/usr/bin/x86_64-linux-gnu-gcc-12", file: "/usr/bin/cc", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "cc unresolved", exe: "", file: "/usr/bin/cc", anc: sh, want: "cc", lang: langC, matchSig: matchInvokedName},
+		{name: "c99 script runs under dash", exe: "/usr/bin/dash", file: "/usr/bin/c99", anc: sh, want: "cc", lang: langC, matchSig: matchInvokedName},
+		{name: "g++", exe: "/usr/bin/g++", anc: sh, want: "g++", lang: langCXX, matchSig: matchExecutableName},
+		{name: "cross g++ versioned", exe: "/usr/bin/x86_64-linux-gnu-g++-12", anc: sh, want: "g++", lang: langCXX, matchSig: matchExecutableName},
+		{name: "aarch64 cross gcc", exe: "/usr/bin/aarch64-linux-gnu-gcc", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "arm-none-eabi-gcc", exe: "/opt/arm/bin/arm-none-eabi-gcc", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "mingw g++ posix", exe: "/usr/bin/x86_64-w64-mingw32-g++-posix", anc: sh, want: "g++", lang: langCXX, matchSig: matchExecutableName},
+		{name: "c++", exe: "/usr/bin/c++", anc: sh, want: "c++", lang: langCXX, matchSig: matchExecutableName},
+		{name: "clang-19", exe: "/usr/lib/llvm-19/bin/clang", file: "/usr/bin/clang-19", anc: sh, want: "clang", lang: langC, matchSig: matchExecutableName},
+		{name: "clang versioned binary", exe: "/usr/bin/clang-19", anc: sh, want: "clang", lang: langC, matchSig: matchExecutableName},
+		{name: "clang++ symlink keeps its personality", exe: "/usr/lib/llvm-19/bin/clang", file: "/usr/bin/clang++", anc: sh, want: "clang++", lang: langCXX, matchSig: matchExecutableName},
+		{name: "cc symlink to clang", exe: "/usr/lib/llvm-19/bin/clang", file: "/usr/bin/cc", anc: sh, want: "clang", lang: langC, matchSig: matchExecutableName},
+		{name: "clang++-19 binary", exe: "/usr/bin/clang++-19", anc: sh, want: "clang++", lang: langCXX, matchSig: matchExecutableName},
+		{name: "clang -cc1 under clang is a stage", exe: "/usr/lib/llvm-19/bin/clang", argv: []string{"-cc1", "-triple"}, anc: []string{"50:clang", "1:bash"}},
+		{name: "clang -cc1 from renamed driver", exe: "/usr/lib/llvm-19/bin/clang", argv: []string{"-cc1"}, anc: []string{"50:x", "1:bash"}, want: "clang", lang: langC, matchSig: matchCompilerStage},
+		{name: "tcc", exe: "/usr/bin/tcc", anc: sh, want: "tcc", lang: langC, matchSig: matchExecutableName},
+		{name: "icx", exe: "/opt/intel/oneapi/compiler/latest/bin/icx", anc: sh, want: "icx", lang: langC, matchSig: matchExecutableName},
+		{name: "icpx", exe: "/opt/intel/oneapi/compiler/latest/bin/icpx", anc: sh, want: "icpx", lang: langCXX, matchSig: matchExecutableName},
+		{name: "icc", exe: "/opt/intel/bin/icc", anc: sh, want: "icc", lang: langC, matchSig: matchExecutableName},
+		{name: "bcc", exe: "/usr/bin/bcc", anc: sh, want: "bcc", lang: langC, matchSig: matchExecutableName},
+		// Fortran and Go.
+		{name: "gfortran-12", exe: "/usr/bin/x86_64-linux-gnu-gfortran-12", file: "/usr/bin/gfortran", anc: sh, want: "gfortran", lang: langFortran, matchSig: matchExecutableName},
+		{name: "gccgo", exe: "/usr/bin/gccgo-12", anc: sh, want: "gccgo", lang: langGo, matchSig: matchExecutableName},
+		{name: "go build", exe: "/usr/local/go/bin/go", argv: []string{"build", "./..."}, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go -C dir run", exe: "/usr/local/go/bin/go", argv: []string{"-C", "/src", "run", "."}, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go install", exe: "/usr/local/go/bin/go", argv: []string{"install", "example.com/x@latest"}, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go test", exe: "/usr/local/go/bin/go", argv: []string{"test", "./..."}, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go tool compile", exe: "/usr/local/go/bin/go", argv: []string{"tool", "compile", "x.go"}, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go version", exe: "/usr/local/go/bin/go", argv: []string{"version"}, anc: sh},
+		{name: "go env", exe: "/usr/local/go/bin/go", argv: []string{"env", "GOPATH"}, anc: sh},
+		{name: "go mod download", exe: "/usr/local/go/bin/go", argv: []string{"mod", "download"}, anc: sh},
+		{name: "go tool pprof", exe: "/usr/local/go/bin/go", argv: []string{"tool", "pprof"}, anc: sh},
+		{name: "go compile stage under go", exe: "/usr/local/go/pkg/tool/linux_amd64/compile", argv: []string{"-o", "x.a"}, anc: []string{"70:go", "1:bash"}},
+		{name: "go link stage under go", exe: "/usr/local/go/pkg/tool/linux_amd64/link", anc: []string{"70:go"}},
+		{name: "go compile run directly", exe: "/usr/local/go/pkg/tool/linux_amd64/compile", anc: sh, want: "go", lang: langGo, matchSig: matchCompilerStage},
+		{name: "go toolchain from module cache", exe: "/root/go/pkg/mod/golang.org/toolchain@v0.0.1-go1.26.0.linux-amd64/pkg/tool/linux_amd64/link", anc: []string{"9:make"}, want: "go", lang: langGo, matchSig: matchCompilerStage},
+		{name: "coreutils link is not go", exe: "/usr/bin/link", anc: sh},
+		{name: "a compile script is not go", exe: "/usr/local/bin/compile", anc: sh},
+		// JVM.
+		{name: "javac", exe: "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac", file: "/usr/bin/javac", anc: sh, want: "javac", lang: langJava, matchSig: matchExecutableName},
+		{name: "ecj", exe: "/usr/bin/ecj", anc: sh, want: "ecj", lang: langJava, matchSig: matchExecutableName},
+		{name: "java source file", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-cp", "lib", "Hello.java", "arg"}, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java --source", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"--source", "21", "script"}, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java -jar", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-jar", "app.jar", "Foo.java"}, anc: sh},
+		{name: "java main class", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-Xmx1g", "-cp", "app.jar", "com.example.Main"}, anc: sh},
+		{name: "java -version", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-version"}, anc: sh},
+		{name: "kotlinc", exe: "/opt/kotlinc/bin/kotlinc-jvm", anc: sh, want: "kotlinc", lang: langKotlin, matchSig: matchExecutableName},
+		{name: "scalac", exe: "/usr/bin/scalac", anc: sh, want: "scalac", lang: langScala, matchSig: matchExecutableName},
+		// Rust.
+		{name: "rustc", exe: "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/rustc", anc: sh, want: "rustc", lang: langRust, matchSig: matchExecutableName},
+		{name: "cargo build", exe: "/root/.cargo/bin/cargo", argv: []string{"build", "--release"}, anc: sh, want: "cargo", lang: langRust, matchSig: matchArguments},
+		{name: "cargo +nightly --color always test", exe: "/root/.cargo/bin/cargo", argv: []string{"+nightly", "--color", "always", "test"}, anc: sh, want: "cargo", lang: langRust, matchSig: matchArguments},
+		{name: "cargo rustc", exe: "/root/.cargo/bin/cargo", argv: []string{"rustc", "--", "-O"}, anc: sh, want: "cargo", lang: langRust, matchSig: matchArguments},
+		{name: "cargo --version", exe: "/root/.cargo/bin/cargo", argv: []string{"--version"}, anc: sh},
+		{name: "cargo fetch", exe: "/root/.cargo/bin/cargo", argv: []string{"fetch"}, anc: sh},
+		// Zig, .NET, Swift and others.
+		{name: "zig cc", exe: "/opt/zig/zig", argv: []string{"cc", "-c", "x.c"}, anc: sh, want: "zig", lang: langC, matchSig: matchArguments},
+		{name: "zig c++", exe: "/opt/zig/zig", argv: []string{"c++", "x.cpp"}, anc: sh, want: "zig", lang: langCXX, matchSig: matchArguments},
+		{name: "zig build-exe", exe: "/opt/zig/zig", argv: []string{"build-exe", "main.zig"}, anc: sh, want: "zig", lang: langZig, matchSig: matchArguments},
+		{name: "zig version", exe: "/opt/zig/zig", argv: []string{"version"}, anc: sh},
+		{name: "dotnet build", exe: "/usr/share/dotnet/dotnet", argv: []string{"build", "-c", "Release"}, anc: sh, want: "dotnet", lang: langCSharp, matchSig: matchArguments},
+		{name: "dotnet app.dll", exe: "/usr/share/dotnet/dotnet", argv: []string{"app.dll"}, anc: sh},
+		{name: "swiftc via swift-frontend", exe: "/usr/bin/swift-frontend", file: "/usr/bin/swiftc", anc: sh, want: "swiftc", lang: langSwift, matchSig: matchInvokedName},
+		{name: "swift-frontend stage under swiftc", exe: "/usr/bin/swift-frontend", argv: []string{"-frontend", "-c"}, anc: []string{"40:swiftc"}},
+		{name: "swift build", exe: "/usr/bin/swift", argv: []string{"build"}, anc: sh, want: "swift", lang: langSwift, matchSig: matchArguments},
+		{name: "ghc versioned", exe: "/usr/lib/ghc/bin/ghc-9.4.7", anc: sh, want: "ghc", lang: langHaskell, matchSig: matchExecutableName},
+		{name: "csc", exe: "/usr/bin/csc", anc: sh, want: "csc", lang: langCSharp, matchSig: matchExecutableName},
+		{name: "mcs", exe: "/usr/bin/mcs", anc: sh, want: "mcs", lang: langCSharp, matchSig: matchExecutableName},
+		{name: "nvcc", exe: "/usr/local/cuda/bin/nvcc", anc: sh, want: "nvcc", lang: langCUDA, matchSig: matchExecutableName},
+		{name: "ptxas under nvcc", exe: "/usr/local/cuda/bin/ptxas", anc: []string{"12:nvcc"}},
+		{name: "emcc", exe: "/emsdk/upstream/emscripten/emcc", anc: sh, want: "emcc", lang: langWasm, matchSig: matchExecutableName},
+		// Assemblers: flagged alone, not under a driver.
+		{name: "as alone", exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: sh, want: "as", lang: langAssembly, matchSig: matchExecutableName},
+		{name: "as under gcc", exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: []string{"20:gcc", "1:bash"}},
+		{name: "as under truncated cross gcc", exe: "/usr/bin/x86_64-linux-gnu-as", anc: []string{"20:x86_64-linux-gn", "1:make"}},
+		{name: "nasm", exe: "/usr/bin/nasm", anc: sh, want: "nasm", lang: langAssembly, matchSig: matchExecutableName},
+		{name: "yasm", exe: "/usr/bin/yasm", anc: sh, want: "yasm", lang: langAssembly, matchSig: matchExecutableName},
+		// GCC stages: one finding per compilation, renamed drivers caught.
+		{name: "cc1 under gcc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc", "10:make"}},
+		{name: "cc1 under gcc-12", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc-12"}},
+		{name: "cc1plus under truncated cross g++", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus", anc: []string{"20:x86_64-linux-gn", "10:make"}},
+		{name: "cc1 under cc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:cc", "10:sh"}},
+		{name: "cc1 under renamed driver", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:x", "10:sh"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1 with no ancestors", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1plus under renamed driver", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus", anc: []string{"20:build", "10:sh"}, want: "g++", lang: langCXX, matchSig: matchCompilerStage},
+		{name: "cc1 under cpp is still flagged", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", argv: []string{"-E"}, anc: []string{"20:cpp"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1 under java is flagged", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:java"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1 under go is flagged", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:go"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1obj renamed", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1obj", anc: sh, want: "gcc", lang: langObjC, matchSig: matchCompilerStage},
+		{name: "collect2 under gcc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/collect2", anc: []string{"20:gcc"}},
+		{name: "collect2 renamed", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/collect2", anc: []string{"20:x"}, want: "gcc", lang: langOther, matchSig: matchCompilerStage},
+		{name: "lto1 deep under gcc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/lto1", anc: []string{"30:lto-wrapper", "29:ld", "28:collect2", "20:gcc"}},
+		{name: "lto1 with no compiler ancestor", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/lto1", anc: []string{"30:ld", "1:sh"}, want: "gcc", lang: langOther, matchSig: matchCompilerStage},
+		{name: "f951 renamed", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/f951", anc: sh, want: "gfortran", lang: langFortran, matchSig: matchCompilerStage},
+		// Wrappers.
+		{name: "ccache alone", exe: "/usr/bin/ccache", argv: []string{"-s"}, anc: sh},
+		{name: "ccache gcc", exe: "/usr/bin/ccache", argv: []string{"gcc", "-c", "x.c"}, anc: sh, want: "gcc", lang: langC, matchSig: matchArguments},
+		{name: "ccache masquerade symlink", exe: "/usr/bin/ccache", file: "/usr/lib/ccache/gcc", argv: []string{"-c", "x.c"}, anc: sh, want: "gcc", lang: langC, matchSig: matchInvokedName},
+		{name: "ccache with a non-compiler", exe: "/usr/bin/ccache", argv: []string{"make"}, anc: sh},
+		// Comm as the last signal.
+		{name: "fexecve memfd named gcc", exe: "/memfd:gcc (deleted)", file: "/dev/fd/3", comm: "gcc", anc: sh, want: "gcc", lang: langC, matchSig: matchComm},
+		{name: "comm cut cross gcc ambiguous", exe: "", file: "", comm: "x86_64-linux-gn", anc: sh},
+		// Must not match.
+		{name: "clangd", exe: "/usr/lib/llvm-19/bin/clangd", anc: sh},
+		{name: "clang-format-19", exe: "/usr/bin/clang-format-19", anc: sh},
+		{name: "clang-tidy", exe: "/usr/bin/clang-tidy", anc: sh},
+		{name: "gcc-ar", exe: "/usr/bin/x86_64-linux-gnu-gcc-ar-12", file: "/usr/bin/gcc-ar", anc: sh},
+		{name: "gcc-nm", exe: "/usr/bin/gcc-nm-12", anc: sh},
+		{name: "gcc-ranlib", exe: "/usr/bin/x86_64-linux-gnu-gcc-ranlib-12", anc: sh},
+		{name: "cpp", exe: "/usr/bin/x86_64-linux-gnu-cpp-12", file: "/usr/bin/cpp", anc: sh},
+		{name: "make", exe: "/usr/bin/make", argv: []string{"-j8"}, anc: sh},
+		{name: "cmake", exe: "/usr/bin/cmake", anc: sh},
+		{name: "ld", exe: "/usr/bin/x86_64-linux-gnu-ld.bfd", file: "/usr/bin/ld", anc: []string{"20:collect2"}},
+		{name: "sh", exe: "/usr/bin/dash", file: "/bin/sh", argv: []string{"-c", "gcc -c x.c"}, anc: sh},
+		{name: "bash", exe: "/usr/bin/bash", anc: sh},
+		{name: "busybox sh", exe: "/bin/busybox", file: "/bin/sh", anc: sh},
+		{name: "python", exe: "/usr/bin/python3.11", file: "/usr/bin/python3", argv: []string{"setup.py", "build"}, anc: sh},
+		{name: "node", exe: "/usr/bin/node", anc: sh},
+		{name: "perl", exe: "/usr/bin/perl", anc: sh},
+		{name: "foo-as is not an assembler", exe: "/usr/bin/foo-as", anc: sh},
+		{name: "cc1 spelled as a file, not a stage path", exe: "/usr/bin/cc1-helper", anc: sh},
+		{name: "empty record", exe: ""},
+	}
+}
+
+func TestMatcher(t *testing.T) {
+	m := newMatcher(builtinCatalog())
+	cases := matcherCases()
+	assert.GreaterOrEqual(t, len(cases), 60)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := m.match(tc.view())
+			if tc.want == "" {
+				assert.False(t, ok, "unexpected match %+v", got)
+				return
+			}
+			if assert.True(t, ok, "no match") {
+				assert.Equal(t, matchResult{name: tc.want, language: tc.lang, match: tc.matchSig}, got)
+			}
+		})
+	}
+}
+
+func TestMatcherUserEntries(t *testing.T) {
+	extend := &Config{Compilers: CompilersConfig{Mode: modeExtend, Entries: []CompilerEntry{
+		{Name: "bazel", Language: langOther, Executables: []string{"bazel", "bazelisk"}, Args: []string{"build", "test"}},
+		{Name: "mycc", Language: langC, Executables: []string{"/opt/tools/bin/mycc"}},
+		{Name: "gcc-custom", Language: langC, Executables: []string{"gcc"}},
+	}}}
+	m := newMatcher(extend.catalogEntries())
+	cases := []execCase{
+		{name: "user tool with subcommand", exe: "/usr/bin/bazelisk", argv: []string{"--batch", "build", "//..."}, want: "bazel", lang: langOther, matchSig: matchArguments},
+		{name: "user tool without subcommand", exe: "/usr/bin/bazel", argv: []string{"info"}},
+		{name: "user absolute path", exe: "/opt/tools/bin/mycc", want: "mycc", lang: langC, matchSig: matchExecutableName},
+		{name: "same basename elsewhere", exe: "/usr/bin/mycc"},
+		{name: "user entry overrides built-in", exe: "/usr/bin/gcc-12", want: "gcc-custom", lang: langC, matchSig: matchExecutableName},
+		{name: "built-ins kept", exe: "/usr/bin/rustc", want: "rustc", lang: langRust, matchSig: matchExecutableName},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := m.match(tc.view())
+			if tc.want == "" {
+				assert.False(t, ok, "unexpected match %+v", got)
+				return
+			}
+			assert.Equal(t, matchResult{name: tc.want, language: tc.lang, match: tc.matchSig}, got)
+		})
+	}
+
+	replace := &Config{Compilers: CompilersConfig{Mode: modeReplace, Entries: []CompilerEntry{
+		{Name: "mycc", Language: langC, Executables: []string{"mycc"}},
+	}}}
+	m = newMatcher(replace.catalogEntries())
+	_, ok := m.match(execCase{exe: "/usr/bin/gcc"}.view())
+	assert.False(t, ok, "replace drops the built-in gcc")
+	_, ok = m.match(execCase{exe: "/usr/local/go/pkg/tool/linux_amd64/compile"}.view())
+	assert.False(t, ok, "replace drops the Go stages")
+	got, ok := m.match(execCase{exe: "/usr/bin/mycc-2"}.view())
+	assert.True(t, ok)
+	assert.Equal(t, "mycc", got.name)
+}
+
+func TestStripVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"gcc-12": "gcc", "ghc-9.4.7": "ghc", "clang++-19": "clang++", "cc1": "cc1", "lto1": "lto1",
+		"x86_64-w64-mingw32-gcc-10-posix": "x86_64-w64-mingw32-gcc", "gcc-ar": "gcc-ar", "python3.11": "python3.11",
+		"gcc-": "gcc-", "-12": "-12",
+	} {
+		assert.Equal(t, want, stripVersion(in), in)
+	}
+}
+
+func TestIsGoToolPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/usr/local/go/pkg/tool/linux_amd64/compile": true,
+		"/usr/lib/go-1.22/pkg/tool/linux_arm64/link": true,
+		"pkg/tool/linux_amd64/asm":                   true,
+		"/usr/local/go/pkg/tool/linux_amd64/vet":     false,
+		"/usr/local/go/pkg/tool/compile":             false,
+		"/usr/local/go/pkg/tools/linux_amd64/link":   false,
+		"/usr/bin/compile":                           false,
+		"":                                           false,
+	} {
+		assert.Equal(t, want, isGoToolPath(p), p)
+	}
+}
+
+func BenchmarkMatcher(b *testing.B) {
+	m := newMatcher(builtinCatalog())
+	views := []*execView{
+		execCase{exe: "/usr/bin/bash", file: "/bin/sh", argv: []string{"-c", "true"}, anc: shellAncestors}.view(),
+		execCase{exe: "/usr/bin/python3.11", file: "/usr/bin/python3", argv: []string{"app.py"}, anc: shellAncestors}.view(),
+		execCase{exe: "/usr/bin/x86_64-linux-gnu-gcc-12", file: "/usr/bin/gcc", anc: shellAncestors}.view(),
+		execCase{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc", "10:make"}}.view(),
+		execCase{exe: "/usr/local/go/bin/go", argv: []string{"build", "./..."}, anc: shellAncestors}.view(),
+	}
+	names := []string{"non-compiler", "interpreter", "driver", "stage-suppressed", "go-build"}
+	for i, v := range views {
+		b.Run(names[i], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m.match(v)
+			}
+		})
+	}
+}

@@ -1,0 +1,427 @@
+package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.uber.org/zap"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
+)
+
+// compilerDetector implements processor.Logs directly rather than through processorhelper.NewLogs, because it
+// also emits records asynchronously: held records released when their Kubernetes metadata arrives, and dedup
+// summaries. One goroutine does that work; Shutdown flushes what is left and joins it.
+type compilerDetector struct {
+	cfg       *Config
+	logger    *zap.Logger
+	next      consumer.Logs
+	telemetry *metadata.TelemetryBuilder
+	buildInfo component.BuildInfo
+
+	matcher  *matcher
+	exclude  *exclusions
+	dedup    *deduper // nil when dedup.window is 0
+	enricher enricher // nil when kubernetes is off
+	hold     *holder  // nil when enricher is nil
+	now      func() time.Time
+
+	// Lifecycle of the async goroutine.
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stop      chan struct{}
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+var _ processor.Logs = (*compilerDetector)(nil)
+
+func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs, enr enricher) (*compilerDetector, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("creating telemetry: %w", err)
+	}
+	p := &compilerDetector{
+		cfg:       cfg,
+		logger:    set.Logger,
+		next:      next,
+		telemetry: tb,
+		buildInfo: set.BuildInfo,
+		matcher:   newMatcher(cfg.catalogEntries()),
+		exclude:   newExclusions(cfg.Exclude),
+		dedup:     newDeduper(cfg.Dedup),
+		enricher:  enr,
+		now:       time.Now,
+		stop:      make(chan struct{}),
+	}
+	if enr != nil {
+		p.hold = newHolder(enr, cfg.Kubernetes.WaitForMetadata)
+	}
+	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
+	return p, nil
+}
+
+func (p *compilerDetector) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
+
+func (p *compilerDetector) Start(context.Context, component.Host) error {
+	p.startOnce.Do(func() {
+		holdEvery, sweepEvery := p.intervals()
+		if holdEvery == 0 && sweepEvery == 0 {
+			return
+		}
+		p.wg.Add(1)
+		go p.run(holdEvery, sweepEvery)
+	})
+	return nil
+}
+
+// intervals returns how often held records are re-checked and dedup windows swept (0 = never).
+func (p *compilerDetector) intervals() (hold, sweep time.Duration) {
+	if p.hold != nil && p.cfg.Kubernetes.WaitForMetadata > 0 {
+		hold = min(max(p.cfg.Kubernetes.WaitForMetadata/10, 10*time.Millisecond), 250*time.Millisecond)
+	}
+	if p.dedup != nil {
+		// A summary is at most a minute late; short windows are swept proportionally more often.
+		sweep = min(max(p.cfg.Dedup.Window/10, time.Second), time.Minute)
+	}
+	return hold, sweep
+}
+
+// run is the async goroutine: it releases held records and emits dedup summaries.
+func (p *compilerDetector) run(holdEvery, sweepEvery time.Duration) {
+	defer p.wg.Done()
+	var holdC, sweepC <-chan time.Time
+	if holdEvery > 0 {
+		t := time.NewTicker(holdEvery)
+		defer t.Stop()
+		holdC = t.C
+	}
+	if sweepEvery > 0 {
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		sweepC = t.C
+	}
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-holdC:
+			p.releaseHeld(p.runCtx, false)
+		case <-sweepC:
+			p.emitSummaries(p.runCtx, false)
+		}
+	}
+}
+
+// Shutdown stops the async goroutine, then flushes every held record and every pending dedup count to the next
+// consumer, so nothing is lost on a clean stop.
+func (p *compilerDetector) Shutdown(ctx context.Context) error {
+	p.stopOnce.Do(func() { close(p.stop) })
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.cancelRun() // unblock a delivery stuck in the next consumer
+		<-done
+	}
+	p.cancelRun()
+	p.releaseHeld(ctx, true)
+	p.emitSummaries(ctx, true)
+	p.telemetry.Shutdown()
+	return nil
+}
+
+// ConsumeLogs flags compiler executions in ld and passes it on. Records held for Kubernetes metadata leave ld
+// here and are emitted later by the async goroutine.
+func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	now := p.now()
+	var st stats
+	rls := ld.ResourceLogs()
+	if p.hold != nil {
+		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
+			n := countRecords(rl) // before route, which moves the records out
+			if p.hold.route(rl, now) {
+				st.held += int64(n)
+				return true
+			}
+			return false
+		})
+	}
+	rls.RemoveIf(func(rl plog.ResourceLogs) bool {
+		p.processResource(rl, now, &st)
+		return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
+	})
+	st.record(ctx, p.telemetry)
+	if rls.Len() == 0 {
+		return nil
+	}
+	return p.next.ConsumeLogs(ctx, ld)
+}
+
+// stats are counted per call and recorded once.
+type stats struct {
+	flagged, excluded, deduplicated, dropped, held, holdExpired, summaries int64
+}
+
+func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
+	if st.flagged > 0 {
+		tb.ProcessorCompilerDetectorFlaggedRecords.Add(ctx, st.flagged)
+	}
+	if st.excluded > 0 {
+		tb.ProcessorCompilerDetectorExcludedRecords.Add(ctx, st.excluded)
+	}
+	if st.deduplicated > 0 {
+		tb.ProcessorCompilerDetectorDeduplicatedRecords.Add(ctx, st.deduplicated)
+	}
+	if st.dropped > 0 {
+		tb.ProcessorCompilerDetectorDroppedRecords.Add(ctx, st.dropped)
+	}
+	if st.held > 0 {
+		tb.ProcessorCompilerDetectorHeldRecords.Add(ctx, st.held)
+	}
+	if st.holdExpired > 0 {
+		tb.ProcessorCompilerDetectorHoldExpiredRecords.Add(ctx, st.holdExpired)
+	}
+	if st.summaries > 0 {
+		tb.ProcessorCompilerDetectorDedupSummaryRecords.Add(ctx, st.summaries)
+	}
+}
+
+// processResource is the one funnel every record goes through, synchronous or released from hold: match,
+// exclude, dedup, flag, and drop what only_flagged does not keep.
+func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, st *stats) {
+	res := rl.Resource().Attributes()
+	inScope := !p.cfg.ContainersOnly || getStr(res, attrContainerID) != ""
+	resExcluded := -1 // computed on the first match only
+	rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
+		sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
+			flagged := inScope && p.processRecord(res, &resExcluded, lr, now, st)
+			if !flagged && p.cfg.OnlyFlagged {
+				st.dropped++
+				return true
+			}
+			return false
+		})
+		return p.cfg.OnlyFlagged && sl.LogRecords().Len() == 0
+	})
+}
+
+// processRecord flags lr if it is a compiler execution that is neither excluded nor a duplicate.
+func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr plog.LogRecord, now time.Time, st *stats) bool {
+	attrs := lr.Attributes()
+	v := execView{
+		exePath:   getStr(attrs, attrExecutablePath),
+		exeName:   getStr(attrs, attrExecutableName),
+		filename:  getStr(attrs, attrExecFilename),
+		argv0:     getStr(attrs, attrCommand),
+		comm:      getStr(attrs, attrExecComm),
+		args:      getList(attrs, attrCommandArgs),
+		ancestors: getList(attrs, attrAncestors),
+	}
+	m, ok := p.matcher.match(&v)
+	if !ok {
+		return false
+	}
+	if *resExcluded < 0 {
+		*resExcluded = 0
+		if p.exclude.resourceExcluded(res) {
+			*resExcluded = 1
+		}
+	}
+	parentExe := getStr(attrs, attrParentExecutable)
+	parentComm := getStr(attrs, attrParentCommand)
+	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, parentComm, v.ancestors) {
+		st.excluded++
+		return false
+	}
+
+	// A stage caught without a driver ancestor stands for an unrecognised (renamed) driver, its parent: if that
+	// was written at runtime, so was the compiler.
+	runtime := isRuntimeOrigin(getStr(attrs, attrExecutableOrigin)) ||
+		(m.match == matchCompilerStage && isRuntimeOrigin(getStr(attrs, attrParentExecutableOrigin)))
+	sev := plog.SeverityNumberWarn
+	if runtime {
+		sev = plog.SeverityNumberError
+	}
+	var carried int64
+	if p.dedup != nil {
+		keyParent := parentExe
+		if keyParent == "" {
+			keyParent = parentComm // the receiver could not read the parent's exe
+		}
+		key := p.dedup.key(res, m.name, keyParent, v.exePath)
+		var flag bool
+		flag, carried = p.dedup.observe(key, now, func() *dedupEntry {
+			e := &dedupEntry{compiler: m.name, language: m.language, severity: sev, runtime: runtime}
+			e.resource = pcommon.NewResource()
+			// Copy rather than reference: the batch is handed on and may be mutated downstream.
+			e.resource.Attributes().EnsureCapacity(res.Len())
+			res.CopyTo(e.resource.Attributes())
+			e.parentExe = strings.Clone(parentExe)
+			return e
+		})
+		if !flag {
+			st.deduplicated++
+			return false
+		}
+	}
+	flagRecord(lr, m, sev, runtime, carried)
+	st.flagged++
+	return true
+}
+
+// flagRecord adds the finding to lr. Attributes are added only where absent; severity is only ever raised.
+func flagRecord(lr plog.LogRecord, m matchResult, sev plog.SeverityNumber, runtime bool, carried int64) {
+	if lr.SeverityNumber() < sev {
+		lr.SetSeverityNumber(sev)
+		lr.SetSeverityText(severityText(sev))
+	}
+	attrs := lr.Attributes()
+	putRule(attrs)
+	putStrIfAbsent(attrs, attrCompilerName, m.name)
+	putStrIfAbsent(attrs, attrCompilerLanguage, m.language)
+	putStrIfAbsent(attrs, attrCompilerMatch, m.match)
+	if runtime {
+		if _, ok := attrs.Get(attrInstalledAtRuntime); !ok {
+			attrs.PutBool(attrInstalledAtRuntime, true)
+		}
+	}
+	if carried > 0 {
+		if _, ok := attrs.Get(attrSuppressedCount); !ok {
+			attrs.PutInt(attrSuppressedCount, carried)
+		}
+	}
+}
+
+func putRule(attrs pcommon.Map) {
+	putStrIfAbsent(attrs, attrRuleUUID, ruleUUID)
+	putStrIfAbsent(attrs, attrRuleName, ruleName)
+	putStrIfAbsent(attrs, attrRuleReference, ruleReference)
+	putStrIfAbsent(attrs, attrRuleCategory, ruleCategory)
+	putStrIfAbsent(attrs, attrRuleRulesetName, ruleRulesetName)
+}
+
+func putStrIfAbsent(m pcommon.Map, k, v string) {
+	if _, ok := m.Get(k); !ok {
+		m.PutStr(k, v)
+	}
+}
+
+func severityText(sev plog.SeverityNumber) string {
+	if sev >= plog.SeverityNumberError {
+		return "ERROR"
+	}
+	return "WARN"
+}
+
+// releaseHeld processes and emits held batches whose metadata arrived or whose wait expired (all when force).
+func (p *compilerDetector) releaseHeld(ctx context.Context, force bool) {
+	if p.hold == nil {
+		return
+	}
+	now := p.now()
+	for _, b := range p.hold.release(now, force) {
+		var st stats
+		if b.expired {
+			st.holdExpired += int64(b.logs.LogRecordCount())
+		}
+		rls := b.logs.ResourceLogs()
+		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
+			p.processResource(rl, now, &st)
+			return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
+		})
+		st.record(ctx, p.telemetry)
+		if rls.Len() > 0 {
+			p.deliver(ctx, b.logs)
+		}
+		p.hold.done(b.key)
+	}
+}
+
+// emitSummaries emits one summary record per dedup window that closed with suppressed repeats (every open
+// window when all is set, at shutdown).
+func (p *compilerDetector) emitSummaries(ctx context.Context, all bool) {
+	if p.dedup == nil {
+		return
+	}
+	now := p.now()
+	entries := p.dedup.expire(now, all)
+	if len(entries) == 0 {
+		return
+	}
+	// Map order is random; emit in window order so output is stable.
+	slices.SortFunc(entries, func(a, b *dedupEntry) int {
+		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.compiler, b.compiler), cmp.Compare(a.parentExe, b.parentExe))
+	})
+	ld := plog.NewLogs()
+	for _, e := range entries {
+		p.appendSummary(ld, e, now)
+	}
+	st := stats{summaries: int64(len(entries))}
+	st.record(ctx, p.telemetry)
+	p.deliver(ctx, ld)
+}
+
+// appendSummary adds a summary record for e to ld, under a copy of the resource of the window's first finding.
+func (p *compilerDetector) appendSummary(ld plog.Logs, e *dedupEntry, now time.Time) {
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.SetSchemaUrl(semconv.SchemaURL)
+	e.resource.CopyTo(rl.Resource())
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.SetSchemaUrl(semconv.SchemaURL)
+	sl.Scope().SetName(metadata.ScopeName)
+	sl.Scope().SetVersion(p.buildInfo.Version)
+	lr := sl.LogRecords().AppendEmpty()
+	ts := pcommon.NewTimestampFromTime(now)
+	lr.SetTimestamp(ts)
+	lr.SetObservedTimestamp(ts)
+	lr.SetEventName(eventNameDedupSummary)
+	lr.SetSeverityNumber(e.severity)
+	lr.SetSeverityText(severityText(e.severity))
+	lr.Body().SetStr(fmt.Sprintf("%d further executions of %s suppressed since %s",
+		e.suppressed, e.compiler, e.start.UTC().Format(time.RFC3339)))
+	attrs := lr.Attributes()
+	putRule(attrs)
+	attrs.PutStr(attrCompilerName, e.compiler)
+	attrs.PutStr(attrCompilerLanguage, e.language)
+	if e.parentExe != "" {
+		attrs.PutStr(attrParentExecutable, e.parentExe)
+	}
+	if e.runtime {
+		attrs.PutBool(attrInstalledAtRuntime, true)
+	}
+	attrs.PutInt(attrSuppressedCount, e.suppressed)
+}
+
+// deliver hands an async batch to the next consumer. There is no caller to return an error to, so a failure is
+// logged and counted.
+func (p *compilerDetector) deliver(ctx context.Context, ld plog.Logs) {
+	n := ld.LogRecordCount()
+	if err := p.next.ConsumeLogs(ctx, ld); err != nil {
+		p.telemetry.ProcessorCompilerDetectorAsyncEmitFailedRecords.Add(context.Background(), int64(n))
+		p.logger.Warn("Next consumer rejected asynchronously emitted records", zap.Int("records", n), zap.Error(err))
+	}
+}
+
+func countRecords(rl plog.ResourceLogs) int {
+	n := 0
+	for i := 0; i < rl.ScopeLogs().Len(); i++ {
+		n += rl.ScopeLogs().At(i).LogRecords().Len()
+	}
+	return n
+}
