@@ -224,6 +224,7 @@ static __always_inline bool put_name(struct scratch *s, __u32 *off, __u32 limit,
  * Result: bytes written in the low 16 bits, WALK_TRUNC when cut short.
  */
 #define WALK_TRUNC (1 << 16)
+#define WALK_PSEUDO (1 << 17) /* a pseudo file (memfd): /proc shows it " (deleted)" */
 #define WALK_LEN(r) ((__u32)(r) & 0xffff)
 
 /*
@@ -267,8 +268,15 @@ __noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_d
 		if (dentry == root_dentry && vfsmnt == root_mnt)
 			goto done;
 		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		if (parent == dentry)
+		if (parent == dentry) {
+			/*
+			 * A root that is not its mount's root: a pseudo file such as a
+			 * memfd, whose d_dname() /proc renders "/<name> (deleted)".
+			 */
+			if (i == 0 && put_name(s, &off, limit, BPF_CORE_READ(dentry, d_name.name)))
+				return (off - start) | WALK_PSEUDO;
 			goto done;
+		}
 		if (i >= depth)
 			break;
 		if (!put_name(s, &off, limit, BPF_CORE_READ(dentry, d_name.name)))
@@ -468,7 +476,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u32 n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_PATH;
-	if (file && dentry_unlinked(BPF_CORE_READ(file, f_path.dentry)))
+	if ((r & WALK_PSEUDO) || (file && dentry_unlinked(BPF_CORE_READ(file, f_path.dentry))))
 		flags |= FLAG_EXE_DELETED;
 	e->exe_len = n;
 	off += n;
@@ -494,7 +502,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		n = WALK_LEN(r);
 		if (r & WALK_TRUNC)
 			flags |= TRUNC_PARENT_PATH;
-		if (dentry_unlinked(BPF_CORE_READ(pfile, f_path.dentry)))
+		if ((r & WALK_PSEUDO) || dentry_unlinked(BPF_CORE_READ(pfile, f_path.dentry)))
 			flags |= FLAG_PARENT_DELETED;
 	}
 	e->pexe_len = n;
