@@ -1,0 +1,76 @@
+# compilerwatch. `make run` and `make test` are the two commands a new user needs;
+# both run as root on a Debian/Ubuntu machine with Go 1.26 (see README.md).
+SHELL := /bin/bash
+GO ?= go
+OCB_VERSION := v0.165.0
+OCB := $(GO) run go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+GOLANGCI_LINT := $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+BIN := build/otelcol-compilerwatch
+CLANG ?= clang-19
+PROBE_DIR := receiver/ebpfexecreceiver/internal/probe
+GENERATED := $(PROBE_DIR)/exec_bpfel.go $(PROBE_DIR)/exec_bpfel.o
+K8S_BIN_DIR ?= /var/tmp/compilerwatch-k8s-v1.37.2/bin
+export K8S_BIN_DIR
+GO_SOURCES := $(shell find receiver processor -name '*.go' -not -name '*_test.go') go.mod go.sum
+
+.PHONY: all build run demo test test-unit generate generate-check k8s-binaries bench lint clean deps
+
+all: build
+
+## deps: install the Debian packages the tests and `make generate` need (root).
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		clang-19 llvm-19 runc busybox-static bpftool libbpf-tools gcc make git ca-certificates openssl
+
+## generate: rebuild the BPF object and its Go bindings from bpf/ with clang-19.
+generate:
+	cd $(PROBE_DIR) && $(GO) generate ./...
+
+## generate-check: fail when the committed bpf2go output is stale.
+generate-check:
+	@command -v $(CLANG) >/dev/null || { \
+		if [ "$$CI" = true ]; then echo "generate-check: $(CLANG) is missing (make deps)"; exit 1; fi; \
+		echo "generate-check: SKIPPED, $(CLANG) not installed (make deps)"; exit 0; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	cp $(GENERATED) $$tmp/; \
+	$(MAKE) --no-print-directory generate >/dev/null; \
+	if ! cmp -s $$tmp/exec_bpfel.o $(PROBE_DIR)/exec_bpfel.o || ! cmp -s $$tmp/exec_bpfel.go $(PROBE_DIR)/exec_bpfel.go; then \
+		echo "generate-check: the committed bpf2go output is stale; commit the regenerated files:"; \
+		git status --short $(GENERATED); exit 1; \
+	fi; \
+	echo "generate-check: bpf2go output is fresh"
+
+## build: build the otelcol-compilerwatch distribution with ocb into build/.
+build: $(BIN)
+
+$(BIN): builder-config.yaml $(GO_SOURCES)
+	$(OCB) --config builder-config.yaml
+	@ls -l $(BIN)
+
+## run: build, then run the collector as root with testdata/config.yaml.
+run: build
+	@[ "$$(id -u)" = 0 ] || { echo "make run: run as root (or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE)"; exit 1; }
+	$(BIN) --config testdata/config.yaml
+
+## k8s-binaries: build the real kube-apiserver and etcd used by the k8s tests (cached).
+k8s-binaries:
+	bash processor/compilerdetectorprocessor/internal/kube/kubetest/build-k8s-binaries.sh
+
+## test: vet, freshness of generated code, unit, kernel, container, k8s and e2e tests.
+test: generate-check build k8s-binaries
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+## test-unit: only the tests that need neither root nor the kernel.
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+bench:
+	@echo "make bench: not implemented yet (issue 7)"; exit 1
+
+lint:
+	$(GOLANGCI_LINT) run ./...
+
+clean:
+	rm -rf build

@@ -1,0 +1,227 @@
+//go:build linux
+
+package compilerwatch_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+)
+
+const distBinary = "build/otelcol-compilerwatch"
+
+// requireDistribution returns the absolute path of the ocb-built collector.
+// `make test` builds it first; a bare `go test` skips (fails under CI=true).
+func requireDistribution(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs(distBinary)
+	require.NoError(t, err)
+	if _, err := os.Stat(abs); err != nil {
+		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
+		if ebpfexectest.InCI() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return abs
+}
+
+// syncBuffer collects a process's output for polling from the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// collector is the distribution running as a real process.
+type collector struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+func startCollector(t *testing.T, config string) *collector {
+	t.Helper()
+	bin := requireDistribution(t)
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
+	c := &collector{out: &syncBuffer{}, done: make(chan error, 1)}
+	c.cmd = exec.Command(bin, "--config", cfgPath)
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	require.NoError(t, c.cmd.Start())
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	c.waitOutput(t, "Everything is ready", 60*time.Second)
+	return c
+}
+
+func (c *collector) waitOutput(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(c.out.String(), want) {
+			return
+		}
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("collector exited (%v) before printing %q:\n%s", err, want, c.out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("collector did not print %q within %s:\n%s", want, timeout, c.out.String())
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (c *collector) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-c.done:
+		c.done <- err
+		require.NoError(t, err, "exit after SIGTERM:\n%s", c.out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("collector did not exit within 30s of SIGTERM:\n%s", c.out.String())
+	}
+	assert.Contains(t, c.out.String(), "Shutdown complete")
+}
+
+func TestDistributionPrintsExecRecords(t *testing.T) {
+	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+	c := startCollector(t, `
+receivers:
+  ebpf_exec:
+    batch: {flush_interval: 50ms}
+exporters:
+  debug:
+    verbosity: detailed
+service:
+  pipelines:
+    logs: {receivers: [ebpf_exec], exporters: [debug]}
+  telemetry:
+    metrics: {level: none}
+`)
+	tag := fmt.Sprintf("dist-tag-%d", time.Now().UnixNano())
+	require.NoError(t, exec.Command("/bin/true", tag).Run())
+	c.waitOutput(t, "Body: Str(/bin/true "+tag+")", 20*time.Second)
+	assert.Contains(t, c.out.String(), "EventName: process.exec")
+	c.stop(t)
+}
+
+// freePort reserves a loopback port for a server the test starts.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// startOTLPSink runs the collector's own OTLP gRPC receiver on loopback: the
+// backend the distribution exports to.
+func startOTLPSink(t *testing.T) (string, *consumertest.LogsSink) {
+	t.Helper()
+	addr := freePort(t)
+	f := otlpreceiver.NewFactory()
+	cfg := f.CreateDefaultConfig()
+	cm := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": addr}}})
+	require.NoError(t, cm.Unmarshal(cfg))
+	sink := new(consumertest.LogsSink)
+	rcv, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { assert.NoError(t, rcv.Shutdown(context.Background())) })
+	return addr, sink
+}
+
+// findings returns the flagged records of a sink with their resources.
+func findings(sink *consumertest.LogsSink) (res []map[string]any, recs []plog.LogRecord) {
+	for _, ld := range sink.AllLogs() {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				lrs := rl.ScopeLogs().At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					if _, ok := lrs.At(k).Attributes().Get("security_rule.uuid"); ok {
+						res = append(res, rl.Resource().Attributes().AsRaw())
+						recs = append(recs, lrs.At(k))
+					}
+				}
+			}
+		}
+	}
+	return res, recs
+}
+
+func TestDistributionEndToEndOTLP(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	addr, sink := startOTLPSink(t)
+	c := startCollector(t, fmt.Sprintf(`
+receivers:
+  ebpf_exec:
+    batch: {flush_interval: 50ms}
+processors:
+  compiler_detector:
+    only_flagged: true
+  batch:
+    timeout: 100ms
+exporters:
+  otlp_grpc:
+    endpoint: %s
+    tls: {insecure: true}
+service:
+  pipelines:
+    logs: {receivers: [ebpf_exec], processors: [compiler_detector, batch], exporters: [otlp_grpc]}
+  telemetry:
+    metrics: {level: none}
+`, addr))
+
+	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: ebpfexectest.HostGCCMounts(t)})
+	ctr.WriteFile(t, "/tmp/hello.c", []byte("int main(void) { return 0; }\n"), 0o644)
+	ctr.MustExec(t, "gcc", "-c", "-o", "/tmp/hello.o", "/tmp/hello.c")
+
+	var res []map[string]any
+	var recs []plog.LogRecord
+	require.Eventually(t, func() bool {
+		res, recs = findings(sink)
+		return len(recs) > 0
+	}, 30*time.Second, 100*time.Millisecond, "a flagged record arrives at the OTLP sink")
+	require.Len(t, recs, 1, "one finding for one gcc -c (its cc1 and as stages are not findings)")
+	assert.Equal(t, ctr.ID(), res[0]["container.id"])
+	attrs := recs[0].Attributes().AsRaw()
+	assert.Equal(t, "gcc", attrs["compilerwatch.compiler.name"])
+	assert.Equal(t, "def-000-krp", attrs["security_rule.uuid"])
+	assert.Equal(t, "Containers should not execute compilers", attrs["security_rule.name"])
+	assert.Equal(t, "https://docs.datadoghq.com/security/default_rules/def-000-krp", attrs["security_rule.reference"])
+	assert.Equal(t, "WARN", recs[0].SeverityText())
+	c.stop(t)
+}
