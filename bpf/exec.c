@@ -121,6 +121,14 @@ const struct ancestor *unused_ancestor __attribute__((unused));
 const volatile __u32 max_args_bytes = 4096;
 const volatile __u32 max_path_depth = 64;
 const volatile __u32 max_ancestors = 4;
+/*
+ * Wake the reader only when this many bytes wait in the ring. Below it,
+ * records are written with BPF_RB_NO_WAKEUP and the reader picks them up on
+ * its periodic poll. A wakeup is an irq_work self-IPI: in a VM it traps to
+ * the hypervisor and costs tens of microseconds per exec. 0 wakes on every
+ * record.
+ */
+const volatile __u64 wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -548,7 +556,10 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u64 size = sizeof(struct event) + off;
 	if (size > sizeof(struct scratch))
 		size = sizeof(struct scratch);
-	if (bpf_ringbuf_output(&events, s, size, 0) != 0)
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_bytes)
+		wake = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, s, size, wake) != 0)
 		stat_inc(STAT_RB_DROPS);
 	return 0;
 }

@@ -158,16 +158,21 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		r.consume(ld)
 	}
 	for {
-		if r.conv.Len() > 0 {
-			rd.SetDeadline(batchStart.Add(r.cfg.Batch.FlushInterval))
-		} else {
-			rd.SetDeadline(r.clock().Add(r.cfg.Batch.FlushInterval))
+		// The kernel wakes the reader only when the ring fills up (see
+		// wakeup_bytes in bpf/exec.c), so the deadline is also the poll that
+		// picks up records: a quarter of the flush interval keeps latency low.
+		poll := r.clock().Add(r.cfg.Batch.FlushInterval / 4)
+		if flushAt := batchStart.Add(r.cfg.Batch.FlushInterval); r.conv.Len() > 0 && flushAt.Before(poll) {
+			poll = flushAt
 		}
+		rd.SetDeadline(poll)
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			flush()
+			if r.conv.Len() > 0 && !r.clock().Before(batchStart.Add(r.cfg.Batch.FlushInterval)) {
+				flush()
+			}
 			continue
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
 			flush()

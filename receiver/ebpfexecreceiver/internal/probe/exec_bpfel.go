@@ -61,6 +61,7 @@ const (
 	execVarMaxArgsBytes   = "max_args_bytes"
 	execVarMaxPathDepth   = "max_path_depth"
 	execVarUnusedAncestor = "unused_ancestor"
+	execVarWakeupBytes    = "wakeup_bytes"
 )
 
 // loadExec returns the embedded CollectionSpec for exec.
@@ -125,6 +126,7 @@ type execVariableSpecs struct {
 	MaxArgsBytes   *ebpf.VariableSpec `ebpf:"max_args_bytes"`
 	MaxPathDepth   *ebpf.VariableSpec `ebpf:"max_path_depth"`
 	UnusedAncestor *ebpf.VariableSpec `ebpf:"unused_ancestor"`
+	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // execObjects contains all objects after they have been loaded into the kernel.
@@ -168,6 +170,7 @@ type execVariables struct {
 	MaxArgsBytes   *ebpf.Variable `ebpf:"max_args_bytes"`
 	MaxPathDepth   *ebpf.Variable `ebpf:"max_path_depth"`
 	UnusedAncestor *ebpf.Variable `ebpf:"unused_ancestor"`
+	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // execPrograms contains all programs after they have been loaded into the kernel.

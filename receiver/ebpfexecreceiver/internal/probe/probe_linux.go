@@ -50,6 +50,11 @@ func Load(cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("setting BPF limit %s: %w", name, err)
 		}
 	}
+	// Wake the reader early only when a quarter of the ring is in use; it
+	// polls on its own well before that in normal operation.
+	if err := spec.Variables[execVarWakeupBytes].Set(uint64(cfg.RingBufferSize / 4)); err != nil {
+		return nil, fmt.Errorf("setting BPF wakeup threshold: %w", err)
+	}
 	spec.Maps[execMapEvents].MaxEntries = cfg.RingBufferSize
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
