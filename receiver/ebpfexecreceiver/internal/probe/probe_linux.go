@@ -151,9 +151,12 @@ func explainLoadError(err error) error {
 		return fmt.Errorf("this kernel lacks a BPF feature compilerwatch needs (BTF, ring buffer: Linux 5.8+, tp_btf): %w", err)
 	}
 	if errors.Is(err, os.ErrPermission) {
-		// cilium/ebpf suggests raising MEMLOCK on EPERM; the usual cause is
-		// missing capabilities or a lockdown/seccomp policy.
-		return fmt.Errorf("loading the BPF program was not permitted: %w; %s", err, privilegeHint)
+		// cilium/ebpf suggests raising MEMLOCK on EPERM. The capabilities were
+		// checked before loading, so the usual cause is a policy above them.
+		return fmt.Errorf("loading the BPF program was not permitted although the capabilities are present: %w; "+
+			"check the seccomp profile (container runtimes' default profiles refuse bpf() without CAP_SYS_ADMIN: "+
+			"use a profile that allows it, see deploy/kubernetes), kernel lockdown (/sys/kernel/security/lockdown), "+
+			"and kernel.unprivileged_bpf_disabled", err)
 	}
 	return fmt.Errorf("loading the BPF program: %w", err)
 }
