@@ -53,6 +53,11 @@ run: build
 	@[ "$$(id -u)" = 0 ] || { echo "make run: run as root (or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE)"; exit 1; }
 	$(BIN) --config testdata/config.yaml
 
+## demo: start the collector, compile a C file in a real runc container, show the finding, clean up.
+demo: build
+	@[ "$$(id -u)" = 0 ] || { echo "make demo: run as root"; exit 1; }
+	COMPILERWATCH_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v . | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
 ## k8s-binaries: build the real kube-apiserver and etcd used by the k8s tests (cached).
 k8s-binaries:
 	bash processor/compilerdetectorprocessor/internal/kube/kubetest/build-k8s-binaries.sh
