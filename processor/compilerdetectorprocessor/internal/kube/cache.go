@@ -1,0 +1,514 @@
+package kube // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// State says how much of a record's Kubernetes context was found.
+type State int
+
+const (
+	// StateUnknown: neither the container nor the pod is in the cache.
+	StateUnknown State = iota
+	// StateContainerPending: the pod is known (by uid) but the container id is not yet in its status. Pod-level
+	// attributes are available; container-level ones may follow once the kubelet reports the container.
+	StateContainerPending
+	// StateFound: everything the record identifies was found (the container when a container id was given, else
+	// the pod).
+	StateFound
+)
+
+func (s State) String() string {
+	switch s {
+	case StateContainerPending:
+		return "container_pending"
+	case StateFound:
+		return "found"
+	default:
+		return "unknown"
+	}
+}
+
+// Pod is the pod-level context. Labels and Annotations are shared with the cache: read-only.
+type Pod struct {
+	Name, Namespace, UID, NodeName string
+	Labels, Annotations            map[string]string
+}
+
+// Container is the container-level context.
+type Container struct {
+	Name string
+	// ID is the full container id (64 hex, runtime prefix stripped).
+	ID string
+	// Image is the image as written in the pod spec.
+	Image string
+	// ImageID is the status imageID ("repo@sha256:..." or a bare image id).
+	ImageID string
+}
+
+// Result is what a lookup found. Container is zero unless the state is StateFound with a container id.
+type Result struct {
+	Pod       Pod
+	Container Container
+	Workload  Workload
+}
+
+// Lookup is what the processor needs; *Cache implements it and tests can fake it.
+type Lookup interface {
+	// Resolve looks a record up by container id (any runtime prefix is accepted) and, failing that, by pod uid.
+	// It never blocks.
+	Resolve(containerID, podUID string) (Result, State)
+	// Enrich resolves the resource's container.id and k8s.pod.uid and writes the attributes found where they are
+	// absent. It returns StateUnknown without counting a miss for resources with neither (host processes).
+	Enrich(res pcommon.Resource) State
+	// WaitForContainer blocks until the container id is in the cache or ctx is done, and reports which.
+	WaitForContainer(ctx context.Context, containerID string) bool
+}
+
+// Settings are the non-config inputs of New. Zero values mean the documented defaults.
+type Settings struct {
+	Logger *zap.Logger
+	// Client replaces the client built from Config (tests pass k8s.io/client-go/kubernetes/fake). With a Client,
+	// enabled auto means on.
+	Client kubernetes.Interface
+	// StartTimeout bounds the API server check and the initial sync in Start (default 10s).
+	StartTimeout time.Duration
+	// OwnerTTL is how long a ReplicaSet's or Job's owner is cached (default 10m); OwnerNegativeTTL how long a failed
+	// GET is (default 1m); OwnerTimeout bounds each GET (default 5s); OwnerWorkers run GETs (default 2).
+	OwnerTTL         time.Duration
+	OwnerNegativeTTL time.Duration
+	OwnerTimeout     time.Duration
+	OwnerWorkers     int
+	// OnReachabilityChange, when set, is called on each API server reachability transition.
+	OnReachabilityChange func(reachable bool)
+
+	env *environment // tests only; nil = the process environment
+}
+
+func (s *Settings) applyDefaults() {
+	if s.Logger == nil {
+		s.Logger = zap.NewNop()
+	}
+	if s.StartTimeout <= 0 {
+		s.StartTimeout = 10 * time.Second
+	}
+	if s.OwnerTTL <= 0 {
+		s.OwnerTTL = 10 * time.Minute
+	}
+	if s.OwnerNegativeTTL <= 0 {
+		s.OwnerNegativeTTL = time.Minute
+	}
+	if s.OwnerTimeout <= 0 {
+		s.OwnerTimeout = 5 * time.Second
+	}
+	if s.OwnerWorkers <= 0 {
+		s.OwnerWorkers = 2
+	}
+}
+
+// Cache is the node's pod cache. Methods are safe for concurrent use. A nil *Cache (Kubernetes off) is valid: its
+// lookups find nothing and Start/Shutdown do nothing.
+type Cache struct {
+	logger   *zap.Logger
+	client   kubernetes.Interface
+	nodeName string
+	selector string
+	strict   bool // enabled: true (or an explicit kubeconfig): Start fails when the API server is unusable
+	// observed: the client was built here with the health-tracking transport, which already reports every
+	// transport-level failure.
+	observed bool
+	timeout  time.Duration
+	workers  int
+
+	informer cache.SharedIndexInformer
+	indexer  cache.Indexer
+	owners   *owners
+	applier  applier
+	stats    counters
+	health   *health
+
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced on every pod add or update, to wake WaitForContainer
+
+	lifeMu  sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+var _ Lookup = (*Cache)(nil)
+
+// New builds the cache from the kubernetes config section. It returns (nil, nil) when Kubernetes is off: enabled
+// false, or auto outside a cluster. It does not touch the network; Start does.
+func New(cfg Config, set Settings) (*Cache, error) {
+	set.applyDefaults()
+	env := defaultEnvironment()
+	if set.env != nil {
+		env = *set.env
+	}
+	if cfg.Enabled == ModeFalse {
+		return nil, nil
+	}
+	c := &Cache{
+		logger:  set.Logger,
+		strict:  cfg.Enabled == ModeTrue || cfg.Kubeconfig != "",
+		timeout: set.StartTimeout,
+		workers: set.OwnerWorkers,
+		applier: newApplier(cfg.PodLabels, cfg.PodAnnotations),
+		changed: make(chan struct{}),
+	}
+	c.health = &health{logger: set.Logger, stats: &c.stats, onChange: set.OnReachabilityChange}
+	c.client = set.Client
+	if c.client == nil {
+		rc, err := restConfig(&cfg, env)
+		if errors.Is(err, errDisabled) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.client, err = newClientset(rc, c.health); err != nil {
+			return nil, err
+		}
+		c.observed = true
+	}
+	c.nodeName = cfg.NodeName
+	if c.nodeName == "" {
+		c.nodeName, _ = env.lookupEnv(nodeNameEnv)
+	}
+	if c.nodeName == "" {
+		return nil, errors.New(`kubernetes: the node name is unknown: set "kubernetes.node_name" or the ` +
+			nodeNameEnv + ` environment variable (in a DaemonSet, from the downward API field spec.nodeName)`)
+	}
+	c.selector = fields.OneTermEqualSelector("spec.nodeName", c.nodeName).String()
+	c.owners = newOwners(c.client, c.logger, &c.stats, c.health, c.observed, &set)
+
+	trimmer := podTrimmer{labels: c.applier.labels, annotations: c.applier.annotations}
+	c.informer = cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(c.listWatch(), c.client),
+		&corev1.Pod{},
+		cache.SharedIndexInformerOptions{Indexers: indexers(), ObjectDescription: "pods on node " + c.nodeName},
+	)
+	if err := c.informer.SetTransform(trimmer.transform); err != nil {
+		return nil, err
+	}
+	if err := c.informer.SetWatchErrorHandlerWithContext(c.onWatchError); err != nil {
+		return nil, err
+	}
+	if _, err := c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.onPod(obj) },
+		UpdateFunc: func(_, obj any) { c.onPod(obj) },
+	}); err != nil {
+		return nil, err
+	}
+	c.indexer = c.informer.GetIndexer()
+	return c, nil
+}
+
+// listWatch lists and watches this node's pods. The server filters by field selector; the client filters again
+// because fake clientsets ignore field selectors, and a pod of another node in the cache would be a wrong answer.
+func (c *Cache) listWatch() *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = c.selector
+			list, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			kept := list.Items[:0]
+			for i := range list.Items {
+				if list.Items[i].Spec.NodeName == c.nodeName {
+					kept = append(kept, list.Items[i])
+				}
+			}
+			list.Items = kept
+			return list, nil
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = c.selector
+			w, err := c.client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			return newNodeFilter(w, c.nodeName), nil
+		},
+	}
+}
+
+// Start checks the API server (bounded), starts the informer and owner workers, and waits (bounded) for the
+// initial sync. With enabled: true an unusable API server is an error; in auto mode it is logged and the informer
+// keeps retrying in the background.
+func (c *Cache) Start(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.started {
+		return errors.New("kubernetes: pod cache already started")
+	}
+	c.started = true
+
+	pingCtx, cancelPing := context.WithTimeout(ctx, c.timeout)
+	_, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(pingCtx, metav1.ListOptions{FieldSelector: c.selector, Limit: 1})
+	cancelPing()
+	if err != nil {
+		err = c.describe(err)
+		if c.strict {
+			return err
+		}
+		c.logger.Warn("Kubernetes metadata unavailable at start; retrying in the background", zap.Error(err))
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Go(func() { c.informer.RunWithContext(runCtx) })
+	for range c.workers {
+		c.wg.Go(func() { c.owners.run(runCtx) })
+	}
+	if err != nil {
+		return nil
+	}
+
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case <-c.informer.HasSyncedChecker().Done():
+		c.logger.Info("Kubernetes pod cache synced", zap.String("node", c.nodeName), zap.Int("pods", len(c.indexer.ListKeys())))
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timer.C:
+		err = fmt.Errorf("the pod cache did not sync within %s", c.timeout)
+	}
+	if c.strict {
+		c.stopLocked()
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	c.logger.Warn("Kubernetes pod cache not synced yet; lookups find nothing until it is", zap.Error(err))
+	return nil
+}
+
+func (c *Cache) describe(err error) error {
+	switch {
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		return fmt.Errorf("kubernetes: not allowed to list pods on node %q (RBAC needs get, list and watch on "+
+			"pods; get on replicasets and jobs): %w", c.nodeName, err)
+	default:
+		return fmt.Errorf("kubernetes: the API server is not reachable: %w", err)
+	}
+}
+
+// Shutdown stops the informer and owner workers and waits for them, bounded by ctx.
+func (c *Cache) Shutdown(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.stopLocked()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Cache) stopLocked() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+}
+
+func (c *Cache) onWatchError(_ context.Context, _ *cache.Reflector, err error) {
+	switch {
+	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled):
+		// The normal life of a watch: the reflector relists.
+		c.logger.Debug("Kubernetes pod watch restarting", zap.Error(err))
+	case c.observed && transportReported(err):
+		c.logger.Debug("Kubernetes pod watch failed", zap.Error(err))
+	default:
+		// An answer that makes the cache unusable (forbidden, unauthorized), or any failure of a client without
+		// our transport (an injected one).
+		c.health.failure(err)
+	}
+}
+
+func (c *Cache) onPod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	c.health.success()
+	c.owners.prefetch(pod)
+	c.changedMu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.changedMu.Unlock()
+}
+
+func (c *Cache) changedCh() <-chan struct{} {
+	c.changedMu.Lock()
+	defer c.changedMu.Unlock()
+	return c.changed
+}
+
+// WaitForContainer implements Lookup.
+func (c *Cache) WaitForContainer(ctx context.Context, containerID string) bool {
+	id := NormalizeContainerID(containerID)
+	if c == nil || id == "" {
+		return false
+	}
+	for {
+		// Take the channel before checking, so an update between the check and the select still wakes us.
+		ch := c.changedCh()
+		if c.byIndex(indexContainerID, id) != nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
+}
+
+func (c *Cache) byIndex(index, key string) *corev1.Pod {
+	objs, err := c.indexer.ByIndex(index, key)
+	if err != nil || len(objs) == 0 {
+		return nil
+	}
+	pod, _ := objs[0].(*corev1.Pod)
+	return pod
+}
+
+// Resolve implements Lookup.
+func (c *Cache) Resolve(containerID, podUID string) (Result, State) {
+	if c == nil {
+		return Result{}, StateUnknown
+	}
+	id := NormalizeContainerID(containerID)
+	if id != "" {
+		if pod := c.byIndex(indexContainerID, id); pod != nil {
+			if ctr, ok := findContainer(pod, id); ok {
+				c.stats.hits.Add(1)
+				return c.result(pod, ctr), StateFound
+			}
+		}
+	}
+	if podUID != "" {
+		if pod := c.byIndex(indexPodUID, podUID); pod != nil {
+			if id != "" {
+				c.stats.pending.Add(1)
+				return c.result(pod, Container{}), StateContainerPending
+			}
+			c.stats.hits.Add(1)
+			return c.result(pod, Container{}), StateFound
+		}
+	}
+	c.stats.misses.Add(1)
+	return Result{}, StateUnknown
+}
+
+func (c *Cache) result(pod *corev1.Pod, ctr Container) Result {
+	return Result{
+		Pod: Pod{
+			Name:        pod.Name,
+			Namespace:   pod.Namespace,
+			UID:         string(pod.UID),
+			NodeName:    pod.Spec.NodeName,
+			Labels:      pod.Labels,
+			Annotations: pod.Annotations,
+		},
+		Container: ctr,
+		Workload:  c.owners.workload(pod),
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Cache) Stats() Stats {
+	if c == nil {
+		return Stats{}
+	}
+	return Stats{
+		Pods:             len(c.indexer.ListKeys()),
+		Hits:             c.stats.hits.Load(),
+		ContainerPending: c.stats.pending.Load(),
+		Misses:           c.stats.misses.Load(),
+		APIErrors:        c.stats.apiErrors.Load(),
+		OwnerGets:        c.stats.ownerGets.Load(),
+		OwnerGetErrors:   c.stats.ownerGetErrors.Load(),
+		APIReachable:     c.health.reachable(),
+	}
+}
+
+// nodeFilter drops watch events of pods on other nodes. watch.Filter would do, but its goroutine blocks forever
+// on a send once the reflector stops reading; this one exits on Stop.
+type nodeFilter struct {
+	in   watch.Interface
+	out  chan watch.Event
+	stop chan struct{}
+	once sync.Once
+	node string
+}
+
+func newNodeFilter(in watch.Interface, node string) *nodeFilter {
+	f := &nodeFilter{in: in, out: make(chan watch.Event), stop: make(chan struct{}), node: node}
+	go f.loop()
+	return f
+}
+
+func (f *nodeFilter) ResultChan() <-chan watch.Event { return f.out }
+
+func (f *nodeFilter) Stop() {
+	f.once.Do(func() {
+		close(f.stop)
+		f.in.Stop()
+	})
+}
+
+func (f *nodeFilter) loop() {
+	defer close(f.out)
+	for {
+		var e watch.Event
+		var ok bool
+		select {
+		case <-f.stop:
+			return
+		case e, ok = <-f.in.ResultChan():
+			if !ok {
+				return
+			}
+		}
+		if pod, isPod := e.Object.(*corev1.Pod); isPod && (e.Type == watch.Added || e.Type == watch.Modified || e.Type == watch.Deleted) && pod.Spec.NodeName != f.node {
+			continue
+		}
+		select {
+		case f.out <- e:
+		case <-f.stop:
+			return
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package kube // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// Mode is the value of kubernetes.enabled.
+type Mode string
+
+const (
+	// ModeAuto turns the cache on inside a cluster (service account present) and leaves it silently off outside.
+	ModeAuto Mode = "auto"
+	// ModeTrue requires the cache: an unreachable API server is a Start error.
+	ModeTrue Mode = "true"
+	// ModeFalse turns the cache off.
+	ModeFalse Mode = "false"
+)
+
+// UnmarshalScalar accepts YAML booleans as well as strings, so `enabled: true` (a YAML bool) and `enabled: "true"`
+// mean the same; confmap decodes without weak typing and would otherwise refuse a bool for a string type.
+func (m *Mode) UnmarshalScalar(v confmap.ScalarValue) error {
+	switch raw := v.GetRaw().(type) {
+	case bool:
+		*m = Mode(strconv.FormatBool(raw))
+	case string:
+		*m = Mode(strings.ToLower(strings.TrimSpace(raw)))
+	case nil:
+		*m = ""
+	default:
+		return fmt.Errorf("expected auto, true or false, got %v", raw)
+	}
+	return nil
+}
+
+// Config is the `kubernetes` section of the compiler_detector processor.
+type Config struct {
+	// Enabled is auto (default), true or false.
+	Enabled Mode `mapstructure:"enabled"`
+	// Kubeconfig is an optional kubeconfig path for running outside the cluster. Setting it in auto mode turns the
+	// cache on: an explicit kubeconfig is a request to use it.
+	Kubeconfig string `mapstructure:"kubeconfig"`
+	// NodeName is the node whose pods are cached; empty means the K8S_NODE_NAME environment variable.
+	NodeName string `mapstructure:"node_name"`
+	// WaitForMetadata bounds how long the processor holds a record whose pod is known but whose container id is not
+	// yet in the pod status. The hold is the processor's; the value lives here with the rest of the section.
+	WaitForMetadata time.Duration `mapstructure:"wait_for_metadata"`
+	// PodLabels are label keys copied as k8s.pod.label.<key>; ["*"] copies all.
+	PodLabels []string `mapstructure:"pod_labels"`
+	// PodAnnotations are annotation keys copied as k8s.pod.annotation.<key>; ["*"] copies all.
+	PodAnnotations []string `mapstructure:"pod_annotations"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{Enabled: ModeAuto, WaitForMetadata: 5 * time.Second}
+}
+
+// Validate checks the section without touching the environment or the network.
+func (c *Config) Validate() error {
+	switch c.Enabled {
+	case ModeAuto, ModeTrue, ModeFalse:
+	default:
+		return fmt.Errorf(`"kubernetes.enabled" must be auto, true or false, got %q`, c.Enabled)
+	}
+	if c.WaitForMetadata < 0 {
+		return fmt.Errorf(`"kubernetes.wait_for_metadata" must not be negative, got %s`, c.WaitForMetadata)
+	}
+	if err := validateKeys("kubernetes.pod_labels", c.PodLabels); err != nil {
+		return err
+	}
+	return validateKeys("kubernetes.pod_annotations", c.PodAnnotations)
+}
+
+func validateKeys(field string, keys []string) error {
+	for _, k := range keys {
+		if k == "" {
+			return fmt.Errorf("%q must not contain an empty key", field)
+		}
+		if k == "*" && len(keys) > 1 {
+			return fmt.Errorf(`%q: "*" selects every key and must be the only entry`, field)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+// Package kube resolves the Kubernetes context of a container on this node: pod, namespace, container, image and
+// owning workload. It keeps a pod cache scoped to the node (a client-go informer with a field selector on
+// spec.nodeName, trimmed by a transform so memory stays O(pods on the node)), indexed by container id and pod uid,
+// and resolves owners with cached GETs of the ReplicaSet or Job instead of cluster-wide informers.
+//
+// Lookups never block: they answer from the cache, and owner GETs run on background workers. When the API server
+// goes away, the cache keeps answering with what it has; the condition is counted in [Stats] and logged once per
+// transition.
+//
+// The processor uses it as:
+//
+//	c, err := kube.New(cfg.Kubernetes, kube.Settings{Logger: logger}) // nil, nil when Kubernetes is off
+//	err = c.Start(ctx)
+//	switch c.Enrich(resource) {
+//	case kube.StateContainerPending: // hold the record; c.WaitForContainer(ctx, id), then Enrich again
+//	}
+//	err = c.Shutdown(ctx)
+package kube // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
