@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 )
 
 // Catalog modes.
@@ -29,13 +29,6 @@ const (
 	maxDedupKeyFields   = 6
 )
 
-// Values of kubernetes.enabled.
-const (
-	k8sAuto  = "auto"
-	k8sTrue  = "true"
-	k8sFalse = "false"
-)
-
 // Config is the compiler_detector configuration. See design.md, "Processor compiler_detector".
 type Config struct {
 	// ContainersOnly flags only execs whose resource has container.id, which is the rule's scope.
@@ -46,10 +39,10 @@ type Config struct {
 	// and defaults to true, but this processor does not scan yet: no presence record is emitted.
 	ScanForCompilers bool `mapstructure:"scan_for_compilers"`
 
-	Compilers  CompilersConfig  `mapstructure:"compilers"`
-	Exclude    ExcludeConfig    `mapstructure:"exclude"`
-	Dedup      DedupConfig      `mapstructure:"dedup"`
-	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+	Compilers  CompilersConfig `mapstructure:"compilers"`
+	Exclude    ExcludeConfig   `mapstructure:"exclude"`
+	Dedup      DedupConfig     `mapstructure:"dedup"`
+	Kubernetes kube.Config     `mapstructure:"kubernetes"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -87,31 +80,6 @@ type ExcludeConfig struct {
 type DedupConfig struct {
 	Window time.Duration `mapstructure:"window"`
 	Key    []string      `mapstructure:"key"`
-}
-
-// KubernetesConfig configures the Kubernetes attributes (issue 4).
-type KubernetesConfig struct {
-	// Enabled is auto, true or false. YAML booleans are accepted.
-	Enabled         string        `mapstructure:"enabled"`
-	Kubeconfig      string        `mapstructure:"kubeconfig"`
-	NodeName        string        `mapstructure:"node_name"`
-	WaitForMetadata time.Duration `mapstructure:"wait_for_metadata"`
-	PodLabels       []string      `mapstructure:"pod_labels"`
-	PodAnnotations  []string      `mapstructure:"pod_annotations"`
-}
-
-var _ confmap.Unmarshaler = (*KubernetesConfig)(nil)
-
-// Unmarshal accepts `enabled: true` and `enabled: false` as YAML booleans as well as strings; without it the
-// natural spelling of the documented values fails to decode.
-func (k *KubernetesConfig) Unmarshal(conf *confmap.Conf) error {
-	if b, ok := conf.Get("enabled").(bool); ok {
-		if err := conf.Merge(confmap.NewFromStringMap(map[string]any{"enabled": strconv.FormatBool(b)})); err != nil {
-			return err
-		}
-	}
-	type plain KubernetesConfig // drops the Unmarshal method, avoiding recursion
-	return conf.Unmarshal((*plain)(k))
 }
 
 var _ component.Config = (*Config)(nil)
@@ -188,20 +156,7 @@ func (cfg *Config) Validate() error {
 		seen[k] = true
 	}
 
-	switch cfg.Kubernetes.Enabled {
-	case k8sAuto, k8sTrue, k8sFalse:
-	default:
-		add(fmt.Errorf(`"kubernetes.enabled" must be %q, %q or %q, got %q`, k8sAuto, k8sTrue, k8sFalse, cfg.Kubernetes.Enabled))
-	}
-	if cfg.Kubernetes.WaitForMetadata < 0 {
-		add(fmt.Errorf(`"kubernetes.wait_for_metadata" must not be negative, got %s`, cfg.Kubernetes.WaitForMetadata))
-	}
-	if err := validateKeyList(cfg.Kubernetes.PodLabels); err != nil {
-		add(fmt.Errorf(`"kubernetes.pod_labels": %w`, err))
-	}
-	if err := validateKeyList(cfg.Kubernetes.PodAnnotations); err != nil {
-		add(fmt.Errorf(`"kubernetes.pod_annotations": %w`, err))
-	}
+	// kubernetes: kube.Config.Validate, which the collector calls on nested configs.
 	return errors.Join(errs...)
 }
 
@@ -242,18 +197,6 @@ func validateGlob(g string) error {
 	}
 	if _, err := path.Match(g, ""); err != nil {
 		return fmt.Errorf("bad glob %q: %w", g, err)
-	}
-	return nil
-}
-
-func validateKeyList(keys []string) error {
-	for i, k := range keys {
-		if k == "" {
-			return fmt.Errorf("entry %d is empty", i)
-		}
-		if k == "*" && len(keys) > 1 {
-			return errors.New(`"*" (all keys) must be the only entry`)
-		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -43,7 +44,7 @@ func TestLoadConfig(t *testing.T) {
 					ContainerIDs:      []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
 				},
 				Dedup: DedupConfig{Window: 10 * time.Minute, Key: []string{"container.id", "compiler"}},
-				Kubernetes: KubernetesConfig{
+				Kubernetes: kube.Config{
 					Enabled: "true", Kubeconfig: "/etc/kube/config", NodeName: "node-1",
 					WaitForMetadata: 2 * time.Second, PodLabels: []string{"*"}, PodAnnotations: []string{"team"},
 				},
@@ -80,11 +81,9 @@ func TestLoadConfig(t *testing.T) {
 			`"dedup.key[3]" "compiler" is repeated`,
 		}},
 		{id: component.NewIDWithName(metadata.Type, "empty_dedup_key"), errs: []string{`"dedup.key" must not be empty`}},
+		// The kubernetes section stops at its first error; internal/kube's tests cover each rule.
 		{id: component.NewIDWithName(metadata.Type, "bad_k8s"), errs: []string{
-			`"kubernetes.enabled" must be "auto", "true" or "false", got "sometimes"`,
-			`"kubernetes.wait_for_metadata" must not be negative, got -5s`,
-			`"kubernetes.pod_labels": "*" (all keys) must be the only entry`,
-			`"kubernetes.pod_annotations": entry 0 is empty`,
+			`"kubernetes.enabled" must be auto, true or false, got "sometimes"`,
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_exclude_values"), errs: []string{
 			`"exclude.namespaces[0]" is empty`,
@@ -120,6 +119,6 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	assert.True(t, cfg.ScanForCompilers)
 	assert.Equal(t, time.Hour, cfg.Dedup.Window)
 	assert.Equal(t, []string{"container.id", "compiler", "parent_executable"}, cfg.Dedup.Key)
-	assert.Equal(t, "auto", cfg.Kubernetes.Enabled)
+	assert.Equal(t, kube.ModeAuto, cfg.Kubernetes.Enabled)
 	assert.Equal(t, 5*time.Second, cfg.Kubernetes.WaitForMetadata)
 }

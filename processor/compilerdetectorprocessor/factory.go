@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -30,15 +31,11 @@ func createDefaultConfig() component.Config {
 			Window: time.Hour,
 			Key:    []string{keyContainerID, keyCompiler, keyParentExecutable},
 		},
-		Kubernetes: KubernetesConfig{
-			Enabled:         k8sAuto,
-			WaitForMetadata: 5 * time.Second,
-		},
+		Kubernetes: kube.DefaultConfig(),
 	}
 }
 
 func createLogsProcessor(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	// The Kubernetes enricher (issue 4) is not wired yet: records pass without k8s attributes whatever
-	// kubernetes.enabled says, and nothing is held.
+	// The Kubernetes cache is created in Start: it needs the API server, and Start is where a component may fail.
 	return newCompilerDetector(set, cfg.(*Config), next, nil)
 }

@@ -3,6 +3,7 @@ package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwa
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,9 +15,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -32,9 +36,10 @@ type compilerDetector struct {
 
 	matcher  *matcher
 	exclude  *exclusions
-	dedup    *deduper // nil when dedup.window is 0
-	enricher enricher // nil when kubernetes is off
-	hold     *holder  // nil when enricher is nil
+	dedup    *deduper    // nil when dedup.window is 0
+	enricher enricher    // nil when kubernetes is off
+	hold     *holder     // nil when enricher is nil
+	kube     *kube.Cache // the node's pod cache; nil when kubernetes is off or an enricher was injected
 	now      func() time.Time
 
 	// Lifecycle of the async goroutine.
@@ -77,7 +82,14 @@ func (p *compilerDetector) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: true}
 }
 
-func (p *compilerDetector) Start(context.Context, component.Host) error {
+// Start builds the Kubernetes pod cache when kubernetes.enabled asks for it (an unreachable API server with
+// enabled: true is an error here), then starts the async goroutine.
+func (p *compilerDetector) Start(ctx context.Context, _ component.Host) error {
+	if p.enricher == nil {
+		if err := p.startKube(ctx); err != nil {
+			return err
+		}
+	}
 	p.startOnce.Do(func() {
 		holdEvery, sweepEvery := p.intervals()
 		if holdEvery == 0 && sweepEvery == 0 {
@@ -143,7 +155,65 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 	p.releaseHeld(ctx, true)
 	p.emitSummaries(ctx, true)
 	p.telemetry.Shutdown()
+	if p.kube != nil {
+		return p.kube.Shutdown(ctx)
+	}
 	return nil
+}
+
+// startKube creates and starts the pod cache. kube.New returns nil when the cache is off (enabled: false, or
+// auto outside a cluster); records then flow without Kubernetes attributes and nothing is held.
+func (p *compilerDetector) startKube(ctx context.Context) error {
+	cache, err := kube.New(p.cfg.Kubernetes, kube.Settings{Logger: p.logger})
+	if err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	if cache == nil {
+		return nil
+	}
+	if err := cache.Start(ctx); err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	p.kube = cache
+	p.enricher = kubeEnricher{cache}
+	p.hold = newHolder(p.enricher, p.cfg.Kubernetes.WaitForMetadata)
+	return p.registerKubeMetrics()
+}
+
+// kubeEnricher adapts the pod cache to the hold path: a record is ready unless its pod is known and its
+// container is not yet in the pod's status.
+type kubeEnricher struct{ c *kube.Cache }
+
+func (k kubeEnricher) Enrich(res pcommon.Resource) bool {
+	return k.c.Enrich(res) != kube.StateContainerPending
+}
+
+var (
+	lookupHit     = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))
+	lookupPending = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "pending")))
+	lookupMiss    = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss")))
+)
+
+// registerKubeMetrics exports the cache's counters, read when the metrics are collected.
+func (p *compilerDetector) registerKubeMetrics() error {
+	tb, c := p.telemetry, p.kube
+	return errors.Join(
+		tb.RegisterProcessorCompilerDetectorK8sPodsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(c.Stats().Pods))
+			return nil
+		}),
+		tb.RegisterProcessorCompilerDetectorK8sLookupsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			st := c.Stats()
+			o.Observe(int64(st.Hits), lookupHit)
+			o.Observe(int64(st.ContainerPending), lookupPending)
+			o.Observe(int64(st.Misses), lookupMiss)
+			return nil
+		}),
+		tb.RegisterProcessorCompilerDetectorK8sAPIErrorsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(c.Stats().APIErrors))
+			return nil
+		}),
+	)
 }
 
 // ConsumeLogs flags compiler executions in ld and passes it on. Records held for Kubernetes metadata leave ld

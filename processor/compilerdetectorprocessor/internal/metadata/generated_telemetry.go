@@ -4,10 +4,12 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/trace"
 
 	"go.opentelemetry.io/collector/component"
@@ -35,6 +37,48 @@ type TelemetryBuilder struct {
 	ProcessorCompilerDetectorFlaggedRecords         metric.Int64Counter
 	ProcessorCompilerDetectorHeldRecords            metric.Int64Counter
 	ProcessorCompilerDetectorHoldExpiredRecords     metric.Int64Counter
+	ProcessorCompilerDetectorK8sAPIErrors           metric.Int64ObservableCounter
+	ProcessorCompilerDetectorK8sLookups             metric.Int64ObservableCounter
+	ProcessorCompilerDetectorK8sPods                metric.Int64ObservableGauge
+}
+
+// observerInt64 binds an Int64Observer to one instrument for a callback.
+type observerInt64 struct {
+	embedded.Int64Observer
+	inst metric.Int64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerInt64) Observe(value int64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveInt64(oi.inst, value, opts...)
+}
+
+func (builder *TelemetryBuilder) register(inst metric.Int64Observable, cb metric.Int64Callback) error {
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		return cb(ctx, &observerInt64{inst: inst, obs: o})
+	}, inst)
+	if err != nil {
+		return err
+	}
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterProcessorCompilerDetectorK8sAPIErrorsCallback sets callback for observable ProcessorCompilerDetectorK8sAPIErrors metric.
+func (builder *TelemetryBuilder) RegisterProcessorCompilerDetectorK8sAPIErrorsCallback(cb metric.Int64Callback) error {
+	return builder.register(builder.ProcessorCompilerDetectorK8sAPIErrors, cb)
+}
+
+// RegisterProcessorCompilerDetectorK8sLookupsCallback sets callback for observable ProcessorCompilerDetectorK8sLookups metric.
+func (builder *TelemetryBuilder) RegisterProcessorCompilerDetectorK8sLookupsCallback(cb metric.Int64Callback) error {
+	return builder.register(builder.ProcessorCompilerDetectorK8sLookups, cb)
+}
+
+// RegisterProcessorCompilerDetectorK8sPodsCallback sets callback for observable ProcessorCompilerDetectorK8sPods metric.
+func (builder *TelemetryBuilder) RegisterProcessorCompilerDetectorK8sPodsCallback(cb metric.Int64Callback) error {
+	return builder.register(builder.ProcessorCompilerDetectorK8sPods, cb)
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -112,6 +156,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_compiler_detector_hold_expired_records",
 		metric.WithDescription("Held records released after wait_for_metadata (or at shutdown) without complete Kubernetes metadata. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorK8sAPIErrors, err = builder.meter.Int64ObservableCounter(
+		"otelcol_processor_compiler_detector_k8s_api_errors",
+		metric.WithDescription("Failed requests to the Kubernetes API server (list/watch of pods, owner GETs). [Alpha]"),
+		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorK8sLookups, err = builder.meter.Int64ObservableCounter(
+		"otelcol_processor_compiler_detector_k8s_lookups",
+		metric.WithDescription("Kubernetes metadata lookups, by result: hit, pending (pod known, container not yet) or miss. [Alpha]"),
+		metric.WithUnit("{lookup}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorK8sPods, err = builder.meter.Int64ObservableGauge(
+		"otelcol_processor_compiler_detector_k8s_pods",
+		metric.WithDescription("Pods of this node in the Kubernetes metadata cache. [Alpha]"),
+		metric.WithUnit("{pod}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -1,0 +1,175 @@
+//go:build linux
+
+package compilerdetectorprocessor_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+)
+
+// grantDocumentedRBAC binds deploy/'s ClusterRole to the harness's agent user, so the processor runs with exactly
+// the permissions the DaemonSet gets.
+func grantDocumentedRBAC(t *testing.T, admin kubernetes.Interface) {
+	t.Helper()
+	raw, err := os.ReadFile("../../deploy/kubernetes/20-clusterrole.yaml")
+	require.NoError(t, err)
+	var role rbacv1.ClusterRole
+	require.NoError(t, yaml.UnmarshalStrict(raw, &role))
+	ctx := context.Background()
+	_, err = admin.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "compilerwatch-test"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: kubetest.AgentUser}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
+// TestKubernetesEndToEnd: a real exec in a runc container whose cgroup is shaped like a kubepods one reaches the
+// processor before the pod status lists its container. The record is held, released when the status update
+// arrives through the informer, and carries the pod, workload and image attributes. A later exec is enriched at
+// once. The processor runs against a real kube-apiserver with the documented RBAC.
+func TestKubernetesEndToEnd(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	cluster := kubetest.Start(t)
+	admin, err := kubernetes.NewForConfig(cluster.Config)
+	require.NoError(t, err)
+	grantDocumentedRBAC(t, admin)
+
+	ctx := context.Background()
+	const node, ns = "node-e2e", "default"
+	dep, err := admin.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/team/app:1.2.3"}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	rs, err := admin.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-5d9c8b7f6", Labels: map[string]string{"app": "web", "pod-template-hash": "5d9c8b7f6"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: dep.Name, UID: dep.UID, Controller: ptr(true)}},
+		},
+		Spec: appsv1.ReplicaSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: dep.Spec.Template,
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-5d9c8b7f6-x7k2p", Labels: map[string]string{"app": "web", "pod-template-hash": "5d9c8b7f6"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr(true)}},
+		},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "registry.example/team/app:1.2.3"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = admin.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
+	})
+
+	// The pipeline: the processor with the agent's credentials, holding up to 20 s for container metadata.
+	sink := new(consumertest.LogsSink)
+	pf := compilerdetectorprocessor.NewFactory()
+	pcfg := pf.CreateDefaultConfig().(*compilerdetectorprocessor.Config)
+	pcfg.Kubernetes.Enabled = "true"
+	pcfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
+	pcfg.Kubernetes.NodeName = node
+	pcfg.Kubernetes.WaitForMetadata = 20 * time.Second
+	pcfg.Kubernetes.PodLabels = []string{"app"}
+	require.NoError(t, pcfg.Validate())
+	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
+	rf := ebpfexecreceiver.NewFactory()
+	rcfg := rf.CreateDefaultConfig().(*ebpfexecreceiver.Config)
+	rcfg.Batch.FlushInterval = 50 * time.Millisecond
+	rcv, err := rf.CreateLogs(ctx, receivertest.NewNopSettings(rf.Type()), rcfg, proc)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() {
+		assert.NoError(t, rcv.Shutdown(ctx))
+		assert.NoError(t, proc.Shutdown(ctx))
+	})
+
+	// The container's cgroup carries the pod uid, as the kubelet's would.
+	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{PodUID: string(pod.UID)})
+	inContainer := func(tag string) func(rec) bool {
+		return func(r rec) bool { return r.containerID() == ctr.ID() && slices.Contains(r.list("process.command_args"), tag) }
+	}
+
+	// An exec before the status lists the container: held, not emitted.
+	early := fmt.Sprintf("early-%d", time.Now().UnixNano())
+	ctr.MustExec(t, "echo", early)
+	time.Sleep(1500 * time.Millisecond)
+	assert.False(t, slices.ContainsFunc(execRecords(sink), inContainer(early)), "held while the container id is unknown")
+
+	// The kubelet's status update, as the API shows it.
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", ContainerID: "containerd://" + ctr.ID(), Image: "registry.example/team/app:1.2.3",
+		ImageID: "registry.example/team/app@sha256:" + strings.Repeat("ab", 32), Ready: true,
+	}}}
+	updated := time.Now()
+	_, err = admin.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	waitForRecord(t, sink, "the held exec", inContainer(early))
+	t.Logf("held record released %s after the status update", time.Since(updated).Round(time.Millisecond))
+	later := fmt.Sprintf("later-%d", time.Now().UnixNano())
+	ctr.MustExec(t, "echo", later)
+	waitForRecord(t, sink, "the exec after the status update", inContainer(later))
+
+	want := map[string]any{
+		"container.id":                 ctr.ID(),
+		"k8s.pod.uid":                  string(pod.UID),
+		"k8s.pod.name":                 pod.Name,
+		"k8s.namespace.name":           ns,
+		"k8s.node.name":                node,
+		"k8s.container.name":           "app",
+		"container.image.name":         "registry.example/team/app",
+		"container.image.tags":         []any{"1.2.3"},
+		"container.image.repo_digests": []any{"registry.example/team/app@sha256:" + strings.Repeat("ab", 32)},
+		"k8s.replicaset.name":          rs.Name,
+		"k8s.deployment.name":          dep.Name,
+		"k8s.pod.label.app":            "web",
+	}
+	for _, tag := range []string{early, later} {
+		i := slices.IndexFunc(execRecords(sink), inContainer(tag))
+		require.GreaterOrEqual(t, i, 0)
+		r := execRecords(sink)[i]
+		for k, v := range want {
+			assert.Equal(t, v, r.res[k], "%s on the %s exec", k, tag)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
