@@ -305,7 +305,8 @@ func TestDaemonSetPrivileges(t *testing.T) {
 	require.NotNil(t, sc.RunAsUser)
 	assert.Equal(t, int64(0), *sc.RunAsUser)
 	require.NotNil(t, sc.Capabilities)
-	assert.Equal(t, []corev1.Capability{"BPF", "PERFMON", "SYS_RESOURCE"}, sc.Capabilities.Add)
+	// SYS_PTRACE is for the presence scan of container roots (scan_for_compilers), nothing else.
+	assert.Equal(t, []corev1.Capability{"BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE"}, sc.Capabilities.Add)
 	assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
 	assert.Nil(t, sc.ProcMount, "default /proc masking")
 	// RuntimeDefault seccomp refuses bpf() without SYS_ADMIN: the profile

@@ -27,6 +27,8 @@ const (
 	attrParentCommand          = "compilerwatch.parent.command"
 	attrExecutableOrigin       = "compilerwatch.executable.origin"
 	attrParentExecutableOrigin = "compilerwatch.parent.executable.origin"
+	attrProcessPID             = string(semconv.ProcessPIDKey)
+	attrTruncated              = "compilerwatch.truncated"
 
 	// Attributes this processor adds to a flagged record.
 	attrRuleUUID           = string(semconv.SecurityRuleUUIDKey)
@@ -39,6 +41,7 @@ const (
 	attrCompilerMatch      = "compilerwatch.compiler.match"
 	attrInstalledAtRuntime = "compilerwatch.compiler.installed_at_runtime"
 	attrSuppressedCount    = "compilerwatch.dedup.suppressed_count"
+	attrCompilersPresent   = "compilerwatch.compilers_present"
 )
 
 // Values of the rule "Containers should not execute compilers" (design.md, "A flagged record gets").
@@ -53,6 +56,8 @@ const (
 const (
 	// eventNameDedupSummary names the record emitted when a dedup window closes with suppressed repeats.
 	eventNameDedupSummary = "compilerwatch.dedup.summary"
+	// eventNameCompilersPresent names the presence finding: compilers found in a container's root.
+	eventNameCompilersPresent = "container.compilers_present"
 )
 
 // runtimeOrigins are the compilerwatch.executable.origin values that mean the binary was written after the

@@ -35,8 +35,8 @@ type Config struct {
 	ContainersOnly bool `mapstructure:"containers_only"`
 	// OnlyFlagged drops every record that is not flagged.
 	OnlyFlagged bool `mapstructure:"only_flagged"`
-	// ScanForCompilers enables the presence scan of each new container's root (issue 8). The key is accepted
-	// and defaults to true, but this processor does not scan yet: no presence record is emitted.
+	// ScanForCompilers scans each new container's root once, in the background and bounded, for catalog
+	// compilers, and emits a container.compilers_present record when it finds any.
 	ScanForCompilers bool `mapstructure:"scan_for_compilers"`
 
 	Compilers  CompilersConfig `mapstructure:"compilers"`

@@ -36,10 +36,11 @@ type compilerDetector struct {
 
 	matcher  *matcher
 	exclude  *exclusions
-	dedup    *deduper    // nil when dedup.window is 0
-	enricher enricher    // nil when kubernetes is off
-	hold     *holder     // nil when enricher is nil
-	kube     *kube.Cache // the node's pod cache; nil when kubernetes is off or an enricher was injected
+	dedup    *deduper         // nil when dedup.window is 0
+	enricher enricher         // nil when kubernetes is off
+	hold     *holder          // nil when enricher is nil
+	kube     *kube.Cache      // the node's pod cache; nil when kubernetes is off or an enricher was injected
+	presence *presenceScanner // nil when scan_for_compilers is off
 	now      func() time.Time
 
 	// Lifecycle of the async goroutine.
@@ -74,6 +75,9 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 	if enr != nil {
 		p.hold = newHolder(enr, cfg.Kubernetes.WaitForMetadata)
 	}
+	if cfg.ScanForCompilers {
+		p.presence = newPresenceScanner(p.matcher, p.logger, tb, set.BuildInfo.Version, p.deliver)
+	}
 	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -91,6 +95,9 @@ func (p *compilerDetector) Start(ctx context.Context, _ component.Host) error {
 		}
 	}
 	p.startOnce.Do(func() {
+		if p.presence != nil {
+			p.presence.start()
+		}
 		holdEvery, sweepEvery := p.intervals()
 		if holdEvery == 0 && sweepEvery == 0 {
 			return
@@ -150,6 +157,9 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		p.cancelRun() // unblock a delivery stuck in the next consumer
 		<-done
+	}
+	if p.presence != nil {
+		p.presence.stop()
 	}
 	p.cancelRun()
 	p.releaseHeld(ctx, true)
@@ -276,6 +286,9 @@ func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
 // exclude, dedup, flag, and drop what only_flagged does not keep.
 func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, st *stats) {
 	res := rl.Resource().Attributes()
+	if p.presence != nil {
+		p.presence.observe(rl.Resource(), rl)
+	}
 	inScope := !p.cfg.ContainersOnly || getStr(res, attrContainerID) != ""
 	resExcluded := -1 // computed on the first match only
 	rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {

@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	mu                                              sync.Mutex
 	registrations                                   []metric.Registration
 	ProcessorCompilerDetectorAsyncEmitFailedRecords metric.Int64Counter
+	ProcessorCompilerDetectorContainerScans         metric.Int64Counter
 	ProcessorCompilerDetectorDedupSummaryRecords    metric.Int64Counter
 	ProcessorCompilerDetectorDeduplicatedRecords    metric.Int64Counter
 	ProcessorCompilerDetectorDroppedRecords         metric.Int64Counter
@@ -110,6 +111,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ProcessorCompilerDetectorContainerScans, err = builder.meter.Int64Counter(
+		"otelcol_processor_compiler_detector_container_scans",
+		metric.WithDescription("Compiler presence scans of container roots, by result: found, clean or failed. [Alpha]"),
+		metric.WithUnit("{scan}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorCompilerDetectorAsyncEmitFailedRecords, err = builder.meter.Int64Counter(
 		"otelcol_processor_compiler_detector_async_emit_failed_records",
 		metric.WithDescription("Records emitted asynchronously (held records, dedup summaries) that the next consumer rejected. [Alpha]"),

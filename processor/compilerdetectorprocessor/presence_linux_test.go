@@ -1,0 +1,139 @@
+//go:build linux
+
+package compilerdetectorprocessor_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+)
+
+// presenceRecords returns the container.compilers_present records of a sink, by container id.
+func presenceRecords(sink *consumertest.LogsSink) map[string][]plog.LogRecord {
+	out := map[string][]plog.LogRecord{}
+	for _, ld := range sink.AllLogs() {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			id, _ := rl.Resource().Attributes().Get("container.id")
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				lrs := rl.ScopeLogs().At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					if lrs.At(k).EventName() == "container.compilers_present" {
+						out[id.Str()] = append(out[id.Str()], lrs.At(k))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestDriftAndPresence runs real containers on an overlay rootfs, as container runtimes do. The image (lower
+// layer) carries a gcc driver; the upper layer starts empty.
+//   - presence: the container with a compiler gives exactly one container.compilers_present record listing it,
+//     and a second exec does not rescan; a container without compilers gives none;
+//   - drift: gcc from the image is flagged WARN with origin image; the same gcc copied in at runtime is flagged
+//     ERROR with origin upper_layer and installed_at_runtime.
+func TestDriftAndPresence(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	ctx := context.Background()
+	sink := new(consumertest.LogsSink)
+	pf := compilerdetectorprocessor.NewFactory()
+	pcfg := pf.CreateDefaultConfig().(*compilerdetectorprocessor.Config)
+	require.True(t, pcfg.ScanForCompilers, "on by default")
+	pcfg.Dedup.Window = 0
+	pcfg.Kubernetes.Enabled = "false"
+	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
+	rf := ebpfexecreceiver.NewFactory()
+	rcfg := rf.CreateDefaultConfig().(*ebpfexecreceiver.Config)
+	rcfg.Batch.FlushInterval = 50 * time.Millisecond
+	rcv, err := rf.CreateLogs(ctx, receivertest.NewNopSettings(rf.Type()), rcfg, proc)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() {
+		assert.NoError(t, rcv.Shutdown(ctx))
+		assert.NoError(t, proc.Shutdown(ctx))
+	})
+
+	gccPath, err := filepath.EvalSymlinks("/usr/bin/gcc")
+	require.NoError(t, err)
+	withCompiler := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+		Overlay: true,
+		// The driver's shared libraries come from the host; the driver itself is part of the image.
+		Mounts: ebpfexectest.HostGCCMounts(t),
+		Populate: func(root string) error {
+			if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
+				return err
+			}
+			return ebpfexectest.CopyFile(gccPath, filepath.Join(root, "usr/local/bin/gcc"), 0o755)
+		},
+	})
+	clean := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: true})
+
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	withCompiler.MustExec(t, "/usr/local/bin/gcc", "-DIMAGE_"+run, "--version")
+	withCompiler.MustExec(t, "mkdir", "-p", "/usr/local/sbin")
+	withCompiler.MustExec(t, "cp", "/usr/local/bin/gcc", "/usr/local/sbin/gcc")
+	withCompiler.MustExec(t, "/usr/local/sbin/gcc", "-DRUNTIME_"+run, "--version")
+	clean.MustExec(t, "echo", "clean-"+run)
+
+	byArg := func(arg string) func(rec) bool {
+		return func(r rec) bool { return slices.Contains(r.list("process.command_args"), arg) && r.containerID() != "" }
+	}
+	waitForRecord(t, sink, "image gcc", byArg("-DIMAGE_"+run))
+	waitForRecord(t, sink, "runtime gcc", byArg("-DRUNTIME_"+run))
+	waitForRecord(t, sink, "clean exec", byArg("clean-"+run))
+
+	image := one(t, execRecords(sink), "image gcc", byArg("-DIMAGE_"+run))
+	assert.Equal(t, "image", image.str("compilerwatch.executable.origin"))
+	assert.Equal(t, "gcc", image.str("compilerwatch.compiler.name"))
+	assert.Equal(t, plog.SeverityNumberWarn, image.lr.SeverityNumber())
+	assert.NotContains(t, image.attrs, "compilerwatch.compiler.installed_at_runtime")
+
+	runtime := one(t, execRecords(sink), "runtime gcc", byArg("-DRUNTIME_"+run))
+	assert.Equal(t, "upper_layer", runtime.str("compilerwatch.executable.origin"))
+	assert.Equal(t, "gcc", runtime.str("compilerwatch.compiler.name"))
+	assert.Equal(t, plog.SeverityNumberError, runtime.lr.SeverityNumber())
+	assert.Equal(t, "ERROR", runtime.lr.SeverityText())
+	assert.Equal(t, true, runtime.attrs["compilerwatch.compiler.installed_at_runtime"])
+
+	// Presence: scans run in the background; give them time, then expect exactly one record.
+	require.Eventually(t, func() bool { return len(presenceRecords(sink)[withCompiler.ID()]) > 0 },
+		15*time.Second, 50*time.Millisecond, "a presence record for the container with gcc")
+	withCompiler.MustExec(t, "echo", "again-"+run) // a further exec must not rescan
+	waitForRecord(t, sink, "second exec", byArg("again-"+run))
+	time.Sleep(time.Second)
+
+	all := presenceRecords(sink)
+	require.Len(t, all[withCompiler.ID()], 1, "one presence record per container")
+	assert.Empty(t, all[clean.ID()], "a container without compilers gives none")
+	lr := all[withCompiler.ID()][0]
+	present, _ := lr.Attributes().Get("compilerwatch.compilers_present")
+	list := present.Slice().AsRaw()
+	t.Logf("compilers present: %v", list)
+	assert.Contains(t, list, "gcc:/usr/local/bin/gcc", "the image's gcc")
+	assert.True(t, slices.ContainsFunc(list, func(v any) bool { return strings.HasSuffix(v.(string), "/cc1") }), "gcc's cc1 stage")
+	assert.Equal(t, plog.SeverityNumberWarn, lr.SeverityNumber())
+	rule, _ := lr.Attributes().Get("security_rule.uuid")
+	assert.Equal(t, "def-000-krp", rule.Str())
+}
