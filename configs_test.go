@@ -200,7 +200,7 @@ func TestExampleConfigs(t *testing.T) {
 			check: func(t *testing.T, cfg *otelcol.Config) {
 				det := detectorConfig(t, cfg)
 				assert.True(t, det.OnlyFlagged)
-				assert.Equal(t, "true", det.Kubernetes.Enabled, "a pod without API access must fail to start")
+				assert.Equal(t, "true", string(det.Kubernetes.Enabled), "a pod without API access must fail to start")
 				exp := otlpConfig(t, cfg)
 				assert.Equal(t, "otel-gateway.observability.svc:4317", exp.ClientConfig.Endpoint)
 				assert.False(t, exp.ClientConfig.TLS.Insecure)

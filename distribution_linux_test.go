@@ -162,15 +162,16 @@ func startOTLPSink(t *testing.T) (string, *consumertest.LogsSink) {
 	return addr, sink
 }
 
-// findings returns the flagged records of a sink with their resources.
-func findings(sink *consumertest.LogsSink) (res []map[string]any, recs []plog.LogRecord) {
+// findings returns the flagged records of a sink with their resources: exec findings, or presence findings
+// (container.compilers_present) when event says so.
+func findings(sink *consumertest.LogsSink, event string) (res []map[string]any, recs []plog.LogRecord) {
 	for _, ld := range sink.AllLogs() {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			rl := ld.ResourceLogs().At(i)
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				lrs := rl.ScopeLogs().At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
-					if _, ok := lrs.At(k).Attributes().Get("security_rule.uuid"); ok {
+					if _, ok := lrs.At(k).Attributes().Get("security_rule.uuid"); ok && lrs.At(k).EventName() == event {
 						res = append(res, rl.Resource().Attributes().AsRaw())
 						recs = append(recs, lrs.At(k))
 					}
@@ -212,7 +213,7 @@ service:
 	var res []map[string]any
 	var recs []plog.LogRecord
 	require.Eventually(t, func() bool {
-		res, recs = findings(sink)
+		res, recs = findings(sink, "process.exec")
 		return len(recs) > 0
 	}, 30*time.Second, 100*time.Millisecond, "a flagged record arrives at the OTLP sink")
 	require.Len(t, recs, 1, "one finding for one gcc -c (its cc1 and as stages are not findings)")
@@ -223,5 +224,15 @@ service:
 	assert.Equal(t, "Containers should not execute compilers", attrs["security_rule.name"])
 	assert.Equal(t, "https://docs.datadoghq.com/security/default_rules/def-000-krp", attrs["security_rule.reference"])
 	assert.Equal(t, "WARN", recs[0].SeverityText())
+
+	// The container's root carries the host's gcc toolchain: the presence scan reports it too, once.
+	require.Eventually(t, func() bool {
+		res, recs = findings(sink, "container.compilers_present")
+		return len(recs) > 0
+	}, 30*time.Second, 100*time.Millisecond, "a presence finding arrives at the OTLP sink")
+	require.Len(t, recs, 1)
+	assert.Equal(t, ctr.ID(), res[0]["container.id"])
+	present, _ := recs[0].Attributes().Get("compilerwatch.compilers_present")
+	assert.Contains(t, present.Slice().AsRaw(), "gcc:/usr/bin/gcc")
 	c.stop(t)
 }
