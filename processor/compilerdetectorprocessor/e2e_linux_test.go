@@ -104,18 +104,16 @@ func one(t *testing.T, recs []rec, what string, match func(rec) bool) rec {
 	return found[0]
 }
 
-// startPipeline runs receiver → processor → sink with the processor's default configuration except dedup
-// (disabled, so that every finding is visible) and Kubernetes (off: there is no cluster).
-func startPipeline(t *testing.T) *consumertest.LogsSink {
+// startPipeline runs the real receiver → the real processor → a sink. configure adjusts the processor's default
+// configuration before it is validated.
+func startPipeline(t *testing.T, configure func(*compilerdetectorprocessor.Config)) *consumertest.LogsSink {
 	t.Helper()
 	ctx := context.Background()
 	sink := new(consumertest.LogsSink)
 
 	pf := compilerdetectorprocessor.NewFactory()
 	pcfg := pf.CreateDefaultConfig().(*compilerdetectorprocessor.Config)
-	require.True(t, pcfg.ContainersOnly, "containers_only defaults to true")
-	pcfg.Dedup.Window = 0
-	pcfg.Kubernetes.Enabled = "false"
+	configure(pcfg)
 	require.NoError(t, pcfg.Validate())
 	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
 	require.NoError(t, err)
@@ -134,6 +132,13 @@ func startPipeline(t *testing.T) *consumertest.LogsSink {
 		assert.NoError(t, proc.Shutdown(ctx))
 	})
 	return sink
+}
+
+// noDedupNoKube is the default configuration with dedup disabled, so that every finding is visible, and
+// Kubernetes off: there is no cluster.
+func noDedupNoKube(cfg *compilerdetectorprocessor.Config) {
+	cfg.Dedup.Window = 0
+	cfg.Kubernetes.Enabled = "false"
 }
 
 // waitForRecord polls the sink until match finds a record.
@@ -178,7 +183,10 @@ func TestEndToEndCompilersInContainer(t *testing.T) {
 	mainGo := fmt.Sprintf("package main\n\nconst run = %q\n\nfunc main() { println(run) }\n", run)
 	warmGoCache(t, goMod)
 
-	sink := startPipeline(t)
+	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
+		require.True(t, cfg.ContainersOnly, "containers_only defaults to true")
+		noDedupNoKube(cfg)
+	})
 	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
 	// /tmp is a tmpfs inside the container, invisible from the host: sources go to /src, outputs to /tmp.
 	c.WriteFile(t, "/src/hello.c", []byte(helloC), 0o644)

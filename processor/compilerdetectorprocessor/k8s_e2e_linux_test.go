@@ -13,10 +13,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/processor/processortest"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -26,7 +22,6 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
@@ -98,33 +93,20 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	})
 
 	// The pipeline: the processor with the agent's credentials, holding up to 20 s for container metadata.
-	sink := new(consumertest.LogsSink)
-	pf := compilerdetectorprocessor.NewFactory()
-	pcfg := pf.CreateDefaultConfig().(*compilerdetectorprocessor.Config)
-	pcfg.Kubernetes.Enabled = "true"
-	pcfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
-	pcfg.Kubernetes.NodeName = node
-	pcfg.Kubernetes.WaitForMetadata = 20 * time.Second
-	pcfg.Kubernetes.PodLabels = []string{"app"}
-	require.NoError(t, pcfg.Validate())
-	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
-	rf := ebpfexecreceiver.NewFactory()
-	rcfg := rf.CreateDefaultConfig().(*ebpfexecreceiver.Config)
-	rcfg.Batch.FlushInterval = 50 * time.Millisecond
-	rcv, err := rf.CreateLogs(ctx, receivertest.NewNopSettings(rf.Type()), rcfg, proc)
-	require.NoError(t, err)
-	require.NoError(t, rcv.Start(ctx, componenttest.NewNopHost()))
-	t.Cleanup(func() {
-		assert.NoError(t, rcv.Shutdown(ctx))
-		assert.NoError(t, proc.Shutdown(ctx))
+	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
+		cfg.Kubernetes.Enabled = "true"
+		cfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
+		cfg.Kubernetes.NodeName = node
+		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
+		cfg.Kubernetes.PodLabels = []string{"app"}
 	})
 
 	// The container's cgroup carries the pod uid, as the kubelet's would.
 	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{PodUID: string(pod.UID)})
 	inContainer := func(tag string) func(rec) bool {
-		return func(r rec) bool { return r.containerID() == ctr.ID() && slices.Contains(r.list("process.command_args"), tag) }
+		return func(r rec) bool {
+			return r.containerID() == ctr.ID() && slices.Contains(r.list("process.command_args"), tag)
+		}
 	}
 
 	// An exec before the status lists the container: held, not emitted.

@@ -3,7 +3,6 @@
 package compilerdetectorprocessor_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,14 +13,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/processor/processortest"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
@@ -54,25 +49,9 @@ func presenceRecords(sink *consumertest.LogsSink) map[string][]plog.LogRecord {
 func TestDriftAndPresence(t *testing.T) {
 	ebpfexectest.RequireRoot(t)
 	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
-	ctx := context.Background()
-	sink := new(consumertest.LogsSink)
-	pf := compilerdetectorprocessor.NewFactory()
-	pcfg := pf.CreateDefaultConfig().(*compilerdetectorprocessor.Config)
-	require.True(t, pcfg.ScanForCompilers, "on by default")
-	pcfg.Dedup.Window = 0
-	pcfg.Kubernetes.Enabled = "false"
-	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
-	rf := ebpfexecreceiver.NewFactory()
-	rcfg := rf.CreateDefaultConfig().(*ebpfexecreceiver.Config)
-	rcfg.Batch.FlushInterval = 50 * time.Millisecond
-	rcv, err := rf.CreateLogs(ctx, receivertest.NewNopSettings(rf.Type()), rcfg, proc)
-	require.NoError(t, err)
-	require.NoError(t, rcv.Start(ctx, componenttest.NewNopHost()))
-	t.Cleanup(func() {
-		assert.NoError(t, rcv.Shutdown(ctx))
-		assert.NoError(t, proc.Shutdown(ctx))
+	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
+		require.True(t, cfg.ScanForCompilers, "on by default")
+		noDedupNoKube(cfg)
 	})
 
 	gccPath, err := filepath.EvalSymlinks("/usr/bin/gcc")
