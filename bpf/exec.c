@@ -112,6 +112,7 @@ struct event {
 struct scratch {
 	struct event hdr;
 	__u8 data[DATA_SIZE];
+	__u64 ptr_slot; /* see as_scalar(); not part of the record */
 };
 
 /* Keep struct ancestor in BTF so bpf2go generates its Go type. */
@@ -174,12 +175,25 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 	return BPF_CORE_READ((struct kernfs_node___pre615 *)kn, parent);
 }
 
-/* d_unlinked(): unhashed and not the root of its filesystem. */
+/*
+ * Direct loads. In the entry point, task and bprm are BTF pointers, and so is
+ * every pointer loaded from them: reading a field is a plain load that the
+ * JIT guards against faults (BPF_PROBE_MEM, since 5.5), not a
+ * bpf_probe_read_kernel() call. The helper call costs about 100 ns in a VM;
+ * the load, a few. Field offsets are still CO-RE relocated. The global
+ * functions below get scalars, so they keep BPF_CORE_READ.
+ */
+static __always_inline struct kernfs_node *kn_parent_btf(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(struct kernfs_node, __parent))
+		return kn->__parent;
+	return ((struct kernfs_node___pre615 *)kn)->parent;
+}
+
+/* d_unlinked(): unhashed and not the root of its filesystem. d is a BTF pointer. */
 static __always_inline bool dentry_unlinked(struct dentry *d)
 {
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	void *pprev = BPF_CORE_READ(d, d_hash.pprev);
-	return pprev == NULL && parent != d;
+	return d->d_hash.pprev == NULL && d->d_parent != d;
 }
 
 /*
@@ -201,6 +215,20 @@ static __always_inline struct scratch *scratch_get(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	return bpf_map_lookup_elem(&scratch_map, &cpu);
+}
+
+/*
+ * A BTF pointer as a plain scalar, for a global function's scalar argument
+ * or for arithmetic the verifier refuses on BTF pointers. The verifier
+ * tracks pointer types in registers and on the stack but not in map values:
+ * a round trip through the scratch record forgets the type. Storing a
+ * pointer in a map needs allow_ptr_leaks, which CAP_PERFMON (required to
+ * load this program) grants. Two memory accesses instead of a helper call.
+ */
+static __always_inline __u64 as_scalar(struct scratch *s, const void *p)
+{
+	*(volatile __u64 *)&s->ptr_slot = (__u64)p;
+	return *(volatile __u64 *)&s->ptr_slot;
 }
 
 /*
@@ -226,14 +254,40 @@ static __always_inline bool put_name(struct scratch *s, __u32 *off, __u32 limit,
  * verifier checks a global function once, on its own, and the caller sees
  * only a scalar result. Inlined, each walk's many loop exits multiply the
  * verifier states of everything after it past the 1M instruction limit.
- * Arguments are plain scalars (kernel pointers obtained by probe reads), which
- * global functions accept on every kernel with BTF-verified subprograms.
+ * Arguments are plain scalars (kernel pointers passed through as_scalar()),
+ * which global functions accept on every kernel with BTF-verified
+ * subprograms; BTF pointer arguments need 6.8 (__arg_trusted). So the walks
+ * read with probe-read helpers: two calls per path component, the bulk of
+ * this program's cost.
  *
  * Result: bytes written in the low 16 bits, WALK_TRUNC when cut short.
  */
 #define WALK_TRUNC (1 << 16)
 #define WALK_PSEUDO (1 << 17) /* a pseudo file (memfd): /proc shows it " (deleted)" */
 #define WALK_LEN(r) ((__u32)(r) & 0xffff)
+
+/*
+ * A dentry's parent and name pointer. d_name follows d_parent in every
+ * kernel, so one read fetches both; the CO-RE offsets are constants after
+ * relocation, and the verifier drops the branch that does not apply.
+ */
+static __always_inline struct dentry *dentry_up(struct dentry *d, const unsigned char **name)
+{
+	__u64 parent_off = bpf_core_field_offset(struct dentry, d_parent);
+	__u64 name_off = bpf_core_field_offset(struct dentry, d_name.name);
+	if (name_off == parent_off + 16) {
+		struct {
+			struct dentry *parent;
+			__u64 hash_len;
+			const unsigned char *name;
+		} v = {};
+		bpf_probe_read_kernel(&v, sizeof(v), (void *)d + parent_off);
+		*name = v.name;
+		return v.parent;
+	}
+	*name = BPF_CORE_READ(d, d_name.name);
+	return BPF_CORE_READ(d, d_parent);
+}
 
 /*
  * Walk path (dentry, vfsmount) up to root, crossing mount points, the way
@@ -251,20 +305,25 @@ __noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_d
 	__u32 limit = off + PATH_BYTES_MAX;
 	__u32 depth = max_path_depth;
 
+	if (depth > PATH_DEPTH_HARD_MAX)
+		depth = PATH_DEPTH_HARD_MAX;
 	if (!s || !dentry || !vfsmnt || off > DATA_MASK)
 		return 0;
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 
 	/*
 	 * Each iteration emits exactly one name, so the verifier sees the same
 	 * state shape at every iteration and can prune; mount crossings happen
 	 * inside the iteration (up to MOUNT_STACK stacked mounts per level).
+	 * One step past the deepest limit only looks for the root, so a path
+	 * exactly max_path_depth deep is complete, not truncated.
 	 */
-	for (int i = 0; i < PATH_DEPTH_HARD_MAX; i++) {
+	for (int i = 0; i <= PATH_DEPTH_HARD_MAX; i++) {
 		for (int j = 0; j < MOUNT_STACK; j++) {
 			if (dentry == root_dentry && vfsmnt == root_mnt)
 				goto done;
-			if (dentry != BPF_CORE_READ(vfsmnt, mnt_root))
+			if (dentry != mnt_root)
 				break;
 			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
 			if (parent == mnt)
@@ -272,22 +331,24 @@ __noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_d
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = parent;
 			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+			mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 		}
 		if (dentry == root_dentry && vfsmnt == root_mnt)
 			goto done;
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		const unsigned char *name;
+		struct dentry *parent = dentry_up(dentry, &name);
 		if (parent == dentry) {
 			/*
 			 * A root that is not its mount's root: a pseudo file such as a
 			 * memfd, whose d_dname() /proc renders "/<name> (deleted)".
 			 */
-			if (i == 0 && put_name(s, &off, limit, BPF_CORE_READ(dentry, d_name.name)))
+			if (i == 0 && put_name(s, &off, limit, name))
 				return (off - start) | WALK_PSEUDO;
 			goto done;
 		}
 		if (i >= depth)
 			break;
-		if (!put_name(s, &off, limit, BPF_CORE_READ(dentry, d_name.name)))
+		if (!put_name(s, &off, limit, name))
 			break;
 		dentry = parent;
 	}
@@ -297,20 +358,20 @@ done:
 }
 
 /* Where the executed file lives: overlay layer, memfd, tmpfs, deleted, host. */
-static __always_inline __u8 file_origin(struct file *f)
+static __always_inline __u8 file_origin(struct scratch *s, struct file *f)
 {
 	if (!f)
 		return ORIGIN_UNKNOWN;
-	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	struct dentry *d = f->f_path.dentry;
+	struct inode *inode = f->f_inode;
 	if (!d || !inode)
 		return ORIGIN_UNKNOWN;
-	unsigned long magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	unsigned long magic = inode->i_sb->s_magic;
 
 	if (magic == TMPFS_MAGIC || magic == HUGETLBFS_MAGIC) {
 		/* memfd_create names its dentry "memfd:<name>". */
 		char pfx[6] = {};
-		bpf_probe_read_kernel(pfx, sizeof(pfx), BPF_CORE_READ(d, d_name.name));
+		bpf_probe_read_kernel(pfx, sizeof(pfx), d->d_name.name);
 		if (pfx[0] == 'm' && pfx[1] == 'e' && pfx[2] == 'm' && pfx[3] == 'f' && pfx[4] == 'd' &&
 		    pfx[5] == ':')
 			return ORIGIN_MEMFD;
@@ -322,7 +383,8 @@ static __always_inline __u8 file_origin(struct file *f)
 	if (magic == OVERLAYFS_SUPER_MAGIC) {
 		if (!bpf_core_type_exists(struct ovl_inode))
 			return ORIGIN_UNKNOWN;
-		struct ovl_inode *oi = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+		/* container_of: arithmetic the verifier refuses on a BTF pointer. */
+		struct ovl_inode *oi = (void *)(as_scalar(s, inode) - bpf_core_field_offset(struct ovl_inode, vfs_inode));
 		return BPF_CORE_READ(oi, __upperdentry) ? ORIGIN_UPPER : ORIGIN_IMAGE;
 	}
 	return ORIGIN_HOST;
@@ -337,9 +399,12 @@ __noinline int walk_kernfs(__u32 off, __u64 kn_p)
 	__u32 limit = off + PATH_BYTES_MAX;
 	__u32 depth = max_path_depth;
 
+	if (depth > PATH_DEPTH_HARD_MAX)
+		depth = PATH_DEPTH_HARD_MAX;
 	if (!s || off > DATA_SIZE)
 		return 0;
-	for (int i = 0; i < PATH_DEPTH_HARD_MAX; i++) {
+	/* One step past the limit, as in walk_path. */
+	for (int i = 0; i <= PATH_DEPTH_HARD_MAX; i++) {
 		if (!kn)
 			return off - start;
 		struct kernfs_node *parent = kn_parent(kn);
@@ -355,69 +420,41 @@ __noinline int walk_kernfs(__u32 off, __u64 kn_p)
 }
 
 /*
- * Ancestors, nearest (the parent) first, as struct ancestor entries.
- * Result: entries written in the low 8 bits, WALK_TRUNC when there were more.
- */
-__noinline int walk_ancestors(__u32 off, __u64 parent_p)
-{
-	struct scratch *s = scratch_get();
-	struct task_struct *p = (void *)parent_p;
-	__u32 amax = max_ancestors;
-	int n = 0;
-
-	if (!s)
-		return 0;
-	for (int i = 0; i < ANCESTORS_HARD_MAX; i++) {
-		if (!p)
-			break;
-		__u32 pid = BPF_CORE_READ(p, tgid);
-		if (pid == 0)
-			break;
-		if (i >= amax)
-			return n | WALK_TRUNC;
-		if (off > DATA_SIZE - sizeof(struct ancestor))
-			break;
-		struct ancestor *a = (void *)&s->data[data_off(off)];
-		a->pid = pid;
-		/* comm is NUL-padded in the kernel: a fixed-size copy leaves no stale bytes. */
-		bpf_probe_read_kernel(a->comm, sizeof(a->comm), BPF_CORE_READ(p, group_leader, comm));
-		off += sizeof(struct ancestor);
-		n++;
-		struct task_struct *next = BPF_CORE_READ(p, group_leader, real_parent);
-		if (next == p)
-			break;
-		p = next;
-	}
-	return n;
-}
-
-/*
  * The cgroup: the v2 (default hierarchy) cgroup first. Where the task sits in
  * the v2 root (no v2 in use, or a hybrid host whose runtime only uses v1),
  * fall back to the first v1 hierarchy in which it is not at the root.
  */
 static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *task, bool *v1)
 {
-	struct css_set *cgroups = BPF_CORE_READ(task, cgroups);
-	struct kernfs_node *kn = BPF_CORE_READ(cgroups, dfl_cgrp, kn);
-	if (kn && kn_parent(kn))
+	struct css_set *cgroups = task->cgroups;
+	struct kernfs_node *kn = cgroups->dfl_cgrp->kn;
+	if (kn && kn_parent_btf(kn))
 		return kn;
 
 	__u32 count = CGROUP_SUBSYS_HARD_MAX;
 	if (bpf_core_enum_value_exists(enum cgroup_subsys_id, CGROUP_SUBSYS_COUNT))
 		count = bpf_core_enum_value(enum cgroup_subsys_id, CGROUP_SUBSYS_COUNT);
-	for (int i = 0; i < CGROUP_SUBSYS_HARD_MAX; i++) {
-		if (i >= count)
-			break;
-		struct cgroup_subsys_state *css = BPF_CORE_READ(cgroups, subsys[i]);
-		if (!css)
-			continue;
-		struct kernfs_node *k = BPF_CORE_READ(css, cgroup, kn);
-		if (k && kn_parent(k)) {
-			*v1 = true;
-			return k;
-		}
+	/*
+	 * Unrolled by hand, because a direct load needs a constant offset and
+	 * clang does not unroll this loop with its exits. The kernel's array
+	 * has CGROUP_SUBSYS_COUNT entries, so the verifier discards the
+	 * indices past it as dead code, whatever vmlinux.h says.
+	 */
+	struct cgroup_subsys_state **subsys = cgroups->subsys;
+#define TRY_SUBSYS(i)                                                            \
+	if ((i) < count) {                                                       \
+		struct cgroup_subsys_state *css = *(subsys + (i));               \
+		struct kernfs_node *k = css ? css->cgroup->kn : NULL;            \
+		if (k && kn_parent_btf(k)) {                                     \
+			*v1 = true;                                              \
+			return k;                                                \
+		}                                                                \
 	}
+	TRY_SUBSYS(0) TRY_SUBSYS(1) TRY_SUBSYS(2) TRY_SUBSYS(3)
+	TRY_SUBSYS(4) TRY_SUBSYS(5) TRY_SUBSYS(6) TRY_SUBSYS(7)
+	TRY_SUBSYS(8) TRY_SUBSYS(9) TRY_SUBSYS(10) TRY_SUBSYS(11)
+	TRY_SUBSYS(12) TRY_SUBSYS(13) TRY_SUBSYS(14) TRY_SUBSYS(15)
+#undef TRY_SUBSYS
 	return kn;
 }
 
@@ -436,30 +473,30 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u32 flags = 0;
 
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	e->pid = BPF_CORE_READ(task, tgid);
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->pid = task->tgid;
+	struct task_struct *parent = task->real_parent;
+	e->ppid = parent->tgid;
 
-	/* The pid as the task's own pid namespace numbers it. */
-	struct pid *tp = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(tp, level);
+	/* The pid as the task's own pid namespace numbers it: numbers[level]. */
+	struct pid *tp = task->thread_pid;
+	unsigned int level = tp->level;
+	__u64 numbers = as_scalar(s, tp) + bpf_core_field_offset(struct pid, numbers);
 	struct upid up = {};
-	void *numbers = (void *)tp + bpf_core_field_offset(struct pid, numbers);
-	bpf_probe_read_kernel(&up, sizeof(up), numbers + (level & 31) * bpf_core_type_size(struct upid));
+	bpf_probe_read_kernel(&up, sizeof(up), (void *)(numbers + (level & 31) * bpf_core_type_size(struct upid)));
 	e->vpid = up.nr;
 
-	const struct cred *cred = BPF_CORE_READ(task, cred);
-	e->uid = BPF_CORE_READ(cred, euid.val);
-	e->ruid = BPF_CORE_READ(cred, uid.val);
-	e->gid = BPF_CORE_READ(cred, egid.val);
-	e->argc = BPF_CORE_READ(bprm, argc);
+	const struct cred *cred = task->cred;
+	e->uid = cred->euid.val;
+	e->ruid = cred->uid.val;
+	e->gid = cred->egid.val;
+	e->argc = bprm->argc;
 	bpf_probe_read_kernel(e->comm, sizeof(e->comm), task->comm);
 
 	/* argv, read from the new mm: arg_start..arg_end. */
 	__u32 off = 0;
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
-	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	struct mm_struct *mm = task->mm;
+	unsigned long arg_start = mm->arg_start;
+	unsigned long arg_end = mm->arg_end;
 	__u64 alen = arg_end > arg_start ? arg_end - arg_start : 0;
 	__u32 amax = max_args_bytes;
 	if (amax > ARGS_BYTES_HARD_MAX)
@@ -474,54 +511,52 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		off = alen;
 	e->args_len = off;
 
-	struct path root = BPF_CORE_READ(task, fs, root);
-	__u64 rd = (__u64)root.dentry, rm = (__u64)root.mnt;
+	struct fs_struct *fs = task->fs;
+	__u64 rd = as_scalar(s, fs->root.dentry), rm = as_scalar(s, fs->root.mnt);
 	int r;
 
 	/* The executable, as /proc/<pid>/exe shows it (bprm->file). */
-	struct file *file = BPF_CORE_READ(bprm, file);
-	r = walk_path(off, (__u64)BPF_CORE_READ(file, f_path.dentry), (__u64)BPF_CORE_READ(file, f_path.mnt), rd, rm);
+	struct file *file = bprm->file;
+	r = walk_path(off, as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt), rd, rm);
 	__u32 n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_PATH;
-	if ((r & WALK_PSEUDO) || (file && dentry_unlinked(BPF_CORE_READ(file, f_path.dentry))))
+	if ((r & WALK_PSEUDO) || (file && dentry_unlinked(file->f_path.dentry)))
 		flags |= FLAG_EXE_DELETED;
 	e->exe_len = n;
 	off += n;
-	e->exe_origin = file_origin(file);
+	e->exe_origin = file_origin(s, file);
 
 	/* The working directory, as /proc/<pid>/cwd shows it. */
-	struct path pwd = BPF_CORE_READ(task, fs, pwd);
-	r = walk_path(off, (__u64)pwd.dentry, (__u64)pwd.mnt, rd, rm);
+	struct dentry *pwd = fs->pwd.dentry;
+	r = walk_path(off, as_scalar(s, pwd), as_scalar(s, fs->pwd.mnt), rd, rm);
 	n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_CWD;
-	if (pwd.dentry && dentry_unlinked(pwd.dentry))
+	if (pwd && dentry_unlinked(pwd))
 		flags |= FLAG_CWD_DELETED;
 	e->cwd_len = n;
 	off += n;
 
 	/* The parent's executable, resolved against this task's root. */
-	struct file *pfile = BPF_CORE_READ(parent, mm, exe_file);
+	struct file *pfile = parent->mm->exe_file;
 	n = 0;
 	if (pfile) {
-		r = walk_path(off, (__u64)BPF_CORE_READ(pfile, f_path.dentry), (__u64)BPF_CORE_READ(pfile, f_path.mnt), rd,
-			      rm);
+		r = walk_path(off, as_scalar(s, pfile->f_path.dentry), as_scalar(s, pfile->f_path.mnt), rd, rm);
 		n = WALK_LEN(r);
 		if (r & WALK_TRUNC)
 			flags |= TRUNC_PARENT_PATH;
-		if ((r & WALK_PSEUDO) || dentry_unlinked(BPF_CORE_READ(pfile, f_path.dentry)))
+		if ((r & WALK_PSEUDO) || dentry_unlinked(pfile->f_path.dentry))
 			flags |= FLAG_PARENT_DELETED;
 	}
 	e->pexe_len = n;
 	off += n;
-	e->pexe_origin = file_origin(pfile);
+	e->pexe_origin = file_origin(s, pfile);
 
 	/* The filename as invoked (before symlink and shebang resolution). */
 	n = 0;
 	if (off <= DATA_SIZE - PATH_BYTES_MAX) {
-		long r = bpf_probe_read_kernel_str(&s->data[data_off(off)], PATH_BYTES_MAX,
-						   BPF_CORE_READ(bprm, filename));
+		long r = bpf_probe_read_kernel_str(&s->data[data_off(off)], PATH_BYTES_MAX, bprm->filename);
 		if (r > 0) {
 			n = r;
 			if (r == PATH_BYTES_MAX)
@@ -533,7 +568,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 
 	/* The cgroup path. */
 	bool v1 = false;
-	r = walk_kernfs(off, (__u64)task_cgroup_kn(task, &v1));
+	r = walk_kernfs(off, as_scalar(s, task_cgroup_kn(task, &v1)));
 	n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_CGROUP;
@@ -542,20 +577,47 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	e->cgroup_len = n;
 	off += n;
 
-	/* Ancestors, nearest (the parent) first. */
-	r = walk_ancestors(off, (__u64)parent);
-	n = r & 0xff;
-	if (n > ANCESTORS_HARD_MAX)
-		n = ANCESTORS_HARD_MAX;
-	if (r & WALK_TRUNC)
-		flags |= TRUNC_ANCESTORS;
+	/*
+	 * Ancestors, nearest (the parent) first, as struct ancestor entries. In
+	 * the entry point rather than a global function, so that walking up is
+	 * direct loads; it is last, so its exits add few verifier states.
+	 */
+	struct task_struct *p = parent;
+	__u32 ancmax = max_ancestors;
+	if (ancmax > ANCESTORS_HARD_MAX)
+		ancmax = ANCESTORS_HARD_MAX;
+	n = 0;
+	/* One step past the maximum, to see whether there were more. */
+	for (int i = 0; i <= ANCESTORS_HARD_MAX; i++) {
+		if (!p)
+			break;
+		__u32 pid = p->tgid;
+		if (pid == 0)
+			break;
+		if (i >= ancmax) {
+			flags |= TRUNC_ANCESTORS;
+			break;
+		}
+		if (off > DATA_SIZE - sizeof(struct ancestor))
+			break;
+		struct ancestor *a = (void *)&s->data[data_off(off)];
+		a->pid = pid;
+		struct task_struct *leader = p->group_leader;
+		/* comm is NUL-padded in the kernel: a fixed-size copy leaves no stale bytes. */
+		bpf_probe_read_kernel(a->comm, sizeof(a->comm), leader->comm);
+		off += sizeof(struct ancestor);
+		n++;
+		struct task_struct *next = leader->real_parent;
+		if (next == p)
+			break;
+		p = next;
+	}
 	e->ancestor_count = n;
-	off += n * sizeof(struct ancestor);
 	e->flags = flags;
 
 	__u64 size = sizeof(struct event) + off;
-	if (size > sizeof(struct scratch))
-		size = sizeof(struct scratch);
+	if (size > offsetof(struct scratch, ptr_slot))
+		size = offsetof(struct scratch, ptr_slot);
 	__u64 wake = BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_bytes)
 		wake = BPF_RB_FORCE_WAKEUP;

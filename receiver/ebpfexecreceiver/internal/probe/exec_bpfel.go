@@ -44,9 +44,10 @@ type execEvent struct {
 }
 
 type execScratch struct {
-	_    structs.HostLayout
-	Hdr  execEvent
-	Data [69632]uint8
+	_       structs.HostLayout
+	Hdr     execEvent
+	Data    [69632]uint8
+	PtrSlot uint64
 }
 
 // Names of all BPF objects in the ELF.
