@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -60,6 +61,19 @@ type execReceiver struct {
 	// Guarded by the read loop: only it touches these.
 	conv    *logsConverter
 	decoder *event.Decoder
+
+	// Records lost in user space, counted by the read loop and logged by
+	// the stats loop once per interval: a log line per refused batch would
+	// flood, and the collector's log sampler would then drop lines and with
+	// them the counts.
+	refused, decodeErrs atomic.Uint64
+	lastRefusal         atomic.Pointer[string]
+
+	// Loss already reported; only reportLoss touches these (the stats loop,
+	// then Shutdown after it has exited).
+	lastStats     probe.Stats
+	loggedRefused uint64
+	loggedDecoded uint64
 }
 
 func newExecReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, load loader) (*execReceiver, error) {
@@ -104,6 +118,9 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 		return err
 	}
 	r.src, r.conv, r.decoder = src, conv, event.NewDecoder()
+	r.lastStats, r.loggedRefused, r.loggedDecoded = probe.Stats{}, 0, 0
+	r.refused.Store(0)
+	r.decodeErrs.Store(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(2)
@@ -128,6 +145,14 @@ func (r *execReceiver) Shutdown(context.Context) error {
 	errs = append(errs, r.src.Reader().Flush())
 	r.cancel()
 	r.wg.Wait()
+	// The final flush may have lost records after the stats loop's last
+	// report: report them, then say what this run lost in all.
+	r.reportLoss(context.Background())
+	r.settings.Logger.Info("ebpf_exec: detached",
+		zap.Uint64("execs_seen_total", r.lastStats.Execs),
+		zap.Uint64("kernel_dropped_total", r.lastStats.Dropped()),
+		zap.Uint64("refused_total", r.refused.Load()),
+		zap.Uint64("decode_dropped_total", r.decodeErrs.Load()))
 	errs = append(errs, r.src.Close())
 	r.src = nil
 	r.tb.Shutdown()
@@ -193,7 +218,8 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		}
 		if err := r.decoder.Decode(rec.RawSample, offset, &ev); err != nil {
 			r.tb.ReceiverEbpfExecDroppedRecords.Add(ctx, 1, reasonDecode)
-			r.settings.Logger.Warn("ebpf_exec: dropping a malformed record", zap.Error(err), zap.Int("bytes", len(rec.RawSample)))
+			r.decodeErrs.Add(1)
+			r.settings.Logger.Debug("ebpf_exec: dropping a malformed record", zap.Error(err), zap.Int("bytes", len(rec.RawSample)))
 			continue
 		}
 		if r.conv.Len() == 0 {
@@ -207,7 +233,8 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 }
 
 // consume hands one batch to the next consumer inside an obsreport
-// operation. A refused batch is counted and logged: nothing is lost silently.
+// operation. A refused batch is counted at once and logged by reportLoss:
+// nothing is lost silently.
 func (r *execReceiver) consume(ld plog.Logs) {
 	ctx := r.obs.StartLogsOp(context.Background())
 	n := ld.LogRecordCount()
@@ -215,38 +242,54 @@ func (r *execReceiver) consume(ld plog.Logs) {
 	r.obs.EndLogsOp(ctx, "ebpf_exec", n, err)
 	if err != nil {
 		r.tb.ReceiverEbpfExecDroppedRecords.Add(ctx, int64(n), reasonRefused)
-		r.settings.Logger.Error("ebpf_exec: the next consumer refused a batch; its records are lost",
-			zap.Int("records", n), zap.Error(err))
+		msg := err.Error()
+		r.lastRefusal.Store(&msg)
+		r.refused.Add(uint64(n))
 	}
 }
 
-// statsLoop reports kernel-side counters as metrics and logs any loss the
-// moment it grows.
+// statsLoop reports kernel-side counters as metrics and logs any loss once
+// per interval while it grows.
 func (r *execReceiver) statsLoop(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(statsInterval)
 	defer t.Stop()
-	var last probe.Stats
-	report := func() {
-		s, err := r.src.Stats()
-		if err != nil {
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
+			r.reportLoss(ctx)
 		}
+	}
+}
+
+// reportLoss reads the kernel counters into metrics and logs every loss
+// since the last call, with running totals, so that any one line tells the
+// whole count even when the log is sampled.
+func (r *execReceiver) reportLoss(ctx context.Context) {
+	if s, err := r.src.Stats(); err == nil {
+		last := r.lastStats
 		r.tb.ReceiverEbpfExecExecsSeen.Add(ctx, int64(s.Execs-last.Execs))
 		if d := s.Dropped() - last.Dropped(); d > 0 {
 			r.tb.ReceiverEbpfExecKernelDroppedRecords.Add(ctx, int64(d))
 			r.settings.Logger.Warn("ebpf_exec: the kernel dropped exec records (ring buffer full); raise ring_buffer_size or lower the load",
 				zap.Uint64("dropped", d), zap.Uint64("dropped_total", s.Dropped()), zap.Uint64("execs_total", s.Execs))
 		}
-		last = s
+		r.lastStats = s
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			report()
-			return
-		case <-t.C:
-			report()
+	if total := r.refused.Load(); total > r.loggedRefused {
+		var cause string
+		if p := r.lastRefusal.Load(); p != nil {
+			cause = *p
 		}
+		r.settings.Logger.Error("ebpf_exec: the next consumer refused exec records; they are lost",
+			zap.Uint64("records", total-r.loggedRefused), zap.Uint64("records_total", total), zap.String("last_error", cause))
+		r.loggedRefused = total
+	}
+	if total := r.decodeErrs.Load(); total > r.loggedDecoded {
+		r.settings.Logger.Warn("ebpf_exec: dropped malformed exec records",
+			zap.Uint64("records", total-r.loggedDecoded), zap.Uint64("records_total", total))
+		r.loggedDecoded = total
 	}
 }

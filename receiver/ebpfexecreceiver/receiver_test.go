@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadata"
@@ -153,10 +155,27 @@ func TestReadLoopCountsLoss(t *testing.T) {
 	next, err := consumer.NewLogs(refusing)
 	require.NoError(t, err)
 	r, src, tel := newFakeReceiver(t, cfg, next)
+	core, logs := observer.New(zap.InfoLevel)
+	r.settings.Logger = zap.New(core)
 	src.stats = probe.Stats{Execs: 10, RingbufDrops: 3, ScratchMisses: 1}
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	src.ring.push([]byte{1, 2, 3}, rawExec("a"), rawExec("b"))
 	require.NoError(t, r.Shutdown(context.Background()))
+
+	// Each loss is logged with its running total, and Shutdown sums up.
+	fields := func(msg string) map[string]any {
+		entries := logs.FilterMessage(msg).All()
+		require.Len(t, entries, 1, msg)
+		return entries[0].ContextMap()
+	}
+	refusedLog := fields("ebpf_exec: the next consumer refused exec records; they are lost")
+	assert.Equal(t, uint64(2), refusedLog["records_total"])
+	assert.Equal(t, "backend down", refusedLog["last_error"])
+	assert.Equal(t, uint64(1), fields("ebpf_exec: dropped malformed exec records")["records_total"])
+	assert.Equal(t, uint64(4), fields("ebpf_exec: the kernel dropped exec records (ring buffer full); raise ring_buffer_size or lower the load")["dropped_total"])
+	assert.Equal(t, map[string]any{
+		"execs_seen_total": uint64(10), "kernel_dropped_total": uint64(4), "refused_total": uint64(2), "decode_dropped_total": uint64(1),
+	}, fields("ebpf_exec: detached"))
 
 	assert.Equal(t, 1, calls)
 	// One malformed record plus a refused batch of two.

@@ -20,11 +20,6 @@ const (
 	capBPF         = 39
 )
 
-const privilegeHint = "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE " +
-	"(Kubernetes: securityContext.capabilities.add [BPF, PERFMON, SYS_RESOURCE]; " +
-	"systemd: AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_SYS_RESOURCE; " +
-	"shell: setpriv --inh-caps=+bpf,+perfmon,+sys_resource --ambient-caps=+bpf,+perfmon,+sys_resource)"
-
 // CheckPrivileges reads the effective capability set directly. cilium/ebpf
 // reports EPERM with a hint about RLIMIT_MEMLOCK, which misleads when the
 // real cause is a missing capability, so we check first and name them.
@@ -56,7 +51,28 @@ func missingCaps(eff uint64, memlock bool) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("missing capabilities %s to load the exec BPF program: %s", strings.Join(missing, ", "), privilegeHint)
+	return fmt.Errorf("missing capabilities %s to load the exec BPF program: %s", strings.Join(missing, ", "), privilegeHint(memlock))
+}
+
+// privilegeHint says how to grant what this kernel needs. CAP_SYS_RESOURCE
+// is asked for only where RLIMIT_MEMLOCK still limits BPF maps: elsewhere it
+// is useless, and a shell command naming it fails where the bounding set
+// lacks it.
+func privilegeHint(memlock bool) string {
+	names := []string{"BPF", "PERFMON"}
+	if memlock {
+		names = append(names, "SYS_RESOURCE")
+	}
+	caps := make([]string, len(names))
+	shell := make([]string, len(names))
+	for i, n := range names {
+		caps[i] = "CAP_" + n
+		shell[i] = "+" + strings.ToLower(n)
+	}
+	grant := strings.Join(caps[:len(caps)-1], ", ") + " and " + caps[len(caps)-1]
+	return fmt.Sprintf("run as root, or grant %s (Kubernetes: securityContext.capabilities.add [%s]; "+
+		"systemd: AmbientCapabilities=%s; shell: setpriv --inh-caps=%s --ambient-caps=%s)",
+		grant, strings.Join(names, ", "), strings.Join(caps, " "), strings.Join(shell, ","), strings.Join(shell, ","))
 }
 
 func effectiveCaps() (uint64, error) {
@@ -89,12 +105,21 @@ func needsMemlock() bool {
 	return major < 5 || (major == 5 && minor < 11)
 }
 
+// parseKernelVersion reads major.minor from a release string. Each part is
+// its leading digits: "5.15-rc1" and "6.1rc2" are 5.15 and 6.1.
 func parseKernelVersion(release string) (major, minor int) {
 	parts := strings.SplitN(release, ".", 3)
 	if len(parts) < 2 {
 		return 0, 0
 	}
-	major, _ = strconv.Atoi(parts[0])
-	minor, _ = strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	return major, minor
+	return leadingInt(parts[0]), leadingInt(parts[1])
+}
+
+func leadingInt(s string) int {
+	end := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(s)
+	}
+	n, _ := strconv.Atoi(s[:end])
+	return n
 }
