@@ -4,7 +4,6 @@ package compilerwatch_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -18,12 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/receiver/otlpreceiver"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
@@ -52,8 +47,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // collector is the distribution running as a real process.
 type collector struct {
@@ -64,20 +63,7 @@ type collector struct {
 
 func startCollector(t *testing.T, config string) *collector {
 	t.Helper()
-	bin := requireDistribution(t)
-	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
-	c := &collector{out: &syncBuffer{}, done: make(chan error, 1)}
-	c.cmd = exec.Command(bin, "--config", cfgPath)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	require.NoError(t, c.cmd.Start())
-	go func() { c.done <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
+	c := launchCollector(t, requireDistribution(t), "--config", writeConfig(t, config))
 	c.waitOutput(t, "Everything is ready", 60*time.Second)
 	return c
 }
@@ -149,17 +135,8 @@ func freePort(t *testing.T) string {
 // backend the distribution exports to.
 func startOTLPSink(t *testing.T) (string, *consumertest.LogsSink) {
 	t.Helper()
-	addr := freePort(t)
-	f := otlpreceiver.NewFactory()
-	cfg := f.CreateDefaultConfig()
-	cm := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": addr}}})
-	require.NoError(t, cm.Unmarshal(cfg))
-	sink := new(consumertest.LogsSink)
-	rcv, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { assert.NoError(t, rcv.Shutdown(context.Background())) })
-	return addr, sink
+	s := newOTLPSink(t)
+	return s.addr, s.logs
 }
 
 // findings returns the flagged records of a sink with their resources: exec findings, or presence findings
