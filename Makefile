@@ -50,7 +50,7 @@ $(BIN): builder-config.yaml $(GO_SOURCES)
 
 ## run: build, then run the collector as root with testdata/config.yaml.
 run: build
-	@[ "$$(id -u)" = 0 ] || { echo "make run: run as root (or grant CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE)"; exit 1; }
+	@[ "$$(id -u)" = 0 ] || { echo "make run: run as root (or grant CAP_BPF and CAP_PERFMON; CAP_SYS_RESOURCE too on kernels before 5.11)"; exit 1; }
 	$(BIN) --config testdata/config.yaml
 
 ## demo: start the collector, compile a C file in a real runc container, show the finding, clean up.
@@ -71,8 +71,10 @@ test: generate-check build k8s-binaries
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-bench:
-	@echo "make bench: not implemented yet (issue 7)"; exit 1
+## bench: the performance harness (root, about 6 minutes): exec loads with nothing attached, with the
+## collector and with execsnoop, alternated; prints the table, writes bench-results/ and BENCHMARKS.md.
+bench: build
+	COMPILERWATCH_BENCH=1 $(GO) test -count=1 -v -timeout 15m -run '^TestBench$$' .
 
 lint:
 	$(GOLANGCI_LINT) run ./...
