@@ -379,7 +379,7 @@ func benchScrapeDrops(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	require.NoError(t, err, "scraping the collector's internal metrics")
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	drops := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -428,7 +428,7 @@ func startBenchExecsnoop(t *testing.T, dir, noop string) *benchExecsnoop {
 	out := filepath.Join(dir, fmt.Sprintf("execsnoop-%d.txt", time.Now().UnixNano()))
 	f, err := os.Create(out)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	e := &benchExecsnoop{noop: noop, out: out, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	e.cmd = exec.Command("execsnoop")
 	e.cmd.Stdout, e.cmd.Stderr = f, e.stderr
@@ -437,7 +437,9 @@ func startBenchExecsnoop(t *testing.T, dir, noop string) *benchExecsnoop {
 	t.Cleanup(func() {
 		if e.cmd.ProcessState == nil {
 			_ = e.cmd.Process.Kill()
-			<-e.done
+			if err := <-e.done; err != nil {
+				t.Logf("execsnoop killed at cleanup: %v", err)
+			}
 		}
 	})
 	// Attached once its programs run: exec until they have.
@@ -468,7 +470,10 @@ func (e *benchExecsnoop) stop(t *testing.T, tags []string) (map[string]int, map[
 	t.Helper()
 	require.NoError(t, e.cmd.Process.Signal(syscall.SIGINT))
 	select {
-	case <-e.done:
+	case err := <-e.done:
+		if err != nil {
+			t.Logf("execsnoop exited: %v", err)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("execsnoop did not exit within 10s of SIGINT")
 	}
@@ -479,7 +484,7 @@ func (e *benchExecsnoop) stop(t *testing.T, tags []string) (map[string]int, map[
 	}
 	f, err := os.Open(e.out)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	counts := map[string]int{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -42,7 +42,9 @@ func launchCollector(t *testing.T, argv ...string) *collector {
 	t.Cleanup(func() {
 		if c.cmd.ProcessState == nil {
 			_ = c.cmd.Process.Kill()
-			<-c.done
+			if err := <-c.done; err != nil {
+				t.Logf("collector killed at cleanup: %v", err)
+			}
 		}
 	})
 	return c
@@ -238,7 +240,7 @@ func scrapeMetrics(addr string) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
@@ -358,19 +360,19 @@ func stillLoaded(o bpfObjects) []string {
 	var left []string
 	for _, id := range o.progs {
 		if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id)); err == nil {
-			p.Close()
+			_ = p.Close()
 			left = append(left, fmt.Sprintf("program %d", id))
 		}
 	}
 	for _, id := range o.maps {
 		if m, err := ebpf.NewMapFromID(ebpf.MapID(id)); err == nil {
-			m.Close()
+			_ = m.Close()
 			left = append(left, fmt.Sprintf("map %d", id))
 		}
 	}
 	for _, id := range o.links {
 		if l, err := link.NewFromID(link.ID(id)); err == nil {
-			l.Close()
+			_ = l.Close()
 			left = append(left, fmt.Sprintf("link %d", id))
 		}
 	}
@@ -395,7 +397,7 @@ func programsNamed(name string) ([]uint32, error) {
 			continue // freed meanwhile
 		}
 		info, err := p.Info()
-		p.Close()
+		_ = p.Close()
 		if err == nil && info.Name == name {
 			ids = append(ids, uint32(id))
 		}

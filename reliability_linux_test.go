@@ -316,7 +316,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 		require.NoError(t, ebpfexectest.CopyFile(trueBin, p, 0o755))
 		f, err := os.Open(p)
 		require.NoError(t, err)
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		require.NoError(t, os.Remove(p))
 		tg := relTag(t)
 		cmd := exec.Command("/proc/self/fd/3", tg)
@@ -900,7 +900,7 @@ func collectorBPF(t *testing.T, c *collector) bpfObjects {
 		p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
 		require.NoError(t, err)
 		info, err := p.Info()
-		p.Close()
+		_ = p.Close()
 		require.NoError(t, err)
 		names = append(names, info.Name)
 	}

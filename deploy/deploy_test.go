@@ -756,7 +756,7 @@ func TestCollectorBinaryIsStatic(t *testing.T) {
 	}
 	f, err := elf.Open(distBinary)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, p := range f.Progs {
 		assert.NotEqual(t, elf.PT_INTERP, p.Type, "PT_INTERP: the binary needs a dynamic loader")
 	}

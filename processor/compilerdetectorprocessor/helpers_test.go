@@ -62,10 +62,10 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	a.PutStr(attrExecutablePath, r.exe)
 	a.PutStr(attrExecutableName, basename(r.exe))
 	a.PutStr(attrCommand, argv[0])
-	a.PutEmptySlice(attrCommandArgs).FromRaw(toAny(argv))
+	_ = a.PutEmptySlice(attrCommandArgs).FromRaw(toAny(argv))
 	a.PutStr(attrExecFilename, file)
 	a.PutStr(attrExecComm, comm)
-	a.PutEmptySlice(attrAncestors).FromRaw(toAny(r.anc))
+	_ = a.PutEmptySlice(attrAncestors).FromRaw(toAny(r.anc))
 	if r.parent != "" {
 		a.PutStr(attrParentExecutable, r.parent)
 	}

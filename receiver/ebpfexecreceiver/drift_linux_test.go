@@ -280,10 +280,10 @@ func memfdWith(t *testing.T, name, src string) *os.File {
 	}
 	require.NoError(t, err, "memfd_create")
 	f := os.NewFile(uintptr(fd), "memfd:"+name)
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	in, err := os.Open(src)
 	require.NoError(t, err)
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	_, err = io.Copy(f, in)
 	require.NoError(t, err)
 	return f
@@ -296,7 +296,7 @@ func openUnlinked(t *testing.T, src, path string) *os.File {
 	require.NoError(t, ebpfexectest.CopyFile(src, path, 0o755))
 	f, err := os.Open(path)
 	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	require.NoError(t, os.Remove(path))
 	return f
 }

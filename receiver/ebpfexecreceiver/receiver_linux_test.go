@@ -328,7 +328,7 @@ func TestKernelShutdownLeavesNothing(t *testing.T) {
 			break
 		}
 		if p != nil {
-			p.Close()
+			_ = p.Close()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

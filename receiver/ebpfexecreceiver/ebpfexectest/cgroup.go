@@ -200,7 +200,7 @@ func lockCgroups() (*cgroupLock, error) {
 		return nil, err
 	}
 	if err := flock(f, true); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return &cgroupLock{f: f}, nil
@@ -208,7 +208,7 @@ func lockCgroups() (*cgroupLock, error) {
 
 func (l *cgroupLock) unlock() {
 	_ = flock(l.f, false)
-	l.f.Close()
+	_ = l.f.Close()
 }
 
 func markerPath(dir string) string {

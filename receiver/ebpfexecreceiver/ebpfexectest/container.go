@@ -315,7 +315,7 @@ func (c *Container) start(opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }()
 	pidFile := filepath.Join(c.dir, "init.pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -623,7 +623,7 @@ func CopyFile(src, dst string, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
@@ -632,7 +632,7 @@ func CopyFile(src, dst string, perm os.FileMode) error {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close()
 		return err
 	}
 	if err := out.Close(); err != nil {
@@ -652,7 +652,7 @@ func staticBusybox() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("busybox at %s: %w", p, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			return "", fmt.Errorf("test requires busybox-static: %s is dynamically linked", p)

@@ -251,7 +251,7 @@ func TestRandomIDs(t *testing.T) {
 	if !podUIDRE.MatchString(u) || u[14] != '4' {
 		t.Errorf("randomUUID() = %q, want a v4 UUID", u)
 	}
-	if randomHex(32) == randomHex(32) {
+	if a, b := randomHex(32), randomHex(32); a == b {
 		t.Error("two random ids are equal")
 	}
 }

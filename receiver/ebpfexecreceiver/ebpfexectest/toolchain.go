@@ -322,7 +322,7 @@ func (r *resolver) elfFiles() []string {
 			continue
 		}
 		_, err = fh.Read(b)
-		fh.Close()
+		_ = fh.Close()
 		if err == nil && string(b) == "\x7fELF" {
 			out = append(out, f)
 		}

@@ -71,13 +71,13 @@ func Load(cfg Config) (*Probe, error) {
 		AttachType: ebpf.AttachTraceRawTp,
 	})
 	if err != nil {
-		p.objs.Close()
+		_ = p.objs.Close()
 		return nil, fmt.Errorf("attaching to tp_btf/sched_process_exec: %w", err)
 	}
 	p.reader, err = ringbuf.NewReader(p.objs.Events)
 	if err != nil {
-		p.link.Close()
-		p.objs.Close()
+		_ = p.link.Close()
+		_ = p.objs.Close()
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
 	}
 	return p, nil

@@ -139,10 +139,7 @@ func headerSpans(s string, spans []span) []span {
 	}
 
 	// One header per argument: "Name: value", optionally after --header=.
-	h := s
-	if strings.HasPrefix(h, "--header=") {
-		h = h[len("--header="):]
-	}
+	h := strings.TrimPrefix(s, "--header=")
 	off := len(s) - len(h)
 	c := strings.IndexByte(h, ':')
 	if c <= 0 {
