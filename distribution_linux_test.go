@@ -142,18 +142,10 @@ func startOTLPSink(t *testing.T) (string, *consumertest.LogsSink) {
 // findings returns the flagged records of a sink with their resources: exec findings, or presence findings
 // (container.compilers_present) when event says so.
 func findings(sink *consumertest.LogsSink, event string) (res []map[string]any, recs []plog.LogRecord) {
-	for _, ld := range sink.AllLogs() {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			rl := ld.ResourceLogs().At(i)
-			for j := 0; j < rl.ScopeLogs().Len(); j++ {
-				lrs := rl.ScopeLogs().At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					if _, ok := lrs.At(k).Attributes().Get("security_rule.uuid"); ok && lrs.At(k).EventName() == event {
-						res = append(res, rl.Resource().Attributes().AsRaw())
-						recs = append(recs, lrs.At(k))
-					}
-				}
-			}
+	for _, r := range sinkRecords(sink.AllLogs()) {
+		if _, ok := r.attrs["security_rule.uuid"]; ok && r.rec.EventName() == event {
+			res = append(res, r.res)
+			recs = append(recs, r.rec)
 		}
 	}
 	return res, recs
