@@ -69,6 +69,9 @@ type logsConverter struct {
 	last    convertStats
 
 	scratch []byte // reused to format "pid:comm"
+	// ancestors interns "pid:comm" strings: the same parents (a shell, make,
+	// a compiler driver) appear in record after record. Bounded like cgroups.
+	ancestors map[string]string
 }
 
 // resourceKey identifies a resource: "" and "" is the host.
@@ -111,6 +114,7 @@ func newLogsConverter(hostName, scopeVersion string, users userResolver, redacto
 		redactor:     redactor,
 		now:          time.Now,
 		cgroups:      make(map[string]cgroupEntry),
+		ancestors:    make(map[string]string),
 		ld:           plog.NewLogs(),
 		groups:       make(map[resourceKey]plog.LogRecordSlice),
 	}
@@ -127,6 +131,19 @@ func (c *logsConverter) Take() plog.Logs {
 	clear(c.groups)
 	c.last, c.pending = c.pending, convertStats{}
 	return ld
+}
+
+// ancestor returns b ("pid:comm") as an interned, valid UTF-8 string.
+func (c *logsConverter) ancestor(b []byte) string {
+	if s, ok := c.ancestors[string(b)]; ok { // the lookup does not allocate
+		return s
+	}
+	if len(c.ancestors) >= cgroupCacheSize {
+		clear(c.ancestors)
+	}
+	s := validUTF8(string(b))
+	c.ancestors[string(b)] = s
+	return s
 }
 
 // Stats describes the batch the last Take returned.
@@ -259,7 +276,7 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 			c.scratch = strconv.AppendUint(c.scratch[:0], uint64(a.PID), 10)
 			c.scratch = append(c.scratch, ':')
 			c.scratch = append(c.scratch, a.Comm...)
-			anc.AppendEmpty().SetStr(validUTF8(string(c.scratch)))
+			anc.AppendEmpty().SetStr(c.ancestor(c.scratch))
 		}
 	}
 	if names := ev.Truncated.Names(); len(names) > 0 {
