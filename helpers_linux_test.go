@@ -68,22 +68,45 @@ type otlpSink struct {
 
 func newOTLPSink(t *testing.T) *otlpSink {
 	t.Helper()
-	s := &otlpSink{addr: freePort(t), logs: new(consumertest.LogsSink)}
-	s.start(t)
+	s := &otlpSink{logs: new(consumertest.LogsSink)}
+	// A free port is picked, released, then bound: a test binary running in parallel can take it in between,
+	// so a first start that finds it taken is retried on another port.
+	for attempt := 1; ; attempt++ {
+		s.addr = freePort(t)
+		err := s.tryStart()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("starting the OTLP sink on %s: %v", s.addr, err)
+		}
+	}
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }
 
+// start (re)starts the sink on its address, as a backend coming back does.
 func (s *otlpSink) start(t *testing.T) {
 	t.Helper()
+	require.NoError(t, s.tryStart())
+}
+
+func (s *otlpSink) tryStart() error {
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	cm := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": s.addr}}})
-	require.NoError(t, cm.Unmarshal(cfg))
+	if err := cm.Unmarshal(cfg); err != nil {
+		return err
+	}
 	rcv, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, s.logs)
-	require.NoError(t, err)
-	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
+	if err != nil {
+		return err
+	}
+	if err := rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		return err
+	}
 	s.rcv = rcv
+	return nil
 }
 
 func (s *otlpSink) stop(t *testing.T) {

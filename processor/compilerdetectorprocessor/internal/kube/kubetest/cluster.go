@@ -93,12 +93,26 @@ func Start(t testing.TB) *Cluster {
 		}
 	}
 
-	c := &Cluster{dir: t.TempDir()}
-	t.Cleanup(c.stop)
-	if err := c.start(t, bin); err != nil {
+	// Free ports are picked, released, then bound by etcd and kube-apiserver: a test binary running in parallel
+	// can take one in between. Such a start is retried on fresh ports.
+	base := t.TempDir()
+	for attempt := 1; ; attempt++ {
+		c := &Cluster{dir: filepath.Join(base, strconv.Itoa(attempt))}
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			t.Fatalf("kubetest: %v", err)
+		}
+		err := c.start(t, bin)
+		if err == nil {
+			t.Cleanup(c.stop)
+			return c
+		}
+		c.stop()
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("kubetest: a port was taken before it was bound; retrying on fresh ports (attempt %d)", attempt+1)
+			continue
+		}
 		t.Fatalf("kubetest: %v", err)
 	}
-	return c
 }
 
 func (c *Cluster) start(t testing.TB, bin string) error {
