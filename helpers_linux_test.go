@@ -28,6 +28,8 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // launchCollector starts argv (the distribution, possibly behind a wrapper
@@ -138,18 +140,8 @@ func (r sinkRecord) strs(k string) []string {
 
 func sinkRecords(logs []plog.Logs) []sinkRecord {
 	var out []sinkRecord
-	for _, ld := range logs {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			rl := ld.ResourceLogs().At(i)
-			res := rl.Resource().Attributes().AsRaw()
-			for j := 0; j < rl.ScopeLogs().Len(); j++ {
-				lrs := rl.ScopeLogs().At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					lr := lrs.At(k)
-					out = append(out, sinkRecord{res: res, attrs: lr.Attributes().AsRaw(), body: lr.Body().AsString(), rec: lr})
-				}
-			}
-		}
+	for _, r := range ebpfexectest.Records(logs) {
+		out = append(out, sinkRecord{res: r.Resource, attrs: r.Attrs, body: r.Log.Body().AsString(), rec: r.Log})
 	}
 	return out
 }

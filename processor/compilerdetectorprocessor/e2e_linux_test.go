@@ -74,18 +74,9 @@ func (r rec) String() string {
 // execRecords returns every process.exec record in the sink.
 func execRecords(sink *consumertest.LogsSink) []rec {
 	var out []rec
-	for _, ld := range sink.AllLogs() {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			rl := ld.ResourceLogs().At(i)
-			res := rl.Resource().Attributes().AsRaw()
-			for j := 0; j < rl.ScopeLogs().Len(); j++ {
-				lrs := rl.ScopeLogs().At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					if lr := lrs.At(k); lr.EventName() == "process.exec" {
-						out = append(out, rec{res: res, attrs: lr.Attributes().AsRaw(), lr: lr})
-					}
-				}
-			}
+	for _, r := range ebpfexectest.Records(sink.AllLogs()) {
+		if r.Log.EventName() == "process.exec" {
+			out = append(out, rec{res: r.Resource, attrs: r.Attrs, lr: r.Log})
 		}
 	}
 	return out

@@ -51,18 +51,8 @@ func (e execRecord) args() []string {
 
 func flatten(sink *consumertest.LogsSink) []execRecord {
 	var out []execRecord
-	for _, ld := range sink.AllLogs() {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			rl := ld.ResourceLogs().At(i)
-			res := rl.Resource().Attributes().AsRaw()
-			for j := 0; j < rl.ScopeLogs().Len(); j++ {
-				lrs := rl.ScopeLogs().At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					lr := lrs.At(k)
-					out = append(out, execRecord{res: res, attrs: lr.Attributes().AsRaw(), body: lr.Body().AsString(), rec: lr})
-				}
-			}
-		}
+	for _, r := range ebpfexectest.Records(sink.AllLogs()) {
+		out = append(out, execRecord{res: r.Resource, attrs: r.Attrs, body: r.Log.Body().AsString(), rec: r.Log})
 	}
 	return out
 }
