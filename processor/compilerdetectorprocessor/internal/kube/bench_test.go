@@ -7,7 +7,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 // benchCache returns a started cache holding n pods of one container each, whose GETs for owners have answered.
@@ -18,7 +17,7 @@ func benchCache(b *testing.B, n int) *Cache {
 		objs = append(objs, newPod(fmt.Sprintf("p%d", i), ownedBy("DaemonSet", "agent"), labels("app", "a", "team", "t"),
 			container("c", "registry.example/team/app:1.2.3", "containerd://"+testID(i), "registry.example/team/app@sha256:"+testID(i))))
 	}
-	c, err := New(Config{Enabled: ModeTrue, NodeName: testNode, PodLabels: []string{"app"}}, Settings{Client: fake.NewClientset(objs...), Logger: zap.NewNop()})
+	c, err := New(Config{Enabled: ModeTrue, NodeName: testNode, PodLabels: []string{"app"}}, Settings{Client: fakeAPI(objs...), Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}

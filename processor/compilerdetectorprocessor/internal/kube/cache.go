@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -84,9 +83,9 @@ type Lookup interface {
 // Settings are the non-config inputs of New. Zero values mean the documented defaults.
 type Settings struct {
 	Logger *zap.Logger
-	// Client replaces the client built from Config (tests pass k8s.io/client-go/kubernetes/fake). With a Client,
-	// enabled auto means on.
-	Client kubernetes.Interface
+	// Client replaces the client built from Config (tests pass a fake clientset through kubetest.ClientsetAPI).
+	// With a Client, enabled auto means on.
+	Client API
 	// StartTimeout bounds the API server check and the initial sync in Start (default 10s).
 	StartTimeout time.Duration
 	// OwnerTTL is how long a ReplicaSet's or Job's owner is cached (default 10m); OwnerNegativeTTL how long a failed
@@ -126,7 +125,7 @@ func (s *Settings) applyDefaults() {
 // lookups find nothing and Start/Shutdown do nothing.
 type Cache struct {
 	logger   *zap.Logger
-	client   kubernetes.Interface
+	client   API
 	nodeName string
 	selector string
 	strict   bool // enabled: true (or an explicit kubeconfig): Start fails when the API server is unusable
@@ -183,7 +182,7 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.client, err = newClientset(rc, c.health); err != nil {
+		if c.client, err = newAPI(rc, c.health); err != nil {
 			return nil, err
 		}
 		c.observed = true
@@ -227,7 +226,7 @@ func (c *Cache) listWatch() *cache.ListWatch {
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = c.selector
-			list, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+			list, err := c.client.ListPods(ctx, opts)
 			if err != nil {
 				return nil, err
 			}
@@ -242,7 +241,7 @@ func (c *Cache) listWatch() *cache.ListWatch {
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.FieldSelector = c.selector
-			w, err := c.client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, opts)
+			w, err := c.client.WatchPods(ctx, opts)
 			if err != nil {
 				return nil, err
 			}
@@ -266,7 +265,7 @@ func (c *Cache) Start(ctx context.Context) error {
 	c.started = true
 
 	pingCtx, cancelPing := context.WithTimeout(ctx, c.timeout)
-	_, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(pingCtx, metav1.ListOptions{FieldSelector: c.selector, Limit: 1})
+	_, err := c.client.ListPods(pingCtx, metav1.ListOptions{FieldSelector: c.selector, Limit: 1})
 	cancelPing()
 	if err != nil {
 		err = c.describe(err)

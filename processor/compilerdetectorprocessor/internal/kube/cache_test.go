@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
 )
 
 func TestMain(m *testing.M) {
@@ -95,7 +97,7 @@ func startCache(t *testing.T, cfg Config, client *fake.Clientset, set Settings) 
 	t.Helper()
 	cfg.Enabled = ModeTrue
 	cfg.NodeName = testNode
-	set.Client = client
+	set.Client = kubetest.ClientsetAPI{Interface: client}
 	set.Logger = zaptest.NewLogger(t)
 	if set.StartTimeout == 0 {
 		set.StartTimeout = 5 * time.Second
@@ -517,10 +519,10 @@ func TestAPIErrorsAndRecovery(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
-	listFails := func(err error) *fake.Clientset {
+	listFails := func(err error) API {
 		c := fake.NewClientset()
 		c.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, err })
-		return c
+		return kubetest.ClientsetAPI{Interface: c}
 	}
 	t.Run("strict, unreachable", func(t *testing.T) {
 		c, err := New(Config{Enabled: ModeTrue, NodeName: testNode}, Settings{Client: listFails(errors.New("connection refused"))})

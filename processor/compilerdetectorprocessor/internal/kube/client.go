@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -79,8 +78,8 @@ func restConfig(cfg *Config, env environment) (*rest.Config, error) {
 	return rc, nil
 }
 
-// newClientset builds the clientset with a transport that reports reachability to h.
-func newClientset(rc *rest.Config, h *health) (kubernetes.Interface, error) {
+// newAPI builds the API client with a transport that reports reachability to h.
+func newAPI(rc *rest.Config, h *health) (API, error) {
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = userAgent
 	// client-go's default (5 QPS, burst 10) would spread owner GETs for a full node (110 pods after a restart)
@@ -92,9 +91,5 @@ func newClientset(rc *rest.Config, h *health) (kubernetes.Interface, error) {
 	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
 	rc.Wrap(func(next http.RoundTripper) http.RoundTripper { return &roundTripper{next: next, health: h} })
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: building client: %w", err)
-	}
-	return cs, nil
+	return newRESTAPI(rc)
 }

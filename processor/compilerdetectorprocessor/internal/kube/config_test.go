@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -82,7 +81,7 @@ func TestNewModes(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 
 	t.Run("false is off", func(t *testing.T) {
-		c, err := New(Config{Enabled: ModeFalse}, Settings{Client: fake.NewClientset(), env: outsideCluster(t)})
+		c, err := New(Config{Enabled: ModeFalse}, Settings{Client: fakeAPI(), env: outsideCluster(t)})
 		require.NoError(t, err)
 		assert.Nil(t, c)
 	})
@@ -107,13 +106,13 @@ func TestNewModes(t *testing.T) {
 		assert.ErrorContains(t, err, `cannot load "kubernetes.kubeconfig" "/nonexistent/kubeconfig"`)
 	})
 	t.Run("missing node name", func(t *testing.T) {
-		_, err := New(Config{Enabled: ModeTrue}, Settings{Client: fake.NewClientset(), env: outsideCluster(t)})
+		_, err := New(Config{Enabled: ModeTrue}, Settings{Client: fakeAPI(), env: outsideCluster(t)})
 		assert.ErrorContains(t, err, `the node name is unknown: set "kubernetes.node_name" or the K8S_NODE_NAME environment variable`)
 	})
 	t.Run("node name from the environment", func(t *testing.T) {
 		env := outsideCluster(t)
 		env.lookupEnv = func(k string) (string, bool) { return map[string]string{nodeNameEnv: "node-a"}[k], true }
-		c, err := New(Config{Enabled: ModeAuto}, Settings{Client: fake.NewClientset(), env: env})
+		c, err := New(Config{Enabled: ModeAuto}, Settings{Client: fakeAPI(), env: env})
 		require.NoError(t, err)
 		require.NotNil(t, c)
 		assert.Equal(t, "node-a", c.nodeName)

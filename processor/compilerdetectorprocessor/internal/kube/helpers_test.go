@@ -6,7 +6,16 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
 )
+
+// fakeAPI is the cache's API over client-go's fake clientset holding objs.
+func fakeAPI(objs ...runtime.Object) API {
+	return kubetest.ClientsetAPI{Interface: fake.NewClientset(objs...)}
+}
 
 func writeKubeconfig(t *testing.T, server string) string {
 	t.Helper()

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // Workload is the owning workload of a pod. Empty fields mean "none" or "not known".
@@ -52,7 +51,7 @@ type ownerEntry struct {
 // watches cluster-wide: a node agent watching every ReplicaSet of a large cluster costs more than the pods it
 // serves. Lookups return at once; a miss queues a GET and answers with the naming rules meanwhile.
 type owners struct {
-	client kubernetes.Interface
+	client API
 	logger *zap.Logger
 	stats  *counters
 	health *health
@@ -71,7 +70,7 @@ type owners struct {
 	queue chan ownerKey
 }
 
-func newOwners(client kubernetes.Interface, logger *zap.Logger, stats *counters, h *health, observed bool, set *Settings) *owners {
+func newOwners(client API, logger *zap.Logger, stats *counters, h *health, observed bool, set *Settings) *owners {
 	return &owners{
 		client:    client,
 		logger:    logger,
@@ -197,13 +196,13 @@ func (o *owners) fetch(ctx context.Context, key ownerKey) {
 	)
 	switch key.kind {
 	case kindReplicaSet:
-		rs, e := o.client.AppsV1().ReplicaSets(key.namespace).Get(ctx, key.name, metav1.GetOptions{})
+		rs, e := o.client.GetReplicaSet(ctx, key.namespace, key.name)
 		if e == nil {
 			meta = &rs.ObjectMeta
 		}
 		err = e
 	case kindJob:
-		job, e := o.client.BatchV1().Jobs(key.namespace).Get(ctx, key.name, metav1.GetOptions{})
+		job, e := o.client.GetJob(ctx, key.namespace, key.name)
 		if e == nil {
 			meta = &job.ObjectMeta
 		}

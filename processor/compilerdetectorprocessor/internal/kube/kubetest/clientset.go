@@ -1,0 +1,45 @@
+package kubetest // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/watchlist"
+)
+
+// ClientsetAPI adapts a clientset (usually k8s.io/client-go/kubernetes/fake) to the kube package's API interface,
+// so unit tests drive the cache with the fake clientset while the distribution uses its own small REST client.
+// It lives here, outside the kube package, so that the distribution never links the generated clientset.
+type ClientsetAPI struct {
+	kubernetes.Interface
+}
+
+// ListPods lists pods in all namespaces.
+func (c ClientsetAPI) ListPods(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error) {
+	return c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+}
+
+// WatchPods watches pods in all namespaces.
+func (c ClientsetAPI) WatchPods(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return c.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, opts)
+}
+
+// GetReplicaSet gets one ReplicaSet.
+func (c ClientsetAPI) GetReplicaSet(ctx context.Context, namespace, name string) (*appsv1.ReplicaSet, error) {
+	return c.AppsV1().ReplicaSets(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// GetJob gets one Job.
+func (c ClientsetAPI) GetJob(ctx context.Context, namespace, name string) (*batchv1.Job, error) {
+	return c.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// IsWatchListSemanticsUnSupported forwards the clientset's answer (the fake clientset cannot stream lists).
+func (c ClientsetAPI) IsWatchListSemanticsUnSupported() bool {
+	return watchlist.DoesClientNotSupportWatchListSemantics(c.Interface)
+}
