@@ -14,6 +14,14 @@
 //   - bounded loops (5.3) and tp_btf (5.5) are below that.
 // No kprobes, fentry/fexit or LSM hooks are used: many clusters lack them.
 //
+// Two programs, one record format. The loader tries handle_exec_btf first
+// and falls back to handle_exec when the kernel refuses it:
+//   - handle_exec_btf ("direct", Linux 6.2+): the path walks run on BTF
+//     pointers made from scalars with the bpf_rdonly_cast() kfunc (6.2), so
+//     every field read is a plain load instead of a probe-read helper call,
+//     and short dentry names are copied from the dentry with plain loads;
+//   - handle_exec ("portable", 5.8+): the walks read with probe-read helpers.
+//
 // Record layout: a fixed header (struct event, generated into Go by bpf2go
 // -type event) followed by variable data, appended in this order:
 //   argv bytes | exe path | cwd | parent exe path | filename | cgroup path |
@@ -161,6 +169,29 @@ struct kernfs_node___pre615 {
 	struct kernfs_node *parent;
 } __attribute__((preserve_access_index));
 
+/* dentry.d_iname became the d_shortname union in 6.14: CO-RE flavour. */
+struct dentry___pre614 {
+	unsigned char d_iname[32];
+} __attribute__((preserve_access_index));
+
+/*
+ * bpf_rdonly_cast() (kfunc, Linux 6.2): a value as a read-only BTF pointer
+ * to a kernel type. The verifier rewrites the call into a register move, and
+ * loads through the result are plain loads the JIT guards against faults,
+ * like every load from a BTF pointer. Only the direct program calls it, so
+ * the portable program still loads on kernels that lack it.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define btf_cast(p, type) ((type *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(type)))
+
+/*
+ * Field reads shared by both programs. direct is a compile-time constant:
+ * the direct program reads p->f with a plain load, which needs p to be a
+ * BTF pointer in the verifier's eyes; the portable one calls
+ * bpf_probe_read_kernel() on what the verifier sees as a scalar.
+ */
+#define READ(direct, p, f) ((direct) ? (p)->f : BPF_CORE_READ(p, f))
+
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
@@ -168,11 +199,11 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn, const bool direct)
 {
 	if (bpf_core_field_exists(struct kernfs_node, __parent))
-		return BPF_CORE_READ(kn, __parent);
-	return BPF_CORE_READ((struct kernfs_node___pre615 *)kn, parent);
+		return READ(direct, kn, __parent);
+	return READ(direct, (struct kernfs_node___pre615 *)kn, parent);
 }
 
 /*
@@ -180,15 +211,8 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
  * every pointer loaded from them: reading a field is a plain load that the
  * JIT guards against faults (BPF_PROBE_MEM, since 5.5), not a
  * bpf_probe_read_kernel() call. The helper call costs about 100 ns in a VM;
- * the load, a few. Field offsets are still CO-RE relocated. The global
- * functions below get scalars, so they keep BPF_CORE_READ.
+ * the load, a few. Field offsets are still CO-RE relocated.
  */
-static __always_inline struct kernfs_node *kn_parent_btf(struct kernfs_node *kn)
-{
-	if (bpf_core_field_exists(struct kernfs_node, __parent))
-		return kn->__parent;
-	return ((struct kernfs_node___pre615 *)kn)->parent;
-}
 
 /* d_unlinked(): unhashed and not the root of its filesystem. d is a BTF pointer. */
 static __always_inline bool dentry_unlinked(struct dentry *d)
@@ -231,6 +255,18 @@ static __always_inline __u64 as_scalar(struct scratch *s, const void *p)
 	return *(volatile __u64 *)&s->ptr_slot;
 }
 
+/* A task's comm (16 bytes, NUL-padded by the kernel) into dst. */
+static __always_inline void copy_comm(char *dst, struct task_struct *t, const bool direct)
+{
+	if (direct) {
+		/* Two 8-byte loads from the char array: no helper call. */
+		((__u64 *)dst)[0] = *(const __u64 *)&t->comm[0];
+		((__u64 *)dst)[1] = *(const __u64 *)&t->comm[8];
+		return;
+	}
+	bpf_probe_read_kernel(dst, TASK_COMM_LEN, t->comm);
+}
+
 /*
  * Append one NUL-terminated name at data[*off], never past limit (the end of
  * this field's budget). Returns false when it did not fit.
@@ -250,15 +286,76 @@ static __always_inline bool put_name(struct scratch *s, __u32 *off, __u32 limit,
 }
 
 /*
+ * Append a dentry's name, as put_name() would. Short names are stored in the
+ * dentry itself (d_shortname; d_iname before 6.14, 32 bytes on 64-bit): with
+ * a BTF pointer the direct program copies them with word loads at constant
+ * offsets, no helper call. The name is inline when d_name.name points there
+ * (it then holds d_name.len bytes and a NUL). The words past the NUL land
+ * where the next name, or nothing that is sent, goes: the slack after
+ * DATA_MASK covers the overrun.
+ */
+static __always_inline bool put_dname(struct scratch *s, __u32 *off, __u32 limit, struct dentry *d,
+				      const unsigned char *name, const bool direct)
+{
+	if (!direct)
+		return put_name(s, off, limit, name);
+
+	__u32 o = *off;
+	if (o >= limit || o > DATA_MASK)
+		return false;
+	__u64 inl_off, inl_size;
+	if (bpf_core_field_exists(struct dentry, d_shortname)) {
+		inl_off = bpf_core_field_offset(struct dentry, d_shortname);
+		inl_size = bpf_core_field_size(struct dentry, d_shortname);
+	} else {
+		inl_off = bpf_core_field_offset(struct dentry___pre614, d_iname);
+		inl_size = bpf_core_field_size(struct dentry___pre614, d_iname);
+	}
+	const __u64 *inl = (const void *)d + inl_off;
+	__u32 len = d->d_name.len;
+	long n;
+	if ((__u64)name == (__u64)inl && len < inl_size) {
+		__u64 *dst = (void *)&s->data[data_off(o)];
+#pragma unroll
+		for (int i = 0; i < 5; i++) {
+			/* The verifier drops the words past the kernel's array. */
+			if (i * 8 < inl_size)
+				dst[i] = inl[i];
+		}
+		s->data[data_off(o + len)] = 0;
+		n = len + 1;
+	} else {
+		n = bpf_probe_read_kernel_str(&s->data[data_off(o)], NAME_CHUNK, name);
+	}
+	/*
+	 * Both ways end in one state: n forgets what the verifier knew of it,
+	 * so the walk's next iteration is checked once, not once per way
+	 * (twice per level, 2^depth in all).
+	 */
+	n = as_scalar(s, (const void *)n);
+	if (n <= 0 || n > NAME_CHUNK)
+		return false;
+	if (o + n > limit)
+		return false; /* the name crossed the field's budget: drop it */
+	*off = o + n;
+	return true;
+}
+
+/*
  * The walks below are global (non-inlined) functions on purpose: the
  * verifier checks a global function once, on its own, and the caller sees
  * only a scalar result. Inlined, each walk's many loop exits multiply the
  * verifier states of everything after it past the 1M instruction limit.
  * Arguments are plain scalars (kernel pointers passed through as_scalar()),
  * which global functions accept on every kernel with BTF-verified
- * subprograms; BTF pointer arguments need 6.8 (__arg_trusted). So the walks
- * read with probe-read helpers: two calls per path component, the bulk of
- * this program's cost.
+ * subprograms; BTF pointer arguments need 6.8 (__arg_trusted), and only
+ * pointers the verifier trusts may be passed there, which a dentry loaded
+ * from a file is not.
+ *
+ * Each walk exists twice, from one template: the portable one reads with
+ * probe-read helpers, two calls per path component, the bulk of the
+ * portable program's cost; the direct one turns its scalars back into BTF
+ * pointers with bpf_rdonly_cast() and reads with plain loads.
  *
  * Result: bytes written in the low 16 bits, WALK_TRUNC when cut short.
  */
@@ -271,8 +368,12 @@ static __always_inline bool put_name(struct scratch *s, __u32 *off, __u32 limit,
  * kernel, so one read fetches both; the CO-RE offsets are constants after
  * relocation, and the verifier drops the branch that does not apply.
  */
-static __always_inline struct dentry *dentry_up(struct dentry *d, const unsigned char **name)
+static __always_inline struct dentry *dentry_up(struct dentry *d, const unsigned char **name, const bool direct)
 {
+	if (direct) {
+		*name = d->d_name.name;
+		return d->d_parent;
+	}
 	__u64 parent_off = bpf_core_field_offset(struct dentry, d_parent);
 	__u64 name_off = bpf_core_field_offset(struct dentry, d_name.name);
 	if (name_off == parent_off + 16) {
@@ -290,15 +391,14 @@ static __always_inline struct dentry *dentry_up(struct dentry *d, const unsigned
 }
 
 /*
- * Walk path (dentry, vfsmount) up to root, crossing mount points, the way
+ * Walk path (dentry, vfsmnt) up to root, crossing mount points, the way
  * d_path() does: the result is the path as seen from root. Components are
  * written leaf first.
  */
-__noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_dentry_p, __u64 root_mnt_p)
+static __always_inline int walk_path_impl(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_dentry_p,
+					  __u64 root_mnt_p, const bool direct)
 {
 	struct scratch *s = scratch_get();
-	struct dentry *dentry = (void *)dentry_p;
-	struct vfsmount *vfsmnt = (void *)vfsmnt_p;
 	struct dentry *root_dentry = (void *)root_dentry_p;
 	struct vfsmount *root_mnt = (void *)root_mnt_p;
 	__u32 start = off;
@@ -307,10 +407,20 @@ __noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_d
 
 	if (depth > PATH_DEPTH_HARD_MAX)
 		depth = PATH_DEPTH_HARD_MAX;
-	if (!s || !dentry || !vfsmnt || off > DATA_MASK)
+	if (!s || !dentry_p || !vfsmnt_p || off > DATA_MASK)
 		return 0;
-	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	__u64 mnt_p = vfsmnt_p - bpf_core_field_offset(struct mount, mnt);
+	struct dentry *dentry;
+	struct mount *mnt;
+	if (direct) {
+		dentry = btf_cast(dentry_p, struct dentry);
+		mnt = btf_cast(mnt_p, struct mount);
+	} else {
+		dentry = (void *)dentry_p;
+		mnt = (void *)mnt_p;
+	}
+	struct vfsmount *vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+	struct dentry *mnt_root = READ(direct, vfsmnt, mnt_root);
 
 	/*
 	 * Each iteration emits exactly one name, so the verifier sees the same
@@ -325,30 +435,30 @@ __noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_d
 				goto done;
 			if (dentry != mnt_root)
 				break;
-			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+			struct mount *parent = READ(direct, mnt, mnt_parent);
 			if (parent == mnt)
 				goto done; /* the global root, or an internal mount (memfd, pipes) */
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			dentry = READ(direct, mnt, mnt_mountpoint);
 			mnt = parent;
 			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
-			mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+			mnt_root = READ(direct, vfsmnt, mnt_root);
 		}
 		if (dentry == root_dentry && vfsmnt == root_mnt)
 			goto done;
 		const unsigned char *name;
-		struct dentry *parent = dentry_up(dentry, &name);
+		struct dentry *parent = dentry_up(dentry, &name, direct);
 		if (parent == dentry) {
 			/*
 			 * A root that is not its mount's root: a pseudo file such as a
 			 * memfd, whose d_dname() /proc renders "/<name> (deleted)".
 			 */
-			if (i == 0 && put_name(s, &off, limit, name))
+			if (i == 0 && put_dname(s, &off, limit, dentry, name, direct))
 				return (off - start) | WALK_PSEUDO;
 			goto done;
 		}
 		if (i >= depth)
 			break;
-		if (!put_name(s, &off, limit, name))
+		if (!put_dname(s, &off, limit, dentry, name, direct))
 			break;
 		dentry = parent;
 	}
@@ -357,8 +467,18 @@ done:
 	return off - start;
 }
 
+__noinline int walk_path(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_dentry_p, __u64 root_mnt_p)
+{
+	return walk_path_impl(off, dentry_p, vfsmnt_p, root_dentry_p, root_mnt_p, false);
+}
+
+__noinline int walk_path_btf(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 root_dentry_p, __u64 root_mnt_p)
+{
+	return walk_path_impl(off, dentry_p, vfsmnt_p, root_dentry_p, root_mnt_p, true);
+}
+
 /* Where the executed file lives: overlay layer, memfd, tmpfs, deleted, host. */
-static __always_inline __u8 file_origin(struct scratch *s, struct file *f)
+static __always_inline __u8 file_origin(struct scratch *s, struct file *f, const bool direct)
 {
 	if (!f)
 		return ORIGIN_UNKNOWN;
@@ -384,17 +504,18 @@ static __always_inline __u8 file_origin(struct scratch *s, struct file *f)
 		if (!bpf_core_type_exists(struct ovl_inode))
 			return ORIGIN_UNKNOWN;
 		/* container_of: arithmetic the verifier refuses on a BTF pointer. */
-		struct ovl_inode *oi = (void *)(as_scalar(s, inode) - bpf_core_field_offset(struct ovl_inode, vfs_inode));
-		return BPF_CORE_READ(oi, __upperdentry) ? ORIGIN_UPPER : ORIGIN_IMAGE;
+		__u64 oi_p = as_scalar(s, inode) - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+		struct ovl_inode *oi = direct ? btf_cast(oi_p, struct ovl_inode) : (void *)oi_p;
+		return READ(direct, oi, __upperdentry) ? ORIGIN_UPPER : ORIGIN_IMAGE;
 	}
 	return ORIGIN_HOST;
 }
 
 /* Walk a kernfs (cgroup) node to its root, leaf first. */
-__noinline int walk_kernfs(__u32 off, __u64 kn_p)
+static __always_inline int walk_kernfs_impl(__u32 off, __u64 kn_p, const bool direct)
 {
 	struct scratch *s = scratch_get();
-	struct kernfs_node *kn = (void *)kn_p;
+	struct kernfs_node *kn = direct ? btf_cast(kn_p, struct kernfs_node) : (void *)kn_p;
 	__u32 start = off;
 	__u32 limit = off + PATH_BYTES_MAX;
 	__u32 depth = max_path_depth;
@@ -407,16 +528,27 @@ __noinline int walk_kernfs(__u32 off, __u64 kn_p)
 	for (int i = 0; i <= PATH_DEPTH_HARD_MAX; i++) {
 		if (!kn)
 			return off - start;
-		struct kernfs_node *parent = kn_parent(kn);
+		struct kernfs_node *parent = kn_parent(kn, direct);
 		if (!parent)
 			return off - start; /* the hierarchy root has no name to add */
 		if (i >= depth)
 			break;
-		if (!put_name(s, &off, limit, BPF_CORE_READ(kn, name)))
+		/* kernfs names live outside the node: a helper call in both programs. */
+		if (!put_name(s, &off, limit, READ(direct, kn, name)))
 			break;
 		kn = parent;
 	}
 	return (off - start) | WALK_TRUNC;
+}
+
+__noinline int walk_kernfs(__u32 off, __u64 kn_p)
+{
+	return walk_kernfs_impl(off, kn_p, false);
+}
+
+__noinline int walk_kernfs_btf(__u32 off, __u64 kn_p)
+{
+	return walk_kernfs_impl(off, kn_p, true);
 }
 
 /*
@@ -428,7 +560,7 @@ static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *ta
 {
 	struct css_set *cgroups = task->cgroups;
 	struct kernfs_node *kn = cgroups->dfl_cgrp->kn;
-	if (kn && kn_parent_btf(kn))
+	if (kn && kn_parent(kn, true))
 		return kn;
 
 	__u32 count = CGROUP_SUBSYS_HARD_MAX;
@@ -445,7 +577,7 @@ static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *ta
 	if ((i) < count) {                                                       \
 		struct cgroup_subsys_state *css = *(subsys + (i));               \
 		struct kernfs_node *k = css ? css->cgroup->kn : NULL;            \
-		if (k && kn_parent_btf(k)) {                                     \
+		if (k && kn_parent(k, true)) {                                   \
 			*v1 = true;                                              \
 			return k;                                                \
 		}                                                                \
@@ -458,8 +590,13 @@ static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *ta
 	return kn;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline int walk_path_any(__u32 off, __u64 d, __u64 m, __u64 rd, __u64 rm, const bool direct)
+{
+	return direct ? walk_path_btf(off, d, m, rd, rm) : walk_path(off, d, m, rd, rm);
+}
+
+/* The entry point of both programs; direct is a compile-time constant. */
+static __always_inline int handle(struct task_struct *task, struct linux_binprm *bprm, const bool direct)
 {
 	stat_inc(STAT_EXECS);
 
@@ -480,17 +617,22 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	/* The pid as the task's own pid namespace numbers it: numbers[level]. */
 	struct pid *tp = task->thread_pid;
 	unsigned int level = tp->level;
-	__u64 numbers = as_scalar(s, tp) + bpf_core_field_offset(struct pid, numbers);
-	struct upid up = {};
-	bpf_probe_read_kernel(&up, sizeof(up), (void *)(numbers + (level & 31) * bpf_core_type_size(struct upid)));
-	e->vpid = up.nr;
+	__u64 upid_p = as_scalar(s, tp) + bpf_core_field_offset(struct pid, numbers) +
+		       (level & 31) * bpf_core_type_size(struct upid);
+	if (direct) {
+		e->vpid = btf_cast(upid_p, struct upid)->nr;
+	} else {
+		struct upid up = {};
+		bpf_probe_read_kernel(&up, sizeof(up), (void *)upid_p);
+		e->vpid = up.nr;
+	}
 
 	const struct cred *cred = task->cred;
 	e->uid = cred->euid.val;
 	e->ruid = cred->uid.val;
 	e->gid = cred->egid.val;
 	e->argc = bprm->argc;
-	bpf_probe_read_kernel(e->comm, sizeof(e->comm), task->comm);
+	copy_comm(e->comm, task, direct);
 
 	/* argv, read from the new mm: arg_start..arg_end. */
 	__u32 off = 0;
@@ -517,7 +659,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 
 	/* The executable, as /proc/<pid>/exe shows it (bprm->file). */
 	struct file *file = bprm->file;
-	r = walk_path(off, as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt), rd, rm);
+	r = walk_path_any(off, as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt), rd, rm, direct);
 	__u32 n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_PATH;
@@ -525,11 +667,11 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		flags |= FLAG_EXE_DELETED;
 	e->exe_len = n;
 	off += n;
-	e->exe_origin = file_origin(s, file);
+	e->exe_origin = file_origin(s, file, direct);
 
 	/* The working directory, as /proc/<pid>/cwd shows it. */
 	struct dentry *pwd = fs->pwd.dentry;
-	r = walk_path(off, as_scalar(s, pwd), as_scalar(s, fs->pwd.mnt), rd, rm);
+	r = walk_path_any(off, as_scalar(s, pwd), as_scalar(s, fs->pwd.mnt), rd, rm, direct);
 	n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_CWD;
@@ -542,7 +684,8 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	struct file *pfile = parent->mm->exe_file;
 	n = 0;
 	if (pfile) {
-		r = walk_path(off, as_scalar(s, pfile->f_path.dentry), as_scalar(s, pfile->f_path.mnt), rd, rm);
+		r = walk_path_any(off, as_scalar(s, pfile->f_path.dentry), as_scalar(s, pfile->f_path.mnt), rd, rm,
+				  direct);
 		n = WALK_LEN(r);
 		if (r & WALK_TRUNC)
 			flags |= TRUNC_PARENT_PATH;
@@ -551,7 +694,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	}
 	e->pexe_len = n;
 	off += n;
-	e->pexe_origin = file_origin(s, pfile);
+	e->pexe_origin = file_origin(s, pfile, direct);
 
 	/* The filename as invoked (before symlink and shebang resolution). */
 	n = 0;
@@ -568,7 +711,8 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 
 	/* The cgroup path. */
 	bool v1 = false;
-	r = walk_kernfs(off, as_scalar(s, task_cgroup_kn(task, &v1)));
+	__u64 kn = as_scalar(s, task_cgroup_kn(task, &v1));
+	r = direct ? walk_kernfs_btf(off, kn) : walk_kernfs(off, kn);
 	n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_CGROUP;
@@ -604,7 +748,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		a->pid = pid;
 		struct task_struct *leader = p->group_leader;
 		/* comm is NUL-padded in the kernel: a fixed-size copy leaves no stale bytes. */
-		bpf_probe_read_kernel(a->comm, sizeof(a->comm), leader->comm);
+		copy_comm(a->comm, leader, direct);
 		off += sizeof(struct ancestor);
 		n++;
 		struct task_struct *next = leader->real_parent;
@@ -624,4 +768,21 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	if (bpf_ringbuf_output(&events, s, size, wake) != 0)
 		stat_inc(STAT_RB_DROPS);
 	return 0;
+}
+
+/* The portable program: Linux 5.8+ with BTF. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return handle(task, bprm, false);
+}
+
+/*
+ * The direct program: Linux 6.2+ (bpf_rdonly_cast). The loader tries it
+ * first; the record is byte for byte the portable program's.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_btf, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return handle(task, bprm, true);
 }

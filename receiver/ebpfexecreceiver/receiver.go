@@ -28,6 +28,10 @@ import (
 type source interface {
 	Reader() probe.RecordReader
 	Stats() (probe.Stats, error)
+	// Variant is the BPF program that was loaded; DirectRefused is why the
+	// direct one was not, when the portable one replaced it.
+	Variant() probe.Variant
+	DirectRefused() error
 	Detach() error
 	Close() error
 }
@@ -126,11 +130,19 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 	r.wg.Add(2)
 	go r.readLoop(ctx)
 	go r.statsLoop(ctx)
-	r.settings.Logger.Info("ebpf_exec: attached to tp_btf/sched_process_exec",
+	fields := []zap.Field{
+		zap.String("bpf_program", string(src.Variant())),
 		zap.String("ring_buffer_size", r.cfg.RingBufferSize.String()),
 		zap.Int("max_args_bytes", r.cfg.MaxArgsBytes),
 		zap.Int("max_path_depth", r.cfg.MaxPathDepth),
-		zap.Int("ancestors", r.cfg.Ancestors))
+		zap.Int("ancestors", r.cfg.Ancestors),
+	}
+	if err := src.DirectRefused(); err != nil {
+		// Not an error: the portable program records the same, at about
+		// twice the kernel time per exec.
+		fields = append(fields, zap.NamedError("direct_program_refused", err))
+	}
+	r.settings.Logger.Info("ebpf_exec: attached to tp_btf/sched_process_exec", fields...)
 	return nil
 }
 

@@ -23,6 +23,9 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
 
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadata"
@@ -330,4 +333,78 @@ func TestKernelShutdownLeavesNothing(t *testing.T) {
 	require.NoError(t, exec.Command("/bin/true", tg).Run())
 	waitFor(t, sink, "exec after restart", hasArg(tg))
 	require.NoError(t, r2.Shutdown(context.Background()))
+}
+
+// TestKernelBothBPFPrograms runs the real receiver with each BPF program
+// forced, and with the automatic choice, over the same kind of container
+// exec, and checks the exported paths, cgroup-derived ids and origin.
+// internal/probe's TestKernelVariantsWriteTheSameRecords compares the raw
+// records of the two programs for the very same execs.
+func TestKernelBothBPFPrograms(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+		Overlay: true,
+		Mounts:  []ebpfexectest.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
+	})
+	auto := probe.VariantPortable
+	if kernelAtLeast(t, 6, 2) { // bpf_rdonly_cast
+		auto = probe.VariantDirect
+	}
+	for _, tc := range []struct{ force, want probe.Variant }{
+		{force: probe.VariantPortable, want: probe.VariantPortable},
+		{force: probe.VariantDirect, want: probe.VariantDirect},
+		{force: probe.VariantAuto, want: auto},
+	} {
+		if tc.force == probe.VariantDirect && auto != probe.VariantDirect {
+			continue // the kernel refuses it: the auto case checks the fallback
+		}
+		t.Run("variant="+string(tc.want)+",forced="+strconv.FormatBool(tc.force != ""), func(t *testing.T) {
+			ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+			cfg := createDefaultConfig().(*Config)
+			cfg.Batch.FlushInterval = 50 * time.Millisecond
+			sink := new(consumertest.LogsSink)
+			set := receivertest.NewNopSettings(metadata.Type)
+			core, logs := observer.New(zap.InfoLevel)
+			set.Logger = zap.New(core)
+			r, err := newExecReceiver(set, cfg, sink, func(pc probe.Config) (source, error) {
+				pc.Variant = tc.force
+				return loadProbe(pc)
+			})
+			require.NoError(t, err)
+			require.NoError(t, r.Start(context.Background(), nil))
+			t.Cleanup(func() { assert.NoError(t, r.Shutdown(context.Background())) })
+			attached := logs.FilterMessage("ebpf_exec: attached to tp_btf/sched_process_exec").All()
+			require.Len(t, attached, 1)
+			assert.Equal(t, string(tc.want), attached[0].ContextMap()["bpf_program"])
+
+			tg := tag(t)
+			c.MustExec(t, "sh", "-c", "mkdir -p /tmp/w && cd /tmp/w && /opt/tools/busybox echo "+tg+" && /bin/busybox echo "+tg+"-image; true")
+			r1 := waitFor(t, sink, "bind-mounted busybox", func(r execRecord) bool {
+				return hasArg(tg)(r) && r.str("process.command") == "/opt/tools/busybox"
+			})
+			r2 := waitFor(t, sink, "image busybox", func(r execRecord) bool {
+				return hasArg(tg+"-image")(r) && r.str("process.command") == "/bin/busybox"
+			})
+			for _, r := range []execRecord{r1, r2} {
+				assert.Equal(t, c.ID(), r.res["container.id"])
+				assert.Equal(t, c.PodUID(), r.res["k8s.pod.uid"])
+				assert.Equal(t, "/tmp/w", r.str("process.working_directory"))
+				assert.Equal(t, "image", r.str(attrParentOrigin), "the parent shell is the image's busybox")
+			}
+			assert.Equal(t, "/opt/tools/busybox", r1.str("process.executable.path"))
+			assert.Equal(t, "/bin/busybox", r2.str("process.executable.path"))
+			assert.Equal(t, "image", r2.str(attrOrigin))
+		})
+	}
+}
+
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var uts unix.Utsname
+	require.NoError(t, unix.Uname(&uts))
+	var ma, mi int
+	_, err := fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &ma, &mi)
+	require.NoError(t, err)
+	return ma > major || (ma == major && mi >= minor)
 }

@@ -90,6 +90,8 @@ func (f *fakeRing) Flush() error {
 type fakeSource struct {
 	ring            *fakeRing
 	stats           probe.Stats
+	variant         probe.Variant
+	refused         error
 	detached, close bool
 }
 
@@ -97,6 +99,8 @@ func (s *fakeSource) Reader() probe.RecordReader  { return s.ring }
 func (s *fakeSource) Stats() (probe.Stats, error) { return s.stats, nil }
 func (s *fakeSource) Detach() error               { s.detached = true; return nil }
 func (s *fakeSource) Close() error                { s.close = true; return nil }
+func (s *fakeSource) Variant() probe.Variant      { return s.variant }
+func (s *fakeSource) DirectRefused() error        { return s.refused }
 
 func rawExec(args ...string) []byte {
 	return event.Encode(&event.Event{
@@ -185,6 +189,38 @@ func TestReadLoopCountsLoss(t *testing.T) {
 	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 	metadatatest.AssertEqualReceiverEbpfExecKernelDroppedRecords(t, tel, []metricdata.DataPoint[int64]{{Value: 4}}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 	metadatatest.AssertEqualReceiverEbpfExecExecsSeen(t, tel, []metricdata.DataPoint[int64]{{Value: 10}}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}
+
+func TestStartLogsTheBPFProgram(t *testing.T) {
+	for _, tc := range []struct {
+		variant probe.Variant
+		refused error
+		want    map[string]any
+	}{
+		{variant: probe.VariantDirect, want: map[string]any{"bpf_program": "direct"}},
+		{
+			variant: probe.VariantPortable, refused: errors.New("verifier: unknown func bpf_rdonly_cast"),
+			want: map[string]any{"bpf_program": "portable", "direct_program_refused": "verifier: unknown func bpf_rdonly_cast"},
+		},
+	} {
+		t.Run(string(tc.variant), func(t *testing.T) {
+			r, src, _ := newFakeReceiver(t, createDefaultConfig().(*Config), consumertest.NewNop())
+			src.variant, src.refused = tc.variant, tc.refused
+			core, logs := observer.New(zap.InfoLevel)
+			r.settings.Logger = zap.New(core)
+			require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+			require.NoError(t, r.Shutdown(context.Background()))
+			entries := logs.FilterMessage("ebpf_exec: attached to tp_btf/sched_process_exec").All()
+			require.Len(t, entries, 1)
+			got := entries[0].ContextMap()
+			for k, v := range tc.want {
+				assert.Equal(t, v, got[k], k)
+			}
+			if tc.refused == nil {
+				assert.NotContains(t, got, "direct_program_refused")
+			}
+		})
+	}
 }
 
 func TestStartErrorIsReturned(t *testing.T) {

@@ -58,6 +58,7 @@ const (
 	execMapScratchMap     = "scratch_map"
 	execMapStats          = "stats"
 	execProgHandleExec    = "handle_exec"
+	execProgHandleExecBtf = "handle_exec_btf"
 	execVarMaxAncestors   = "max_ancestors"
 	execVarMaxArgsBytes   = "max_args_bytes"
 	execVarMaxPathDepth   = "max_path_depth"
@@ -107,7 +108,8 @@ type execSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execProgramSpecs struct {
-	HandleExec *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExec    *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExecBtf *ebpf.ProgramSpec `ebpf:"handle_exec_btf"`
 }
 
 // execMapSpecs contains maps before they are loaded into the kernel.
@@ -178,12 +180,14 @@ type execVariables struct {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execPrograms struct {
-	HandleExec *ebpf.Program `ebpf:"handle_exec"`
+	HandleExec    *ebpf.Program `ebpf:"handle_exec"`
+	HandleExecBtf *ebpf.Program `ebpf:"handle_exec_btf"`
 }
 
 func (p *execPrograms) Close() error {
 	return _ExecClose(
 		p.HandleExec,
+		p.HandleExecBtf,
 	)
 }
 

@@ -35,12 +35,31 @@ const (
 	TruncationMask    = 0xff
 )
 
+// Variant names one of the two exec programs in the BPF object. Both write
+// the same records; they differ in how the path walks read kernel memory.
+type Variant string
+
+const (
+	// VariantAuto loads VariantDirect, or VariantPortable where the kernel
+	// refuses it.
+	VariantAuto Variant = ""
+	// VariantDirect (handle_exec_btf, Linux 6.2+) reads with plain loads
+	// through BTF pointers made with the bpf_rdonly_cast kfunc.
+	VariantDirect Variant = "direct"
+	// VariantPortable (handle_exec, Linux 5.8+) reads with probe-read
+	// helper calls in the path walks.
+	VariantPortable Variant = "portable"
+)
+
 // Config holds the load-time knobs of the BPF program.
 type Config struct {
 	RingBufferSize uint32 // bytes, a power of two and a multiple of the page size
 	MaxArgsBytes   uint32
 	MaxPathDepth   uint32
 	MaxAncestors   uint32
+	// Variant picks the program; the zero value (VariantAuto) is the
+	// fastest one this kernel accepts. Tests force one.
+	Variant Variant
 }
 
 // Stats are the kernel-side counters, summed over CPUs.

@@ -16,9 +16,18 @@ import (
 
 // Probe is a loaded and attached exec program with its ring-buffer reader.
 type Probe struct {
-	objs   execObjects
-	link   link.Link
-	reader *ringbuf.Reader
+	maps    execMaps
+	prog    *ebpf.Program
+	variant Variant
+	refused error // why VariantDirect was not loaded, under VariantAuto
+	link    link.Link
+	reader  *ringbuf.Reader
+}
+
+// programNames maps each variant to its program in bpf/exec.c.
+var programNames = map[Variant]string{
+	VariantDirect:   execProgHandleExecBtf,
+	VariantPortable: execProgHandleExec,
 }
 
 // Load checks privileges and BTF, loads the program with cfg's limits,
@@ -62,25 +71,94 @@ func Load(cfg Config) (*Probe, error) {
 	}
 	spec.Maps[execMapScratchMap].MaxEntries = uint32(cpus)
 
+	order := []Variant{VariantDirect, VariantPortable}
+	switch cfg.Variant {
+	case VariantAuto:
+	case VariantDirect, VariantPortable:
+		order = []Variant{cfg.Variant}
+	default:
+		return nil, fmt.Errorf("unknown BPF program variant %q", cfg.Variant)
+	}
+
+	// The maps first, once: a program that the verifier refuses must not
+	// cost a second ring buffer allocation.
 	p := &Probe{}
-	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&p.maps, nil); err != nil {
+		return nil, explainLoadError(err)
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+		execMapEvents:     p.maps.Events,
+		execMapScratchMap: p.maps.ScratchMap,
+		execMapStats:      p.maps.Stats,
+	}}
+	for _, v := range order {
+		p.prog, err = loadProgram(spec, programNames[v], opts)
+		if err == nil {
+			p.variant = v
+			break
+		}
+		if v == VariantDirect && cfg.Variant == VariantAuto {
+			// Kernels before 6.2 lack bpf_rdonly_cast; a verifier may refuse
+			// the direct walks for other reasons. The portable program is the
+			// fallback: keep the cause for the log.
+			p.refused = err
+			continue
+		}
+		_ = p.maps.Close()
 		return nil, explainLoadError(err)
 	}
 	p.link, err = link.AttachTracing(link.TracingOptions{
-		Program:    p.objs.HandleExec,
+		Program:    p.prog,
 		AttachType: ebpf.AttachTraceRawTp,
 	})
 	if err != nil {
-		_ = p.objs.Close()
+		_ = p.prog.Close()
+		_ = p.maps.Close()
 		return nil, fmt.Errorf("attaching to tp_btf/sched_process_exec: %w", err)
 	}
-	p.reader, err = ringbuf.NewReader(p.objs.Events)
+	p.reader, err = ringbuf.NewReader(p.maps.Events)
 	if err != nil {
 		_ = p.link.Close()
-		_ = p.objs.Close()
+		_ = p.prog.Close()
+		_ = p.maps.Close()
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
 	}
 	return p, nil
+}
+
+// loadProgram loads one program of spec, with the maps already created.
+func loadProgram(spec *ebpf.CollectionSpec, name string, opts *ebpf.CollectionOptions) (*ebpf.Program, error) {
+	var obj struct {
+		Prog *ebpf.Program `ebpf:"prog"`
+	}
+	// LoadAndAssign looks programs up by the tag; retag a shallow copy.
+	s := spec.Copy()
+	ps, ok := s.Programs[name]
+	if !ok {
+		return nil, fmt.Errorf("program %s is not in the embedded BPF object", name)
+	}
+	s.Programs = map[string]*ebpf.ProgramSpec{"prog": ps}
+	if err := s.LoadAndAssign(&obj, opts); err != nil {
+		return nil, err
+	}
+	return obj.Prog, nil
+}
+
+// Variant returns the program that was loaded.
+func (p *Probe) Variant() Variant { return p.variant }
+
+// DirectRefused returns why VariantDirect was not loaded when VariantAuto
+// fell back to VariantPortable, or nil. The cause is shortened to its last
+// verifier line.
+func (p *Probe) DirectRefused() error {
+	if p.refused == nil {
+		return nil
+	}
+	var ve *ebpf.VerifierError
+	if errors.As(p.refused, &ve) && len(ve.Log) > 0 {
+		return fmt.Errorf("verifier: %s", ve.Log[len(ve.Log)-1])
+	}
+	return p.refused
 }
 
 // Reader returns the ring-buffer reader. Close the Probe, not the reader.
@@ -91,7 +169,7 @@ func (p *Probe) Stats() (Stats, error) {
 	var s Stats
 	for idx, dst := range []*uint64{&s.Execs, &s.RingbufDrops, &s.ScratchMisses} {
 		var perCPU []uint64
-		if err := p.objs.Stats.Lookup(uint32(idx), &perCPU); err != nil {
+		if err := p.maps.Stats.Lookup(uint32(idx), &perCPU); err != nil {
 			return s, fmt.Errorf("reading BPF stats: %w", err)
 		}
 		for _, v := range perCPU {
@@ -104,7 +182,7 @@ func (p *Probe) Stats() (Stats, error) {
 // ProgramID returns the kernel id of the attached program, for tests and
 // diagnostics.
 func (p *Probe) ProgramID() (ebpf.ProgramID, error) {
-	info, err := p.objs.HandleExec.Info()
+	info, err := p.prog.Info()
 	if err != nil {
 		return 0, err
 	}
@@ -132,7 +210,7 @@ func (p *Probe) Close() error {
 	if p.link != nil {
 		errs = append(errs, p.link.Close())
 	}
-	errs = append(errs, p.objs.Close())
+	errs = append(errs, p.prog.Close(), p.maps.Close())
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,183 @@
+//go:build linux
+
+package probe
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+)
+
+const bpfStatsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
+
+// TestBPFTimePerExec measures the BPF run time per exec of both programs,
+// interleaved in one session, over a static no-op program executed in a
+// vfork loop. It needs root, gcc with a static libc and a few minutes, so
+// it runs only when asked:
+//
+//	COMPILERWATCH_BPF_TIME=1 go test -count=1 -v -timeout 30m -run '^TestBPFTimePerExec$' ./receiver/ebpfexecreceiver/internal/probe
+//
+// COMPILERWATCH_BPF_TIME_ROUNDS (default 5) and COMPILERWATCH_BPF_TIME_EXECS
+// (default 20000) size it. kernel.bpf_stats_enabled is switched on for the
+// run and restored after it; run_time_ns/run_cnt counts every exec on the
+// machine while the program is attached, the loop's and any other.
+func TestBPFTimePerExec(t *testing.T) {
+	if os.Getenv("COMPILERWATCH_BPF_TIME") != "1" {
+		t.Skip("set COMPILERWATCH_BPF_TIME=1 to measure the BPF time per exec")
+	}
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "gcc")
+	rounds := envInt(t, "COMPILERWATCH_BPF_TIME_ROUNDS", 5)
+	execs := envInt(t, "COMPILERWATCH_BPF_TIME_EXECS", 20000)
+
+	dir := t.TempDir()
+	noop := buildStatic(t, dir, "noop", "int main(void) { return 0; }\n")
+	loop := buildStatic(t, dir, "vforkloop", vforkLoopC)
+
+	old, err := os.ReadFile(bpfStatsSysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(bpfStatsSysctl, old, 0o644); err != nil {
+			t.Errorf("restoring kernel.bpf_stats_enabled: %v", err)
+		}
+	})
+	if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	variants := []Variant{VariantPortable, VariantDirect}
+	ns := map[Variant][]float64{}
+	for r := range rounds {
+		order := variants
+		if r%2 == 1 { // alternate which one goes first
+			order = []Variant{variants[1], variants[0]}
+		}
+		for _, v := range order {
+			perExec, runs, wall := measure(t, v, loop, noop, execs)
+			ns[v] = append(ns[v], perExec)
+			t.Logf("round %d %-8s %7.0f ns/exec over %d runs (loop %.1fs)", r+1, v, perExec, runs, wall.Seconds())
+		}
+	}
+	mp, md := median(ns[VariantPortable]), median(ns[VariantDirect])
+	t.Logf("portable: median %.0f ns/exec %v", mp, roundAll(ns[VariantPortable]))
+	t.Logf("direct:   median %.0f ns/exec %v", md, roundAll(ns[VariantDirect]))
+	t.Logf("direct/portable: %.2f", md/mp)
+}
+
+// measure loads v, runs the loop and returns run_time_ns/run_cnt of the
+// program over the loop.
+func measure(t *testing.T, v Variant, loop, noop string, execs int) (float64, uint64, time.Duration) {
+	t.Helper()
+	p, err := Load(Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	if p.Variant() != v {
+		t.Fatalf("loaded %s, asked for %s", p.Variant(), v)
+	}
+	// Nobody reads the ring: records that do not fit are dropped, which
+	// costs the program less than a delivered one. Drain it meanwhile.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		drain(p, stop)
+	}()
+	rt0, n0 := runStats(t, p)
+	start := time.Now()
+	if out, err := exec.Command(loop, strconv.Itoa(execs), noop).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", loop, err, out)
+	}
+	wall := time.Since(start)
+	rt1, n1 := runStats(t, p)
+	close(stop)
+	<-done
+	if n1-n0 < uint64(execs) {
+		t.Fatalf("%s: %d runs for %d execs", v, n1-n0, execs)
+	}
+	return float64(rt1-rt0) / float64(n1-n0), n1 - n0, wall
+}
+
+func runStats(t *testing.T, p *Probe) (time.Duration, uint64) {
+	t.Helper()
+	st, err := p.prog.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Runtime, st.RunCount
+}
+
+func buildStatic(t *testing.T, dir, name, src string) string {
+	t.Helper()
+	c := filepath.Join(dir, name+".c")
+	bin := filepath.Join(dir, name)
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, c).CombinedOutput(); err != nil {
+		t.Fatalf("gcc -static %s (libc6-dev provides the static libc): %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// vforkLoopC executes argv[2] argv[1] times, one vfork and execve each, and
+// fails on the first child that does not exit 0.
+const vforkLoopC = `#include <stdlib.h>
+#include <unistd.h>
+#include <sys/wait.h>
+int main(int argc, char **argv) {
+	if (argc < 3) return 2;
+	long n = atol(argv[1]);
+	char *av[] = {argv[2], NULL}, *ev[] = {NULL};
+	for (long i = 0; i < n; i++) {
+		int st;
+		pid_t p = vfork();
+		if (p == 0) { execve(argv[2], av, ev); _exit(127); }
+		if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
+	}
+	return 0;
+}
+`
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func roundAll(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
