@@ -86,6 +86,7 @@ enum stat_idx {
 	STAT_EXECS = 0,      /* every exec the program saw */
 	STAT_RB_DROPS = 1,   /* ring buffer full: record lost */
 	STAT_NO_SCRATCH = 2, /* scratch buffer unavailable: record lost */
+	STAT_FILTERED = 3,   /* prefilter: counted, not sent (host mount namespace) */
 	STAT_MAX,
 };
 
@@ -138,6 +139,13 @@ const volatile __u32 max_ancestors = 4;
  * record.
  */
 const volatile __u64 wakeup_bytes = 0;
+/*
+ * The optional prefilter ("prefilter: containers"). When non-zero, execs whose
+ * mount namespace is this one (the host's, from /proc/1/ns/mnt) are counted in
+ * STAT_FILTERED and not sent. Checked first, so a filtered exec costs one
+ * pointer chase. 0 sends every exec.
+ */
+const volatile __u32 host_mnt_ns = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -599,6 +607,11 @@ static __always_inline int walk_path_any(__u32 off, __u64 d, __u64 m, __u64 rd, 
 static __always_inline int handle(struct task_struct *task, struct linux_binprm *bprm, const bool direct)
 {
 	stat_inc(STAT_EXECS);
+
+	if (host_mnt_ns && task->nsproxy->mnt_ns->ns.inum == host_mnt_ns) {
+		stat_inc(STAT_FILTERED);
+		return 0;
+	}
 
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &cpu);

@@ -40,6 +40,12 @@ const (
 	defaultFlushInterval           = 200 * time.Millisecond
 )
 
+// Prefilter values.
+const (
+	PrefilterNone       = "none"
+	PrefilterContainers = "containers"
+)
+
 // Config is the ebpf_exec receiver's configuration.
 type Config struct {
 	// RingBufferSize is the size of the one ring buffer shared by all CPUs,
@@ -53,6 +59,10 @@ type Config struct {
 	Ancestors int             `mapstructure:"ancestors"`
 	Batch     BatchConfig     `mapstructure:"batch"`
 	Redaction RedactionConfig `mapstructure:"redaction"`
+	// Prefilter is the optional in-kernel filter: PrefilterNone (the
+	// default) sends every exec; PrefilterContainers sends only execs outside
+	// the host's mount namespace. Every exec is counted either way.
+	Prefilter string `mapstructure:"prefilter"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -88,6 +98,7 @@ func createDefaultConfig() component.Config {
 			FlushInterval: defaultFlushInterval,
 		},
 		Redaction: RedactionConfig{Enabled: true},
+		Prefilter: PrefilterNone,
 	}
 }
 
@@ -119,6 +130,11 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Batch.FlushInterval <= 0 {
 		return fmt.Errorf(`"batch.flush_interval" must be positive, got %s`, cfg.Batch.FlushInterval)
+	}
+	switch cfg.Prefilter {
+	case "", PrefilterNone, PrefilterContainers:
+	default:
+		return fmt.Errorf(`"prefilter" must be %q or %q, got %q`, PrefilterNone, PrefilterContainers, cfg.Prefilter)
 	}
 	for i, p := range cfg.Redaction.Patterns {
 		if _, err := regexp.Compile(p); err != nil {

@@ -28,6 +28,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Ancestors = AncestorsLimit
 	custom.Batch = BatchConfig{MaxSize: 1024, FlushInterval: time.Second}
 	custom.Redaction.Patterns = []string{`(?i)employee_id=(\d+)`, `sk_live_[0-9a-zA-Z]{24}`}
+	custom.Prefilter = PrefilterContainers
 
 	plain := createDefaultConfig().(*Config)
 	plain.RingBufferSize = 16 << 20
@@ -57,6 +58,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "batch_max_size_zero", validation: `"batch.max_size" must be at least 1, got 0`},
 		{name: "batch_flush_interval_zero", validation: `"batch.flush_interval" must be positive, got 0s`},
 		{name: "bad_pattern", validation: `"redaction.patterns[1]" is not a valid regular expression`},
+		{name: "bad_prefilter", validation: `"prefilter" must be "none" or "containers", got "host"`},
 		{name: "unknown_key", unmarshal: "max_arg_bytes"},
 	}
 	for _, tt := range tests {

@@ -112,12 +112,18 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 	if err != nil {
 		return err
 	}
-	src, err := r.load(probe.Config{
+	pcfg := probe.Config{
 		RingBufferSize: uint32(r.cfg.RingBufferSize),
 		MaxArgsBytes:   uint32(r.cfg.MaxArgsBytes),
 		MaxPathDepth:   uint32(r.cfg.MaxPathDepth),
 		MaxAncestors:   uint32(r.cfg.Ancestors),
-	})
+	}
+	if r.cfg.Prefilter == PrefilterContainers {
+		if pcfg.HostMountNS, err = hostMountNS(); err != nil {
+			return err
+		}
+	}
+	src, err := r.load(pcfg)
 	if err != nil {
 		return err
 	}
@@ -136,6 +142,10 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 		zap.Int("max_args_bytes", r.cfg.MaxArgsBytes),
 		zap.Int("max_path_depth", r.cfg.MaxPathDepth),
 		zap.Int("ancestors", r.cfg.Ancestors),
+		zap.String("prefilter", r.cfg.Prefilter),
+	}
+	if pcfg.HostMountNS != 0 {
+		fields = append(fields, zap.Uint32("host_mount_ns", pcfg.HostMountNS))
 	}
 	if err := src.DirectRefused(); err != nil {
 		// Not an error: the portable program records the same, at about
@@ -283,6 +293,9 @@ func (r *execReceiver) reportLoss(ctx context.Context) {
 	if s, err := r.src.Stats(); err == nil {
 		last := r.lastStats
 		r.tb.ReceiverEbpfExecExecsSeen.Add(ctx, int64(s.Execs-last.Execs))
+		if f := s.Filtered - last.Filtered; f > 0 {
+			r.tb.ReceiverEbpfExecFilteredExecs.Add(ctx, int64(f))
+		}
 		if d := s.Dropped() - last.Dropped(); d > 0 {
 			r.tb.ReceiverEbpfExecKernelDroppedRecords.Add(ctx, int64(d))
 			r.settings.Logger.Warn("ebpf_exec: the kernel dropped exec records (ring buffer full); raise ring_buffer_size or lower the load",

@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations                        []metric.Registration
 	ReceiverEbpfExecDroppedRecords       metric.Int64Counter
 	ReceiverEbpfExecExecsSeen            metric.Int64Counter
+	ReceiverEbpfExecFilteredExecs        metric.Int64Counter
 	ReceiverEbpfExecKernelDroppedRecords metric.Int64Counter
 	ReceiverEbpfExecRedactedArgs         metric.Int64Counter
 	ReceiverEbpfExecTruncatedRecords     metric.Int64Counter
@@ -73,6 +74,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverEbpfExecExecsSeen, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_exec_execs_seen",
 		metric.WithDescription("Successful execs the kernel program saw, whether or not their record reached user space. [Alpha]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverEbpfExecFilteredExecs, err = builder.meter.Int64Counter(
+		"otelcol_receiver_ebpf_exec_filtered_execs",
+		metric.WithDescription("Execs the in-kernel prefilter counted but did not send (prefilter: containers; execs in the host's mount namespace). [Alpha]"),
 		metric.WithUnit("{exec}"),
 	)
 	errs = errors.Join(errs, err)

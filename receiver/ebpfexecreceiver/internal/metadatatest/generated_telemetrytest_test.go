@@ -24,6 +24,7 @@ func TestSetupTelemetry(t *testing.T) {
 	defer tb.Shutdown()
 	tb.ReceiverEbpfExecDroppedRecords.Add(context.Background(), 1)
 	tb.ReceiverEbpfExecExecsSeen.Add(context.Background(), 1)
+	tb.ReceiverEbpfExecFilteredExecs.Add(context.Background(), 1)
 	tb.ReceiverEbpfExecKernelDroppedRecords.Add(context.Background(), 1)
 	tb.ReceiverEbpfExecRedactedArgs.Add(context.Background(), 1)
 	tb.ReceiverEbpfExecTruncatedRecords.Add(context.Background(), 1)
@@ -31,6 +32,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverEbpfExecExecsSeen(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverEbpfExecFilteredExecs(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverEbpfExecKernelDroppedRecords(t, testTel,

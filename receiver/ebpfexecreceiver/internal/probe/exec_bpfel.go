@@ -59,6 +59,7 @@ const (
 	execMapStats          = "stats"
 	execProgHandleExec    = "handle_exec"
 	execProgHandleExecBtf = "handle_exec_btf"
+	execVarHostMntNs      = "host_mnt_ns"
 	execVarMaxAncestors   = "max_ancestors"
 	execVarMaxArgsBytes   = "max_args_bytes"
 	execVarMaxPathDepth   = "max_path_depth"
@@ -125,6 +126,7 @@ type execMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execVariableSpecs struct {
+	HostMntNs      *ebpf.VariableSpec `ebpf:"host_mnt_ns"`
 	MaxAncestors   *ebpf.VariableSpec `ebpf:"max_ancestors"`
 	MaxArgsBytes   *ebpf.VariableSpec `ebpf:"max_args_bytes"`
 	MaxPathDepth   *ebpf.VariableSpec `ebpf:"max_path_depth"`
@@ -169,6 +171,7 @@ func (m *execMaps) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execVariables struct {
+	HostMntNs      *ebpf.Variable `ebpf:"host_mnt_ns"`
 	MaxAncestors   *ebpf.Variable `ebpf:"max_ancestors"`
 	MaxArgsBytes   *ebpf.Variable `ebpf:"max_args_bytes"`
 	MaxPathDepth   *ebpf.Variable `ebpf:"max_path_depth"`

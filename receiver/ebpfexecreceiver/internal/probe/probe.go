@@ -60,6 +60,10 @@ type Config struct {
 	// Variant picks the program; the zero value (VariantAuto) is the
 	// fastest one this kernel accepts. Tests force one.
 	Variant Variant
+	// HostMountNS, when non-zero, turns the in-kernel prefilter on: execs in
+	// this mount namespace (the host's) are counted in Stats.Filtered and
+	// not sent. Zero sends every exec.
+	HostMountNS uint32
 }
 
 // Stats are the kernel-side counters, summed over CPUs.
@@ -67,6 +71,7 @@ type Stats struct {
 	Execs         uint64 // every exec the program saw
 	RingbufDrops  uint64 // records lost because the ring buffer was full
 	ScratchMisses uint64 // records lost because no scratch buffer was available
+	Filtered      uint64 // execs counted but not sent, by the prefilter
 }
 
 // Dropped is every record the kernel side could not deliver.

@@ -59,6 +59,9 @@ func Load(cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("setting BPF limit %s: %w", name, err)
 		}
 	}
+	if err := spec.Variables[execVarHostMntNs].Set(cfg.HostMountNS); err != nil {
+		return nil, fmt.Errorf("setting the BPF prefilter: %w", err)
+	}
 	// Wake the reader early only when a quarter of the ring is in use; it
 	// polls on its own well before that in normal operation.
 	if err := spec.Variables[execVarWakeupBytes].Set(uint64(cfg.RingBufferSize / 4)); err != nil {
@@ -167,7 +170,7 @@ func (p *Probe) Reader() RecordReader { return p.reader }
 // Stats reads the kernel-side counters.
 func (p *Probe) Stats() (Stats, error) {
 	var s Stats
-	for idx, dst := range []*uint64{&s.Execs, &s.RingbufDrops, &s.ScratchMisses} {
+	for idx, dst := range []*uint64{&s.Execs, &s.RingbufDrops, &s.ScratchMisses, &s.Filtered} {
 		var perCPU []uint64
 		if err := p.maps.Stats.Lookup(uint32(idx), &perCPU); err != nil {
 			return s, fmt.Errorf("reading BPF stats: %w", err)
