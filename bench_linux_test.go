@@ -74,9 +74,13 @@ const (
 	cfgNone      benchConfig = "nothing attached"
 	cfgCollector benchConfig = "compilerwatch"
 	cfgExecsnoop benchConfig = "execsnoop"
+	// cfgPrefilter is the same distribution with the receiver's in-kernel
+	// prefilter on: the loads run on the host, so every exec is counted and
+	// none is sent.
+	cfgPrefilter benchConfig = "compilerwatch, prefilter: containers"
 )
 
-var benchConfigs = []benchConfig{cfgNone, cfgCollector, cfgExecsnoop}
+var benchConfigs = []benchConfig{cfgNone, cfgCollector, cfgPrefilter, cfgExecsnoop}
 
 // benchSample is one load run under one configuration.
 type benchSample struct {
@@ -273,7 +277,10 @@ func startBenchTracer(t *testing.T, cfg benchConfig, sink *benchSink, tl benchTo
 	t.Helper()
 	switch cfg {
 	case cfgCollector:
-		return startBenchCollector(t, sink, os.Getenv("COMPILERWATCH_BENCH_COMPRESSION"))
+		return startBenchCollector(t, sink, os.Getenv("COMPILERWATCH_BENCH_COMPRESSION"), "")
+	case cfgPrefilter:
+		c := startBenchCollector(t, sink, os.Getenv("COMPILERWATCH_BENCH_COMPRESSION"), "prefilter: containers")
+		return &benchPrefilter{benchCollector: c, last: benchScrapeCounter(t, c.metrics, benchFilteredMetric)}
 	case cfgExecsnoop:
 		return startBenchExecsnoop(t, tl.dir, tl.noop)
 	}
@@ -295,7 +302,7 @@ type benchCollector struct {
 	metrics string
 }
 
-func startBenchCollector(t *testing.T, sink *benchSink, compression string) *benchCollector {
+func startBenchCollector(t *testing.T, sink *benchSink, compression, receiverCfg string) *benchCollector {
 	t.Helper()
 	if compression == "" {
 		compression = "gzip" // the otlp_grpc exporter's default
@@ -305,7 +312,7 @@ func startBenchCollector(t *testing.T, sink *benchSink, compression string) *ben
 	require.NoError(t, err)
 	c := startCollector(t, fmt.Sprintf(`
 receivers:
-  ebpf_exec:
+  ebpf_exec: {%s}
 processors:
   compiler_detector:
   batch:
@@ -324,8 +331,54 @@ service:
         - pull:
             exporter:
               prometheus: {host: %s, port: %s}
-`, sink.addr, compression, host, port))
+`, receiverCfg, sink.addr, compression, host, port))
 	return &benchCollector{c: c, sink: sink, metrics: metrics}
+}
+
+const benchFilteredMetric = "otelcol_receiver_ebpf_exec_filtered_execs"
+
+// benchPrefilter is the collector with prefilter: containers. Its loads run
+// on the host, so no record reaches the sink; what it reports per load is
+// how many execs the kernel counted as filtered (every exec on the machine
+// in that time, so at least the load's).
+type benchPrefilter struct {
+	*benchCollector
+	last     float64
+	filtered int
+}
+
+func (b *benchPrefilter) drain(t *testing.T, tag string, _ int) {
+	t.Helper()
+	// The receiver reads the kernel counters every second.
+	time.Sleep(1500 * time.Millisecond)
+	sent, _ := b.sink.count(tag)
+	require.Zero(t, sent, "the prefilter sent records of host execs")
+	now := benchScrapeCounter(t, b.metrics, benchFilteredMetric)
+	b.filtered, b.last = int(now-b.last), now
+}
+
+func (b *benchPrefilter) received(string) (int, []time.Duration) { return b.filtered, nil }
+
+// benchScrapeCounter reads one unlabelled counter from the collector's internal metrics (0 while absent).
+func benchScrapeCounter(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err, "scraping the collector's internal metrics")
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var sum float64
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
+			fields := strings.Fields(line)
+			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+			require.NoError(t, err, "metric line %q", line)
+			sum += v
+		}
+	}
+	require.NoError(t, sc.Err())
+	return sum
 }
 
 func (b *benchCollector) pid() int { return b.c.cmd.Process.Pid }
@@ -383,10 +436,14 @@ func benchScrapeDrops(t *testing.T, addr string) map[string]float64 {
 	drops := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	otelcol := 0
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "#") {
 			continue
+		}
+		if strings.HasPrefix(line, "otelcol_") {
+			otelcol++
 		}
 		name := benchDropMetric.FindString(line)
 		if name == "" {
@@ -404,8 +461,9 @@ func benchScrapeDrops(t *testing.T, addr string) map[string]float64 {
 		drops[name] += v
 	}
 	require.NoError(t, sc.Err())
-	require.NotEmpty(t, drops, "no drop counters among the collector's internal metrics at %s", addr)
-	// A counter appears only once incremented: absent means zero.
+	require.NotZero(t, otelcol, "no collector internal metrics at %s", addr)
+	// A counter appears only once incremented: absent means zero (with the
+	// prefilter on, no record flows and no drop counter is ever created).
 	for _, name := range benchExpectedDrops {
 		if _, ok := drops[name]; !ok {
 			drops[name] = 0
@@ -736,6 +794,10 @@ func formatBenchReport(modes []benchMode, samples map[benchConfig]map[string][]b
 			switch {
 			case cfg == cfgNone:
 				row = append(row, "—")
+			case cfg == cfgPrefilter && m.build:
+				row = append(row, fmt.Sprintf("0 sent, %d counted / —", events))
+			case cfg == cfgPrefilter:
+				row = append(row, fmt.Sprintf("0 sent, %d counted / %d", events, execs))
 			case m.build && cfg == cfgExecsnoop:
 				row = append(row, "—") // execsnoop does not print the working directory
 			case m.build:
