@@ -33,8 +33,8 @@ const (
 	attrParentExecutableOri = "compilerwatch.parent.executable.origin"
 )
 
-// recordAttrCap is the most attributes one record gets, so the map is
-// allocated once.
+// recordAttrCap is the most attributes one record gets (recordAttrCount
+// gives the exact number for one event).
 const recordAttrCap = 24
 
 // cgroupCacheSize bounds the path → container cache. A node runs far fewer
@@ -68,7 +68,8 @@ type logsConverter struct {
 	pending convertStats
 	last    convertStats
 
-	scratch []byte // reused to format "pid:comm"
+	scratch    []byte   // reused to format "pid:comm"
+	truncNames []string // reused for compilerwatch.truncated
 	// ancestors interns "pid:comm" strings: the same parents (a shell, make,
 	// a compiler driver) appear in record after record. Bounded like cgroups.
 	ancestors map[string]string
@@ -233,8 +234,13 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	lr.SetObservedTimestamp(observed)
 	lr.Body().SetStr(strings.Join(ev.Args, " "))
 
+	var userName string
+	if c.users != nil {
+		userName, _ = c.users.userName(ev.UID)
+	}
+
 	attrs := lr.Attributes()
-	attrs.EnsureCapacity(recordAttrCap)
+	attrs.EnsureCapacity(recordAttrCount(ev, userName, cgroupAttr))
 	attrs.PutInt(string(semconv.ProcessPIDKey), int64(ev.PID))
 	attrs.PutInt(string(semconv.ProcessParentPIDKey), int64(ev.ParentPID))
 	if ev.VPID != 0 && ev.VPID != ev.PID {
@@ -259,11 +265,7 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	putStr(attrs, string(semconv.ProcessWorkingDirectoryKey), ev.Cwd)
 	attrs.PutInt(string(semconv.ProcessUserIDKey), int64(ev.UID))
 	attrs.PutInt(string(semconv.ProcessRealUserIDKey), int64(ev.RUID))
-	if c.users != nil {
-		if name, ok := c.users.userName(ev.UID); ok {
-			putStr(attrs, string(semconv.ProcessUserNameKey), name)
-		}
-	}
+	putStr(attrs, string(semconv.ProcessUserNameKey), userName)
 	attrs.PutInt(attrProcessGroupID, int64(ev.GID))
 	putStr(attrs, attrExecFilename, ev.Filename)
 	putStr(attrs, attrExecComm, ev.Comm)
@@ -279,16 +281,48 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 			anc.AppendEmpty().SetStr(c.ancestor(c.scratch))
 		}
 	}
-	if names := ev.Truncated.Names(); len(names) > 0 {
+	if ev.Truncated != 0 {
+		c.truncNames = ev.Truncated.AppendNames(c.truncNames[:0])
 		tr := attrs.PutEmptySlice(attrTruncated)
-		tr.EnsureCapacity(len(names))
-		for _, n := range names {
+		tr.EnsureCapacity(len(c.truncNames))
+		for _, n := range c.truncNames {
 			tr.AppendEmpty().SetStr(n)
 		}
 	}
 	putStr(attrs, attrExecutableOrigin, ev.ExeOrigin.String())
 	putStr(attrs, attrParentExecutableOri, ev.ParentOrigin.String())
 	putStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
+}
+
+// recordAttrCount is how many attributes fill puts on the record of ev, so
+// that the map is allocated once at its exact size.
+func recordAttrCount(ev *event.Event, userName, cgroupAttr string) int {
+	n := 6 // pid, parent pid, args count, uid, real uid, gid
+	count := func(present bool) {
+		if present {
+			n++
+		}
+	}
+	count(ev.VPID != 0 && ev.VPID != ev.PID)
+	if ev.ExePath != "" {
+		n += 2
+	}
+	if len(ev.Args) > 0 {
+		n++
+		count(ev.Args[0] != "")
+	}
+	count(ev.Cwd != "")
+	count(userName != "")
+	count(ev.Filename != "")
+	count(ev.Comm != "")
+	count(ev.ParentExePath != "")
+	count(ev.ParentComm() != "")
+	count(len(ev.Ancestors) > 0)
+	count(ev.Truncated != 0)
+	count(ev.ExeOrigin.String() != "")
+	count(ev.ParentOrigin.String() != "")
+	count(cgroupAttr != "")
+	return n
 }
 
 // putStr sets a string attribute, valid UTF-8, unless s is empty.

@@ -267,3 +267,18 @@ func requireSameLogs(t *testing.T, want, got plog.Logs, name string) {
 		require.Fail(t, "proto bytes differ, JSON equal", name)
 	}
 }
+
+// TestRecordAttrCount checks that the converter sizes each record's
+// attribute map exactly.
+func TestRecordAttrCount(t *testing.T) {
+	users := mapUsers{0: "root", 1000: "alice", 7: "b\xffd", 8: ""}
+	c := newLogsConverter("node-1", "v1", users, nil)
+	for i, ev := range referenceEvents(t) {
+		name, _ := users.userName(ev.UID)
+		want := recordAttrCount(&ev, name, c.cgroup(ev.CgroupPath, ev.CgroupV1).attr)
+		c.Append(&ev)
+		lr := c.Take().ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+		require.Equal(t, lr.Attributes().Len(), want, "event %d", i)
+		require.LessOrEqual(t, want, recordAttrCap, "event %d", i)
+	}
+}
