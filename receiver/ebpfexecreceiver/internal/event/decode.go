@@ -107,16 +107,23 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 }
 
 // args splits NUL-separated argv bytes. A final argument cut short by the
-// byte limit has no NUL and is kept as is.
+// byte limit has no NUL and is kept as is. The arguments are substrings of
+// one copy of b: one allocation per record rather than one per argument.
+// Replacing invalid UTF-8 in the whole of b is the same as in each argument:
+// a NUL is valid UTF-8, so no invalid run spans two arguments.
 func (d *Decoder) args(b []byte, out []string) []string {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, 0)
+	if len(b) == 0 {
+		return out
+	}
+	s := validString(b)
+	for len(s) > 0 {
+		i := strings.IndexByte(s, 0)
 		if i < 0 {
-			out = append(out, validString(b))
+			out = append(out, s)
 			break
 		}
-		out = append(out, validString(b[:i]))
-		b = b[i+1:]
+		out = append(out, s[:i])
+		s = s[i+1:]
 	}
 	return out
 }

@@ -269,3 +269,33 @@ func TestEncodeRoundTrip(t *testing.T) {
 	require.NoError(t, NewDecoder().Decode(Encode(&in), 0, &out))
 	assert.Equal(t, in, out)
 }
+
+// TestDecodeArgsSplitAfterValidation checks that validating argv as a whole
+// and then splitting it gives what validating each argument gives.
+func TestDecodeArgsSplitAfterValidation(t *testing.T) {
+	perArg := func(b []byte) []string {
+		var out []string
+		for len(b) > 0 {
+			i := bytes.IndexByte(b, 0)
+			if i < 0 {
+				out = append(out, validString(b))
+				break
+			}
+			out = append(out, validString(b[:i]))
+			b = b[i+1:]
+		}
+		return out
+	}
+	d := NewDecoder()
+	for _, in := range []string{
+		"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00", "a\x00b", "a\x00b\x00",
+		"\xff", "\xff\x00\xff", "\xe2\x82\x00\xac", "a\xe2\x82\x00\x82\xacb\x00", "\xc3\x00(\x00",
+		"\xf0\x9f\x98\x00\x80\x00", "h\xc3\xa9\x00\xe2\x82\xac\x00", "\xff\xfe\xfd\x00\xfc",
+	} {
+		got := d.args([]byte(in), nil)
+		assert.Equal(t, perArg([]byte(in)), got, "%q", in)
+		for _, a := range got {
+			assert.True(t, utf8.ValidString(a), "%q", a)
+		}
+	}
+}
