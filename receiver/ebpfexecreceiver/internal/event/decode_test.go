@@ -212,6 +212,27 @@ func TestDecoderInternCacheIsBounded(t *testing.T) {
 		d.str([]byte{byte(i), byte(i >> 8), 'x'})
 	}
 	assert.LessOrEqual(t, len(d.interned), maxInterned)
+	for i := range maxInterned + 10 {
+		d.cachedPath([]byte{byte(i), byte(i >> 8), 'x', 0}, false, false)
+	}
+	assert.LessOrEqual(t, len(d.paths), maxInterned)
+}
+
+// TestDecodePathCache checks that the raw-field cache gives what path gives,
+// for each combination of flags, whichever comes first.
+func TestDecodePathCache(t *testing.T) {
+	fields := [][]byte{nil, {0}, []byte("gcc\x00bin\x00usr\x00"), []byte("gcc\x00bin\x00usr"), []byte("a\xff\x00b\x00"), []byte("x\x00")}
+	d := NewDecoder()
+	for round := range 2 {
+		for _, f := range fields {
+			for _, truncated := range []bool{false, true} {
+				for _, deleted := range []bool{false, true} {
+					want := NewDecoder().path(f, truncated, deleted)
+					assert.Equal(t, want, d.cachedPath(f, truncated, deleted), "round %d %q truncated=%v deleted=%v", round, f, truncated, deleted)
+				}
+			}
+		}
+	}
 }
 
 func FuzzDecode(f *testing.F) {
