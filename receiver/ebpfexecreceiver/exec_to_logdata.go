@@ -60,11 +60,12 @@ type logsConverter struct {
 	redactor     *redact.Redactor
 	now          func() time.Time
 
-	cgroups map[string]cgroupEntry
+	cgroups map[string]*cgroupEntry
 
-	// The batch being built. groups is reset by Take.
+	// The batch being built. groups and touched are reset by Take.
 	ld      plog.Logs
 	groups  map[resourceKey]plog.LogRecordSlice
+	touched []*cgroupEntry // the entries whose records are in this batch
 	pending convertStats
 	last    convertStats
 
@@ -83,6 +84,12 @@ type resourceKey struct {
 type cgroupEntry struct {
 	info cgroup.Info
 	attr string // the process.linux.cgroup value
+
+	// The records of this cgroup's resource in the batch being built, once
+	// found in groups: one map lookup per record instead of two. Take
+	// clears it, so no entry keeps a batch that was handed on.
+	records   plog.LogRecordSlice
+	haveBatch bool
 }
 
 // newReceiverConverter builds the receiver's converter from its config.
@@ -114,7 +121,7 @@ func newLogsConverter(hostName, scopeVersion string, users userResolver, redacto
 		users:        users,
 		redactor:     redactor,
 		now:          time.Now,
-		cgroups:      make(map[string]cgroupEntry),
+		cgroups:      make(map[string]*cgroupEntry),
 		ancestors:    make(map[string]string),
 		ld:           plog.NewLogs(),
 		groups:       make(map[resourceKey]plog.LogRecordSlice),
@@ -130,6 +137,11 @@ func (c *logsConverter) Take() plog.Logs {
 	ld := c.ld
 	c.ld = plog.NewLogs()
 	clear(c.groups)
+	for _, e := range c.touched {
+		e.records, e.haveBatch = plog.LogRecordSlice{}, false
+	}
+	clear(c.touched)
+	c.touched = c.touched[:0]
 	c.last, c.pending = c.pending, convertStats{}
 	return ld
 }
@@ -156,13 +168,17 @@ func (c *logsConverter) Stats() convertStats { return c.last }
 func (c *logsConverter) Append(ev *event.Event) {
 	observed := pcommon.NewTimestampFromTime(c.now())
 	cg := c.cgroup(ev.CgroupPath, ev.CgroupV1)
-	key := resourceKey{cg.info.ContainerID, cg.info.PodUID}
-	records, ok := c.groups[key]
-	if !ok {
-		records = c.newResource(cg.info)
-		c.groups[key] = records
+	if !cg.haveBatch {
+		key := resourceKey{cg.info.ContainerID, cg.info.PodUID}
+		records, ok := c.groups[key]
+		if !ok {
+			records = c.newResource(cg.info)
+			c.groups[key] = records
+		}
+		cg.records, cg.haveBatch = records, true
+		c.touched = append(c.touched, cg)
 	}
-	c.fill(records.AppendEmpty(), ev, cg.attr, observed)
+	c.fill(cg.records.AppendEmpty(), ev, cg.attr, observed)
 }
 
 // appendAll appends a whole batch; tests and benchmarks use it.
@@ -172,14 +188,14 @@ func (c *logsConverter) appendAll(events []event.Event) {
 	}
 }
 
-func (c *logsConverter) cgroup(path string, v1 bool) cgroupEntry {
+func (c *logsConverter) cgroup(path string, v1 bool) *cgroupEntry {
 	if e, ok := c.cgroups[path]; ok {
 		return e
 	}
 	if len(c.cgroups) >= cgroupCacheSize {
 		clear(c.cgroups)
 	}
-	e := cgroupEntry{info: cgroup.Parse(path)}
+	e := &cgroupEntry{info: cgroup.Parse(path)}
 	switch {
 	case path == "":
 	case v1:
@@ -289,9 +305,11 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 			tr.AppendEmpty().SetStr(n)
 		}
 	}
-	putStr(attrs, attrExecutableOrigin, ev.ExeOrigin.String())
-	putStr(attrs, attrParentExecutableOri, ev.ParentOrigin.String())
-	putStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
+	// These three are valid UTF-8 already: constants, and the cgroup
+	// value, validated when cached.
+	putValidStr(attrs, attrExecutableOrigin, ev.ExeOrigin.String())
+	putValidStr(attrs, attrParentExecutableOri, ev.ParentOrigin.String())
+	putValidStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
 }
 
 // recordAttrCount is how many attributes fill puts on the record of ev, so
@@ -329,6 +347,13 @@ func recordAttrCount(ev *event.Event, userName, cgroupAttr string) int {
 func putStr(attrs pcommon.Map, key, s string) {
 	if s != "" {
 		attrs.PutStr(key, validUTF8(s))
+	}
+}
+
+// putValidStr is putStr for a string known to be valid UTF-8.
+func putValidStr(attrs pcommon.Map, key, s string) {
+	if s != "" {
+		attrs.PutStr(key, s)
 	}
 }
 

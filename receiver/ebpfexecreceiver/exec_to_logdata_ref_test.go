@@ -282,3 +282,18 @@ func TestRecordAttrCount(t *testing.T) {
 		require.LessOrEqual(t, want, recordAttrCap, "event %d", i)
 	}
 }
+
+// TestTakeReleasesBatch checks that no cgroup cache entry still points into
+// a batch that Take handed on.
+func TestTakeReleasesBatch(t *testing.T) {
+	c := newTestConverter(t, true)
+	c.appendAll(cloneEvents(referenceEvents(t)))
+	require.NotEmpty(t, c.touched)
+	ld := c.Take()
+	require.Positive(t, ld.LogRecordCount())
+	require.Empty(t, c.touched)
+	for path, e := range c.cgroups {
+		require.False(t, e.haveBatch, "cgroup %q", path)
+		require.Equal(t, plog.LogRecordSlice{}, e.records, "cgroup %q", path)
+	}
+}
