@@ -33,8 +33,8 @@ const (
 	attrParentExecutableOri = "compilerwatch.parent.executable.origin"
 )
 
-// recordAttrCap is the most attributes one record gets, so the map is
-// allocated once.
+// recordAttrCap is the most attributes one record gets (recordAttrCount
+// gives the exact number for one event).
 const recordAttrCap = 24
 
 // cgroupCacheSize bounds the path → container cache. A node runs far fewer
@@ -60,15 +60,17 @@ type logsConverter struct {
 	redactor     *redact.Redactor
 	now          func() time.Time
 
-	cgroups map[string]cgroupEntry
+	cgroups map[string]*cgroupEntry
 
-	// The batch being built. groups is reset by Take.
+	// The batch being built. groups and touched are reset by Take.
 	ld      plog.Logs
 	groups  map[resourceKey]plog.LogRecordSlice
+	touched []*cgroupEntry // the entries whose records are in this batch
 	pending convertStats
 	last    convertStats
 
-	scratch []byte // reused to format "pid:comm"
+	scratch    []byte   // reused to format "pid:comm"
+	truncNames []string // reused for compilerwatch.truncated
 	// ancestors interns "pid:comm" strings: the same parents (a shell, make,
 	// a compiler driver) appear in record after record. Bounded like cgroups.
 	ancestors map[string]string
@@ -82,6 +84,12 @@ type resourceKey struct {
 type cgroupEntry struct {
 	info cgroup.Info
 	attr string // the process.linux.cgroup value
+
+	// The records of this cgroup's resource in the batch being built, once
+	// found in groups: one map lookup per record instead of two. Take
+	// clears it, so no entry keeps a batch that was handed on.
+	records   plog.LogRecordSlice
+	haveBatch bool
 }
 
 // newReceiverConverter builds the receiver's converter from its config.
@@ -113,7 +121,7 @@ func newLogsConverter(hostName, scopeVersion string, users userResolver, redacto
 		users:        users,
 		redactor:     redactor,
 		now:          time.Now,
-		cgroups:      make(map[string]cgroupEntry),
+		cgroups:      make(map[string]*cgroupEntry),
 		ancestors:    make(map[string]string),
 		ld:           plog.NewLogs(),
 		groups:       make(map[resourceKey]plog.LogRecordSlice),
@@ -129,6 +137,11 @@ func (c *logsConverter) Take() plog.Logs {
 	ld := c.ld
 	c.ld = plog.NewLogs()
 	clear(c.groups)
+	for _, e := range c.touched {
+		e.records, e.haveBatch = plog.LogRecordSlice{}, false
+	}
+	clear(c.touched)
+	c.touched = c.touched[:0]
 	c.last, c.pending = c.pending, convertStats{}
 	return ld
 }
@@ -155,13 +168,17 @@ func (c *logsConverter) Stats() convertStats { return c.last }
 func (c *logsConverter) Append(ev *event.Event) {
 	observed := pcommon.NewTimestampFromTime(c.now())
 	cg := c.cgroup(ev.CgroupPath, ev.CgroupV1)
-	key := resourceKey{cg.info.ContainerID, cg.info.PodUID}
-	records, ok := c.groups[key]
-	if !ok {
-		records = c.newResource(cg.info)
-		c.groups[key] = records
+	if !cg.haveBatch {
+		key := resourceKey{cg.info.ContainerID, cg.info.PodUID}
+		records, ok := c.groups[key]
+		if !ok {
+			records = c.newResource(cg.info)
+			c.groups[key] = records
+		}
+		cg.records, cg.haveBatch = records, true
+		c.touched = append(c.touched, cg)
 	}
-	c.fill(records.AppendEmpty(), ev, cg.attr, observed)
+	c.fill(cg.records.AppendEmpty(), ev, cg.attr, observed)
 }
 
 // appendAll appends a whole batch; tests and benchmarks use it.
@@ -171,14 +188,14 @@ func (c *logsConverter) appendAll(events []event.Event) {
 	}
 }
 
-func (c *logsConverter) cgroup(path string, v1 bool) cgroupEntry {
+func (c *logsConverter) cgroup(path string, v1 bool) *cgroupEntry {
 	if e, ok := c.cgroups[path]; ok {
 		return e
 	}
 	if len(c.cgroups) >= cgroupCacheSize {
 		clear(c.cgroups)
 	}
-	e := cgroupEntry{info: cgroup.Parse(path)}
+	e := &cgroupEntry{info: cgroup.Parse(path)}
 	switch {
 	case path == "":
 	case v1:
@@ -233,8 +250,13 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	lr.SetObservedTimestamp(observed)
 	lr.Body().SetStr(strings.Join(ev.Args, " "))
 
+	var userName string
+	if c.users != nil {
+		userName, _ = c.users.userName(ev.UID)
+	}
+
 	attrs := lr.Attributes()
-	attrs.EnsureCapacity(recordAttrCap)
+	attrs.EnsureCapacity(recordAttrCount(ev, userName, cgroupAttr))
 	attrs.PutInt(string(semconv.ProcessPIDKey), int64(ev.PID))
 	attrs.PutInt(string(semconv.ProcessParentPIDKey), int64(ev.ParentPID))
 	if ev.VPID != 0 && ev.VPID != ev.PID {
@@ -259,11 +281,7 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	putStr(attrs, string(semconv.ProcessWorkingDirectoryKey), ev.Cwd)
 	attrs.PutInt(string(semconv.ProcessUserIDKey), int64(ev.UID))
 	attrs.PutInt(string(semconv.ProcessRealUserIDKey), int64(ev.RUID))
-	if c.users != nil {
-		if name, ok := c.users.userName(ev.UID); ok {
-			putStr(attrs, string(semconv.ProcessUserNameKey), name)
-		}
-	}
+	putStr(attrs, string(semconv.ProcessUserNameKey), userName)
 	attrs.PutInt(attrProcessGroupID, int64(ev.GID))
 	putStr(attrs, attrExecFilename, ev.Filename)
 	putStr(attrs, attrExecComm, ev.Comm)
@@ -279,22 +297,63 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 			anc.AppendEmpty().SetStr(c.ancestor(c.scratch))
 		}
 	}
-	if names := ev.Truncated.Names(); len(names) > 0 {
+	if ev.Truncated != 0 {
+		c.truncNames = ev.Truncated.AppendNames(c.truncNames[:0])
 		tr := attrs.PutEmptySlice(attrTruncated)
-		tr.EnsureCapacity(len(names))
-		for _, n := range names {
+		tr.EnsureCapacity(len(c.truncNames))
+		for _, n := range c.truncNames {
 			tr.AppendEmpty().SetStr(n)
 		}
 	}
-	putStr(attrs, attrExecutableOrigin, ev.ExeOrigin.String())
-	putStr(attrs, attrParentExecutableOri, ev.ParentOrigin.String())
-	putStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
+	// These three are valid UTF-8 already: constants, and the cgroup
+	// value, validated when cached.
+	putValidStr(attrs, attrExecutableOrigin, ev.ExeOrigin.String())
+	putValidStr(attrs, attrParentExecutableOri, ev.ParentOrigin.String())
+	putValidStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
+}
+
+// recordAttrCount is how many attributes fill puts on the record of ev, so
+// that the map is allocated once at its exact size.
+func recordAttrCount(ev *event.Event, userName, cgroupAttr string) int {
+	n := 6 // pid, parent pid, args count, uid, real uid, gid
+	count := func(present bool) {
+		if present {
+			n++
+		}
+	}
+	count(ev.VPID != 0 && ev.VPID != ev.PID)
+	if ev.ExePath != "" {
+		n += 2
+	}
+	if len(ev.Args) > 0 {
+		n++
+		count(ev.Args[0] != "")
+	}
+	count(ev.Cwd != "")
+	count(userName != "")
+	count(ev.Filename != "")
+	count(ev.Comm != "")
+	count(ev.ParentExePath != "")
+	count(ev.ParentComm() != "")
+	count(len(ev.Ancestors) > 0)
+	count(ev.Truncated != 0)
+	count(ev.ExeOrigin.String() != "")
+	count(ev.ParentOrigin.String() != "")
+	count(cgroupAttr != "")
+	return n
 }
 
 // putStr sets a string attribute, valid UTF-8, unless s is empty.
 func putStr(attrs pcommon.Map, key, s string) {
 	if s != "" {
 		attrs.PutStr(key, validUTF8(s))
+	}
+}
+
+// putValidStr is putStr for a string known to be valid UTF-8.
+func putValidStr(attrs pcommon.Map, key, s string) {
+	if s != "" {
+		attrs.PutStr(key, s)
 	}
 }
 

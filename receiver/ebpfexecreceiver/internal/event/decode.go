@@ -32,11 +32,18 @@ const maxInterned = 8192
 type Decoder struct {
 	interned map[string]string
 	buf      []byte
+
+	// paths maps a path field as the kernel wrote it (components leaf
+	// first), followed by one byte of flags, to the path path() builds from
+	// it: a repeated path is found without being rebuilt. Bounded like
+	// interned.
+	paths map[string]string
+	key   []byte
 }
 
 // NewDecoder returns a Decoder with an empty cache.
 func NewDecoder() *Decoder {
-	return &Decoder{interned: make(map[string]string, 256)}
+	return &Decoder{interned: make(map[string]string, 256), paths: make(map[string]string, 256)}
 }
 
 // Decode parses raw into ev, overwriting it. bootOffset is wall-clock time
@@ -89,13 +96,13 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 	}
 
 	ev.Args = d.args(field(lens[0]), ev.Args)
-	ev.ExePath = d.path(field(lens[1]), ev.Truncated&TruncPath != 0, h.Flags&probe.FlagExeDeleted != 0)
-	ev.Cwd = d.path(field(lens[2]), ev.Truncated&TruncCwd != 0, h.Flags&probe.FlagCwdDeleted != 0)
+	ev.ExePath = d.cachedPath(field(lens[1]), ev.Truncated&TruncPath != 0, h.Flags&probe.FlagExeDeleted != 0)
+	ev.Cwd = d.cachedPath(field(lens[2]), ev.Truncated&TruncCwd != 0, h.Flags&probe.FlagCwdDeleted != 0)
 	if lens[3] > 0 || ev.Truncated&TruncParentPath != 0 {
-		ev.ParentExePath = d.path(field(lens[3]), ev.Truncated&TruncParentPath != 0, h.Flags&probe.FlagParentDeleted != 0)
+		ev.ParentExePath = d.cachedPath(field(lens[3]), ev.Truncated&TruncParentPath != 0, h.Flags&probe.FlagParentDeleted != 0)
 	}
 	ev.Filename = d.str(cstring(field(lens[4])))
-	ev.CgroupPath = d.path(field(lens[5]), ev.Truncated&TruncCgroup != 0, false)
+	ev.CgroupPath = d.cachedPath(field(lens[5]), ev.Truncated&TruncCgroup != 0, false)
 	for i := 0; i < int(h.AncestorCount); i++ {
 		a := field(ancestorSize)
 		ev.Ancestors = append(ev.Ancestors, Ancestor{
@@ -107,18 +114,46 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 }
 
 // args splits NUL-separated argv bytes. A final argument cut short by the
-// byte limit has no NUL and is kept as is.
+// byte limit has no NUL and is kept as is. The arguments are substrings of
+// one copy of b: one allocation per record rather than one per argument.
+// Replacing invalid UTF-8 in the whole of b is the same as in each argument:
+// a NUL is valid UTF-8, so no invalid run spans two arguments.
 func (d *Decoder) args(b []byte, out []string) []string {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, 0)
+	if len(b) == 0 {
+		return out
+	}
+	s := validString(b)
+	for len(s) > 0 {
+		i := strings.IndexByte(s, 0)
 		if i < 0 {
-			out = append(out, validString(b))
+			out = append(out, s)
 			break
 		}
-		out = append(out, validString(b[:i]))
-		b = b[i+1:]
+		out = append(out, s[:i])
+		s = s[i+1:]
 	}
 	return out
+}
+
+// cachedPath is path, looked up by the raw field first.
+func (d *Decoder) cachedPath(b []byte, truncated, deleted bool) string {
+	var flags byte
+	if truncated {
+		flags |= 1
+	}
+	if deleted {
+		flags |= 2
+	}
+	d.key = append(append(d.key[:0], b...), flags)
+	if s, ok := d.paths[string(d.key)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := d.path(b, truncated, deleted)
+	if len(d.paths) >= maxInterned {
+		clear(d.paths)
+	}
+	d.paths[string(d.key)] = s
+	return s
 }
 
 // path rebuilds a path from components written leaf first. A complete path

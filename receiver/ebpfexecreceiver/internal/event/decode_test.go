@@ -212,6 +212,27 @@ func TestDecoderInternCacheIsBounded(t *testing.T) {
 		d.str([]byte{byte(i), byte(i >> 8), 'x'})
 	}
 	assert.LessOrEqual(t, len(d.interned), maxInterned)
+	for i := range maxInterned + 10 {
+		d.cachedPath([]byte{byte(i), byte(i >> 8), 'x', 0}, false, false)
+	}
+	assert.LessOrEqual(t, len(d.paths), maxInterned)
+}
+
+// TestDecodePathCache checks that the raw-field cache gives what path gives,
+// for each combination of flags, whichever comes first.
+func TestDecodePathCache(t *testing.T) {
+	fields := [][]byte{nil, {0}, []byte("gcc\x00bin\x00usr\x00"), []byte("gcc\x00bin\x00usr"), []byte("a\xff\x00b\x00"), []byte("x\x00")}
+	d := NewDecoder()
+	for round := range 2 {
+		for _, f := range fields {
+			for _, truncated := range []bool{false, true} {
+				for _, deleted := range []bool{false, true} {
+					want := NewDecoder().path(f, truncated, deleted)
+					assert.Equal(t, want, d.cachedPath(f, truncated, deleted), "round %d %q truncated=%v deleted=%v", round, f, truncated, deleted)
+				}
+			}
+		}
+	}
 }
 
 func FuzzDecode(f *testing.F) {
@@ -268,4 +289,34 @@ func TestEncodeRoundTrip(t *testing.T) {
 	var out Event
 	require.NoError(t, NewDecoder().Decode(Encode(&in), 0, &out))
 	assert.Equal(t, in, out)
+}
+
+// TestDecodeArgsSplitAfterValidation checks that validating argv as a whole
+// and then splitting it gives what validating each argument gives.
+func TestDecodeArgsSplitAfterValidation(t *testing.T) {
+	perArg := func(b []byte) []string {
+		var out []string
+		for len(b) > 0 {
+			i := bytes.IndexByte(b, 0)
+			if i < 0 {
+				out = append(out, validString(b))
+				break
+			}
+			out = append(out, validString(b[:i]))
+			b = b[i+1:]
+		}
+		return out
+	}
+	d := NewDecoder()
+	for _, in := range []string{
+		"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00", "a\x00b", "a\x00b\x00",
+		"\xff", "\xff\x00\xff", "\xe2\x82\x00\xac", "a\xe2\x82\x00\x82\xacb\x00", "\xc3\x00(\x00",
+		"\xf0\x9f\x98\x00\x80\x00", "h\xc3\xa9\x00\xe2\x82\xac\x00", "\xff\xfe\xfd\x00\xfc",
+	} {
+		got := d.args([]byte(in), nil)
+		assert.Equal(t, perArg([]byte(in)), got, "%q", in)
+		for _, a := range got {
+			assert.True(t, utf8.ValidString(a), "%q", a)
+		}
+	}
 }

@@ -69,13 +69,18 @@ func (t Truncation) Names() []string {
 	if t == 0 {
 		return nil
 	}
-	var out []string
+	return t.AppendNames(nil)
+}
+
+// AppendNames appends the names Names returns to dst, so a caller can reuse
+// one slice from event to event.
+func (t Truncation) AppendNames(dst []string) []string {
 	for _, n := range truncNames {
 		if t&n.bit != 0 {
-			out = append(out, n.name)
+			dst = append(dst, n.name)
 		}
 	}
-	return out
+	return dst
 }
 
 // Ancestor is one process above the exec'ing one, nearest first. The comm

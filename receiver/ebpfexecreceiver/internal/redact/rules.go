@@ -7,6 +7,9 @@ import "strings"
 // costs the (still regexp-free) scanners below.
 func mayContainSecret(s string) bool {
 	for i := 0; i < len(s); i++ {
+		if !keywordStart[s[i]] {
+			continue // most bytes: one load, no switch
+		}
 		switch c := s[i] | 0x20; c { // ASCII lower case (harmless for non-letters)
 		case 'p':
 			if hasPrefixFold(s[i:], "pass") || hasPrefixFold(s[i:], "pwd") {
@@ -48,6 +51,18 @@ func mayContainSecret(s string) bool {
 	}
 	return false
 }
+
+// keywordStart marks the bytes that can start a keyword of
+// mayContainSecret: those whose s[i]|0x20 is one of its cases.
+var keywordStart = func() (t [256]bool) {
+	for b := range 256 {
+		switch byte(b) | 0x20 {
+		case 'p', 's', 't', 'k', 'a', 'b', 'c', 'g', ':':
+			t[b] = true
+		}
+	}
+	return t
+}()
 
 // builtinSpans appends the spans of every built-in single-argument rule.
 func builtinSpans(s string, spans []span) []span {
