@@ -71,8 +71,9 @@ test: generate-check build k8s-binaries
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-## bench: the performance harness (root, about 6 minutes): exec loads with nothing attached, with the
-## collector and with execsnoop, alternated; prints the table, writes bench-results/ and BENCHMARKS.md.
+## bench: the performance harness (root, about 5.5 minutes): exec loads with nothing attached, with the
+## collector (also with prefilter: containers) and with execsnoop, alternated; prints the table, writes
+## bench-results/ and BENCHMARKS.md.
 bench: build
 	COMPILERWATCH_BENCH=1 $(GO) test -count=1 -v -timeout 15m -run '^TestBench$$' .
 
