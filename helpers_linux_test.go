@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -394,8 +395,14 @@ func stillLoaded(o bpfObjects) []string {
 	return left
 }
 
-// programsNamed lists the ids of every loaded BPF program with this name.
-func programsNamed(name string) ([]uint32, error) {
+// execProgramNames are the receiver's two BPF programs: the direct one (6.2+)
+// and the portable fallback.
+var execProgramNames = []string{"handle_exec_btf", "handle_exec"}
+
+func isExecProgram(name string) bool { return slices.Contains(execProgramNames, name) }
+
+// programsNamed lists the ids of every loaded BPF program with one of these names.
+func programsNamed(names ...string) ([]uint32, error) {
 	var ids []uint32
 	var id ebpf.ProgramID
 	for {
@@ -413,7 +420,7 @@ func programsNamed(name string) ([]uint32, error) {
 		}
 		info, err := p.Info()
 		_ = p.Close()
-		if err == nil && info.Name == name {
+		if err == nil && slices.Contains(names, info.Name) {
 			ids = append(ids, uint32(id))
 		}
 	}

@@ -904,13 +904,13 @@ func collectorBPF(t *testing.T, c *collector) bpfObjects {
 		require.NoError(t, err)
 		names = append(names, info.Name)
 	}
-	require.Contains(t, names, "handle_exec", "the collector holds the exec program")
+	require.True(t, slices.ContainsFunc(names, isExecProgram), "the collector holds an exec program: %v", names)
 	require.NotEmpty(t, objs.links, "and its tracing link")
 	require.NotEmpty(t, objs.maps)
 	return objs
 }
 
-// assertDetached checks that objs are gone and that no handle_exec program is
+// assertDetached checks that objs are gone and that no exec program is
 // left without a holder (another test binary may run its own meanwhile). The
 // kernel frees programs after an RCU grace period, so it polls.
 func assertDetached(t *testing.T, objs bpfObjects) {
@@ -919,7 +919,7 @@ func assertDetached(t *testing.T, objs bpfObjects) {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		left = stillLoaded(objs)
 		orphans = orphans[:0]
-		ids, err := programsNamed("handle_exec")
+		ids, err := programsNamed(execProgramNames...)
 		require.NoError(t, err)
 		holders := bpfProgramHolders()
 		for _, id := range ids {
@@ -932,5 +932,5 @@ func assertDetached(t *testing.T, objs bpfObjects) {
 		}
 	}
 	assert.Empty(t, left, "the collector's BPF objects are freed")
-	assert.Empty(t, orphans, "no handle_exec program is left without a holder")
+	assert.Empty(t, orphans, "no exec program is left without a holder")
 }
