@@ -11,6 +11,9 @@ PROBE_DIR := receiver/ebpfexecreceiver/internal/probe
 GENERATED := $(PROBE_DIR)/exec_bpfel.go $(PROBE_DIR)/exec_bpfel.o
 K8S_BIN_DIR ?= /var/tmp/compilerwatch-k8s-v1.37.2/bin
 export K8S_BIN_DIR
+# The demo and bench harnesses are tests of the root package. Built with ocb's settings (-trimpath, no cgo), they
+# reuse the packages `make build` just compiled: on a cold cache that cuts their compile from ~150 s to ~40 s.
+TEST_LIKE_OCB := CGO_ENABLED=0 $(GO) test -trimpath
 GO_SOURCES := $(shell find receiver processor -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 .PHONY: all build run demo test test-unit generate generate-check k8s-binaries bench lint clean deps
@@ -56,7 +59,7 @@ run: build
 ## demo: start the collector, compile a C file in a real runc container, show the finding, clean up.
 demo: build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo: run as root"; exit 1; }
-	COMPILERWATCH_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v . | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+	COMPILERWATCH_DEMO=1 $(TEST_LIKE_OCB) -count=1 -run '^TestDemo$$' -v . | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 ## k8s-binaries: build the real kube-apiserver and etcd used by the k8s tests (cached).
 k8s-binaries:
@@ -75,7 +78,7 @@ test-unit:
 ## collector (also with prefilter: containers) and with execsnoop, alternated; prints the table, writes
 ## bench-results/ and BENCHMARKS.md.
 bench: build
-	COMPILERWATCH_BENCH=1 $(GO) test -count=1 -v -timeout 15m -run '^TestBench$$' .
+	COMPILERWATCH_BENCH=1 $(TEST_LIKE_OCB) -count=1 -v -timeout 15m -run '^TestBench$$' .
 
 lint:
 	$(GOLANGCI_LINT) run ./...

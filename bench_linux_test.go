@@ -347,13 +347,21 @@ type benchPrefilter struct {
 	filtered int
 }
 
-func (b *benchPrefilter) drain(t *testing.T, tag string, _ int) {
+func (b *benchPrefilter) drain(t *testing.T, tag string, execs int) {
 	t.Helper()
-	// The receiver reads the kernel counters every second.
-	time.Sleep(1500 * time.Millisecond)
+	// The receiver reads the kernel counters every second: poll the metric
+	// until it covers the run's execs (builds: one stats interval), bounded.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	if execs < 0 {
+		time.Sleep(1100 * time.Millisecond)
+	}
+	now := benchScrapeCounter(t, b.metrics, benchFilteredMetric)
+	for execs >= 0 && int(now-b.last) < execs && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		now = benchScrapeCounter(t, b.metrics, benchFilteredMetric)
+	}
 	sent, _ := b.sink.count(tag)
 	require.Zero(t, sent, "the prefilter sent records of host execs")
-	now := benchScrapeCounter(t, b.metrics, benchFilteredMetric)
 	b.filtered, b.last = int(now-b.last), now
 }
 
