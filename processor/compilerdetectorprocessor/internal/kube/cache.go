@@ -186,6 +186,7 @@ func New(cfg Config, set Settings) (*Cache, error) {
 			return nil, err
 		}
 		c.observed = true
+		routeKlog(c.logger)
 	}
 	c.nodeName = cfg.NodeName
 	if c.nodeName == "" {
