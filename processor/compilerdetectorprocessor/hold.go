@@ -38,18 +38,25 @@ type releasedBatch struct {
 	expired bool // released on deadline or shutdown, not because metadata arrived
 }
 
+// maxHeldRecords bounds the records held at once, so memory stays bounded when the API server lags behind a burst
+// of new containers (a held exec record is about 1-2 KB). Past it, every held batch is due at the next release
+// tick: it goes on without waiting further, counted as hold-expired, and nothing is dropped.
+const maxHeldRecords = 20000
+
 // holder holds records whose Kubernetes metadata is not yet known, in order per container.
 type holder struct {
 	enricher enricher
 	wait     time.Duration
+	max      int // maxHeldRecords; tests lower it
 
 	mu     sync.Mutex
 	queues map[string]*holdQueue
+	held   int // records in queues (not in flight)
 	closed bool
 }
 
 func newHolder(e enricher, wait time.Duration) *holder {
-	return &holder{enricher: e, wait: wait, queues: make(map[string]*holdQueue)}
+	return &holder{enricher: e, wait: wait, max: maxHeldRecords, queues: make(map[string]*holdQueue)}
 }
 
 // orderKey identifies the container a resource belongs to, for ordering. Host resources have none and are
@@ -82,6 +89,15 @@ func (h *holder) route(rl plog.ResourceLogs, now time.Time) bool {
 	held := plog.NewLogs()
 	rl.MoveTo(held.ResourceLogs().AppendEmpty())
 	q.batches = append(q.batches, heldBatch{logs: held, deadline: now.Add(h.wait)})
+	h.held += held.LogRecordCount()
+	if h.held > h.max {
+		// Over the bound: everything held is due now, in order; the next release tick delivers it.
+		for _, q := range h.queues {
+			for i := range q.batches {
+				q.batches[i].deadline = now
+			}
+		}
+	}
 	return true
 }
 
@@ -104,6 +120,7 @@ func (h *holder) release(now time.Time, force bool) []releasedBatch {
 			q.batches[0] = heldBatch{}
 			q.batches = q.batches[1:]
 			q.inflight++
+			h.held -= b.logs.LogRecordCount()
 			out = append(out, releasedBatch{key: key, logs: b.logs, expired: !ready})
 		}
 	}

@@ -3,6 +3,7 @@ package compilerdetectorprocessor
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -425,4 +426,45 @@ func BenchmarkProcessor(b *testing.B) {
 			require.NoError(b, p.Shutdown(ctx))
 		})
 	}
+}
+
+// Past maxHeldRecords every held batch is due at once: memory stays bounded when metadata lags behind a burst,
+// and nothing is dropped or reordered.
+func TestHoldIsBounded(t *testing.T) {
+	ctx := context.Background()
+	cfg := createDefaultConfig().(*Config)
+	enr := &fakeEnricher{ready: map[string]bool{}}
+	h := newHarness(t, cfg, enr)
+	h.p.hold.max = 3
+
+	ld := plog.NewLogs()
+	rl := appendResource(ld, testContainer, nil)
+	appendExec(rl, 1, recGCC)
+	appendExec(rl, 2, recSh)
+	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
+	h.p.releaseHeld(ctx, false)
+	assert.Empty(t, h.sink.AllLogs(), "under the bound, records wait for metadata")
+
+	ld = plog.NewLogs()
+	rl = appendResource(ld, testContainer2, nil)
+	appendExec(rl, 3, recGCC)
+	appendExec(rl, 4, recSh)
+	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
+	h.p.releaseHeld(ctx, false) // the clock has not moved: only the bound releases them
+	all := h.sink.AllLogs()
+	require.Equal(t, 4, logCount(all), "over the bound, everything held goes on")
+	var pids []int64
+	for _, ld := range all {
+		for i := range ld.ResourceLogs().Len() {
+			recs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
+			for j := range recs.Len() {
+				pids = append(pids, recs.At(j).Attributes().AsRaw()["process.pid"].(int64))
+			}
+		}
+	}
+	assert.ElementsMatch(t, []int64{1, 2, 3, 4}, pids)
+	assert.Less(t, slices.Index(pids, 1), slices.Index(pids, 2), "order within a container is kept")
+	assert.Less(t, slices.Index(pids, 3), slices.Index(pids, 4), "order within a container is kept")
+	assert.Equal(t, int64(4), h.counter(t, metricHoldExpired), "released without metadata, and counted")
+	assert.Zero(t, h.p.hold.held)
 }
