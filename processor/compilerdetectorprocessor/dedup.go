@@ -14,8 +14,9 @@ import (
 )
 
 // Default dedup limits. A legitimate container opens a handful of keys an hour (one per compiler and parent
-// program: make, sh, ninja...); the defaults hold far more, and keep the worst case, every key at its longest, at
-// a few MiB (see dedupEntryMaxBytes).
+// program: make, sh, ninja...); the defaults hold far more, and keep the worst case small: with every key field at
+// its longest a window takes about 1.1 KiB (TestDedupWorstCaseBytes), so 4.5 MiB at max_keys, plus one resource
+// copy per container.
 const (
 	defaultDedupMaxKeys             = 4096
 	defaultDedupMaxKeysPerContainer = 64
@@ -28,7 +29,7 @@ const maxKeyFieldBytes = 256
 // Approximate sizes used to account the dedup state's bytes: an entry with its map slot and list links, and an
 // owner (one per container with open windows) without its resource copy.
 const (
-	dedupEntryOverhead = 320
+	dedupEntryOverhead = 512
 	dedupOwnerOverhead = 160
 	dedupAttrOverhead  = 64 // per resource attribute copied
 )

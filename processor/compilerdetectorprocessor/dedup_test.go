@@ -3,6 +3,7 @@ package compilerdetectorprocessor
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const metricLimited = "otelcol_processor_compiler_detector_dedup_limited_keys"
@@ -207,4 +210,69 @@ func TestCompactField(t *testing.T) {
 	assert.Equal(t, byte(0), c[0])
 	assert.NotEqual(t, c, compactField(short+"c"))
 	assert.Equal(t, c, compactField(long))
+}
+
+// Each limit hit is counted, and logged at most once a minute per limit, with running totals.
+func TestDedupLimitHitsAreLoggedRateLimited(t *testing.T) {
+	h := newHarness(t, dedupCfg(70, 2), nil)
+	core, logs := observer.New(zap.WarnLevel)
+	h.p.dedup.logger = zap.New(core)
+
+	h.send(t, testContainer, nil, parents("p", 50)...) // 48 collapsed
+	require.Equal(t, 1, logs.Len(), "one line for the burst")
+	first := logs.All()[0].ContextMap()
+	assert.Equal(t, limitPerContainer, first["limit"])
+	assert.Equal(t, int64(1), first["hits_total"], "logged at the first hit")
+
+	h.clk.advance(30 * time.Second)
+	h.send(t, testContainer, nil, parents("q", 10)...)
+	assert.Equal(t, 1, logs.Len(), "not again within the minute")
+
+	h.clk.advance(31 * time.Second)
+	h.send(t, testContainer, nil, "/tmp/r")
+	require.Equal(t, 2, logs.Len())
+	second := logs.All()[1].ContextMap()
+	assert.Equal(t, int64(59), second["hits_total"])
+	assert.Equal(t, int64(58), second["hits_since_last_log"])
+	assert.Equal(t, int64(59), h.limited(t, limitPerContainer))
+
+	// The other limit has its own line. 3 keys per container, 2 of them full: 23 containers fill the node.
+	for i := range 23 {
+		h.send(t, fmt.Sprintf("%064x", i+1), nil, "/a", "/b", "/c")
+	}
+	require.Equal(t, 3, logs.Len())
+	assert.Equal(t, limitNode, logs.All()[2].ContextMap()["limit"])
+}
+
+// The worst case at the default limits, every field at its longest: the accounted bytes stay within what the
+// README states.
+func TestDedupWorstCaseBytes(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Dedup.Key = []string{keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable}
+	h := newHarness(t, cfg, nil)
+	long := "/" + strings.Repeat("d/", 2040)
+	before := heapNow()
+	for c := range cfg.Dedup.MaxKeys / cfg.Dedup.MaxKeysPerContainer {
+		ld := plog.NewLogs()
+		sl := appendResource(ld, fmt.Sprintf("%064x", c+1), map[string]string{attrK8sPodUID: testPodUID})
+		for i := range cfg.Dedup.MaxKeysPerContainer {
+			r := gccUnder(fmt.Sprintf("%s%05d", long, i))
+			r.exe = long + "gcc"
+			appendExec(sl, int64(i+1), r)
+		}
+		require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
+	}
+	h.sink.Reset()
+	grown := int64(heapNow()) - int64(before)
+	sz := h.p.dedup.size()
+	assert.Equal(t, cfg.Dedup.MaxKeys, sz.keys)
+	t.Logf("%d keys of %d containers: %d bytes accounted; the heap grew by %d bytes", sz.keys, sz.containers, sz.bytes, grown)
+	assert.Less(t, sz.bytes, 6<<20)
+}
+
+func heapNow() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
