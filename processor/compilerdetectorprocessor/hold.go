@@ -41,7 +41,7 @@ type releasedBatch struct {
 
 // maxHeldRecords bounds the records held at once, so memory stays bounded when the API server lags behind a burst
 // of new containers (a held exec record is about 1-2 KB). Past it, route releases the oldest held batches of the
-// node at once: they go on without waiting further, counted as hold-expired, and nothing is dropped.
+// node at once (takeOldest): they go on without waiting further, counted as hold-expired, and nothing is dropped.
 const maxHeldRecords = 20000
 
 // heldRef points at a held batch from the node-wide arrival list. Batches leave their queue from the front, so a
@@ -85,21 +85,19 @@ func orderKey(res pcommon.Map) string {
 	return getStr(res, attrK8sPodUID)
 }
 
-// route enriches rl and reports whether it was moved into the hold queue (true) or must be processed now. Past
-// the bound on held records it also takes the oldest held batches of the node, in per-container order, and returns
-// them due at once; each is in flight until done is called for its key.
-func (h *holder) route(rl plog.ResourceLogs, now time.Time) (held bool, due []releasedBatch) {
+// route enriches rl and reports whether it was moved into the hold queue (true) or must be processed now.
+func (h *holder) route(rl plog.ResourceLogs, now time.Time) bool {
 	ready := h.enricher.Enrich(rl.Resource())
 	key := orderKey(rl.Resource().Attributes())
 	if key == "" {
-		return false, nil
+		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	q := h.queues[key]
 	busy := q != nil && (len(q.batches) > 0 || q.inflight > 0)
 	if h.closed || (!busy && (ready || h.wait <= 0)) {
-		return false, nil
+		return false
 	}
 	if q == nil {
 		q = &holdQueue{}
@@ -112,7 +110,24 @@ func (h *holder) route(rl plog.ResourceLogs, now time.Time) (held bool, due []re
 	h.arrival = append(h.arrival, heldRef{q: q, key: key, seq: h.seq})
 	h.held += logs.LogRecordCount()
 	h.batches++
-	// Over the bound: the oldest batches go now. The oldest held batch of the node is the front of its queue.
+	h.compact()
+	return true
+}
+
+// overBound reports whether more than the bound is held.
+func (h *holder) overBound() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held > h.max
+}
+
+// takeOldest takes the oldest held batches of the node, in per-container order, until no more than the bound is
+// held. Each is in flight until done is called for its key. The oldest held batch of the node is the front of its
+// container's queue, found through the arrival list without looking at the other queues.
+func (h *holder) takeOldest() []releasedBatch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var due []releasedBatch
 	for h.held > h.max && h.arrivalHead < len(h.arrival) {
 		ref := h.arrival[h.arrivalHead]
 		h.arrival[h.arrivalHead] = heldRef{}
@@ -123,7 +138,7 @@ func (h *holder) route(rl plog.ResourceLogs, now time.Time) (held bool, due []re
 		}
 	}
 	h.compact()
-	return true, due
+	return due
 }
 
 // pop takes the front batch of q, in flight from now on; expired when its metadata is still missing. Called with

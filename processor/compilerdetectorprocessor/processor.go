@@ -42,8 +42,8 @@ type compilerDetector struct {
 	presence *presenceScanner // nil when scan_for_compilers is off
 	now      func() time.Time
 
-	// releaseMu serialises taking batches out of hold with delivering them (the async release and a ConsumeLogs
-	// past the hold bound), so that no record overtakes an earlier one of its container.
+	// releaseMu makes taking batches out of hold and delivering them one step (for the async release and for a
+	// ConsumeLogs past the hold bound), so that no record overtakes an earlier one of its container.
 	releaseMu sync.Mutex
 
 	// Lifecycle of the async goroutine.
@@ -236,20 +236,21 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 	var st stats
 	rls := ld.ResourceLogs()
 	if p.hold != nil {
-		p.releaseMu.Lock()
-		var due []releasedBatch
 		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
 			n := countRecords(rl) // before route, which moves the records out
-			held, d := p.hold.route(rl, now)
-			due = append(due, d...)
-			if held {
+			if p.hold.route(rl, now) {
 				st.held += int64(n)
+				return true
 			}
-			return held
+			return false
 		})
-		// Past the hold bound: the oldest held batches go on now, ahead of anything later of their containers.
-		p.emitReleased(ctx, now, due)
-		p.releaseMu.Unlock()
+		if p.hold.overBound() {
+			// The oldest held batches go on now. No later record of their containers can pass them: route
+			// queues the records of a container with batches held or in flight.
+			p.releaseMu.Lock()
+			p.emitReleased(ctx, now, p.hold.takeOldest())
+			p.releaseMu.Unlock()
+		}
 	}
 	rls.RemoveIf(func(rl plog.ResourceLogs) bool {
 		p.processResource(rl, now, &st)
