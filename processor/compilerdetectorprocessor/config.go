@@ -80,6 +80,12 @@ type ExcludeConfig struct {
 type DedupConfig struct {
 	Window time.Duration `mapstructure:"window"`
 	Key    []string      `mapstructure:"key"`
+	// MaxKeys bounds the open windows on the node; past it the oldest window is evicted, with a summary of its
+	// repeats.
+	MaxKeys int `mapstructure:"max_keys"`
+	// MaxKeysPerContainer bounds the windows with a full key per container; past it the container's new keys
+	// collapse to container and compiler (0: always).
+	MaxKeysPerContainer int `mapstructure:"max_keys_per_container"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -140,6 +146,17 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Dedup.Window > 0 && len(cfg.Dedup.Key) == 0 {
 		add(errors.New(`"dedup.key" must not be empty while "dedup.window" is set (use window: 0 to disable dedup)`))
+	}
+	if cfg.Dedup.MaxKeys < 0 {
+		add(fmt.Errorf(`"dedup.max_keys" must not be negative, got %d`, cfg.Dedup.MaxKeys))
+	} else if cfg.Dedup.Window > 0 && cfg.Dedup.MaxKeys == 0 {
+		add(errors.New(`"dedup.max_keys" must be at least 1 while "dedup.window" is set (use window: 0 to disable dedup)`))
+	}
+	if cfg.Dedup.MaxKeysPerContainer < 0 {
+		add(fmt.Errorf(`"dedup.max_keys_per_container" must not be negative, got %d`, cfg.Dedup.MaxKeysPerContainer))
+	} else if cfg.Dedup.MaxKeysPerContainer > cfg.Dedup.MaxKeys && cfg.Dedup.MaxKeys > 0 {
+		add(fmt.Errorf(`"dedup.max_keys_per_container" (%d) must not exceed "dedup.max_keys" (%d)`,
+			cfg.Dedup.MaxKeysPerContainer, cfg.Dedup.MaxKeys))
 	}
 	seen := make(map[string]bool, len(cfg.Dedup.Key))
 	for i, k := range cfg.Dedup.Key {

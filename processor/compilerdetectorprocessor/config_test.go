@@ -43,7 +43,7 @@ func TestLoadConfig(t *testing.T) {
 					ParentExecutables: []string{"/usr/bin/make", "dpkg*"},
 					ContainerIDs:      []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
 				},
-				Dedup: DedupConfig{Window: 10 * time.Minute, Key: []string{"container.id", "compiler"}},
+				Dedup: DedupConfig{Window: 10 * time.Minute, Key: []string{"container.id", "compiler"}, MaxKeys: 1000, MaxKeysPerContainer: 10},
 				Kubernetes: kube.Config{
 					Enabled: "true", Kubeconfig: "/etc/kube/config", NodeName: "node-1",
 					WaitForMetadata: 2 * time.Second, PodLabels: []string{"*"}, PodAnnotations: []string{"team"},
@@ -79,6 +79,16 @@ func TestLoadConfig(t *testing.T) {
 			`"dedup.window" must not be negative, got -1s`,
 			`"dedup.key[1]" "pod" is unknown`,
 			`"dedup.key[3]" "compiler" is repeated`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "bad_dedup_limits"), errs: []string{
+			`"dedup.max_keys_per_container" (11) must not exceed "dedup.max_keys" (10)`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "negative_dedup_limits"), errs: []string{
+			`"dedup.max_keys" must not be negative, got -1`,
+			`"dedup.max_keys_per_container" must not be negative, got -1`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "zero_dedup_max_keys"), errs: []string{
+			`"dedup.max_keys" must be at least 1 while "dedup.window" is set`,
 		}},
 		{id: component.NewIDWithName(metadata.Type, "empty_dedup_key"), errs: []string{`"dedup.key" must not be empty`}},
 		// The kubernetes section stops at its first error; internal/kube's tests cover each rule.
@@ -119,6 +129,8 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	assert.True(t, cfg.ScanForCompilers)
 	assert.Equal(t, time.Hour, cfg.Dedup.Window)
 	assert.Equal(t, []string{"container.id", "compiler", "parent_executable"}, cfg.Dedup.Key)
+	assert.Equal(t, 4096, cfg.Dedup.MaxKeys)
+	assert.Equal(t, 64, cfg.Dedup.MaxKeysPerContainer)
 	assert.Equal(t, kube.ModeAuto, cfg.Kubernetes.Enabled)
 	assert.Equal(t, 5*time.Second, cfg.Kubernetes.WaitForMetadata)
 }

@@ -1,47 +1,197 @@
 package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.uber.org/zap"
 )
 
-// dedupKey holds the configured key fields in order. A fixed array keeps lookups allocation-free.
-type dedupKey [maxDedupKeyFields]string
+// Default dedup limits. A legitimate container opens a handful of keys an hour (one per compiler and parent
+// program: make, sh, ninja...); the defaults hold far more, and keep the worst case small: with every key field at
+// its longest a window takes about 1.1 KiB (TestDedupWorstCaseBytes), so 4.5 MiB at max_keys, plus one resource
+// copy per container.
+const (
+	defaultDedupMaxKeys             = 4096
+	defaultDedupMaxKeysPerContainer = 64
+)
+
+// maxKeyFieldBytes bounds the bytes a key field takes in the dedup state. A longer value (a parent path up to 4 KiB
+// is possible) is keyed by its SHA-256 instead, and the summary carries its deepest maxKeyFieldBytes.
+const maxKeyFieldBytes = 256
+
+// Approximate sizes used to account the dedup state's bytes: an entry with its map slot and list links, and an
+// owner (one per container with open windows) without its resource copy.
+const (
+	dedupEntryOverhead = 512
+	dedupOwnerOverhead = 160
+	dedupAttrOverhead  = 64 // per resource attribute copied
+)
+
+// dedupKey holds the configured key fields in order. A fixed array keeps lookups allocation-free. A collapsed key
+// (a container past its share) holds the container and the compiler only.
+type dedupKey struct {
+	f         [maxDedupKeyFields]string
+	collapsed bool
+}
+
+// Metadata levels of a resource: how much the Kubernetes enrichment added.
+const (
+	levelNone      = iota // no Kubernetes attributes: API down, or the pod unknown
+	levelPod              // the pod's attributes, not the container's
+	levelContainer        // the container's too
+)
+
+func metadataLevel(res pcommon.Map) int {
+	if _, ok := res.Get(string(semconv.K8SContainerNameKey)); ok {
+		return levelContainer
+	}
+	if _, ok := res.Get(attrK8sNamespace); ok {
+		return levelPod
+	}
+	return levelNone
+}
 
 // dedupEntry is one open window.
 type dedupEntry struct {
+	key        dedupKey
 	start      time.Time
 	end        time.Time
 	suppressed int64
+	level      int // metadata level of the window's first finding
 	// What a summary record needs, captured from the first flagged record of the window.
-	resource  pcommon.Resource
 	compiler  string
 	language  string
 	parentExe string
 	severity  plog.SeverityNumber
 	runtime   bool
+	bytes     int
+
+	owner *dedupOwner
+	// resource is the owner's resource, captured when the entry leaves the state for its summary.
+	resource pcommon.Resource
+	// Links in the node-wide list and in the owner's list, both in window-start order.
+	all, own link
+}
+
+type link struct{ prev, next *dedupEntry }
+
+// entryList is an intrusive doubly linked list of entries in window-start order; sel picks the links it uses.
+type entryList struct {
+	head, tail *dedupEntry
+	sel        func(*dedupEntry) *link
+}
+
+func (l *entryList) pushBack(e *dedupEntry) {
+	ln := l.sel(e)
+	ln.prev, ln.next = l.tail, nil
+	if l.tail != nil {
+		l.sel(l.tail).next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+}
+
+func (l *entryList) remove(e *dedupEntry) {
+	ln := l.sel(e)
+	if ln.prev != nil {
+		l.sel(ln.prev).next = ln.next
+	} else {
+		l.head = ln.next
+	}
+	if ln.next != nil {
+		l.sel(ln.next).prev = ln.prev
+	} else {
+		l.tail = ln.prev
+	}
+	ln.prev, ln.next = nil, nil
+}
+
+func selAll(e *dedupEntry) *link { return &e.all }
+func selOwn(e *dedupEntry) *link { return &e.own }
+
+// dedupOwner is the container (container.id, else k8s.pod.uid; "" for the host) that opened windows. Its
+// resource, copied once, serves the summaries of all its windows.
+type dedupOwner struct {
+	id       string
+	resource pcommon.Resource
+	level    int
+	bytes    int
+	entries  entryList
+	total    int // entries, collapsed ones included
+	normal   int // entries with a full key
+	// collapsing is set when the owner reached its share, and stays set while it has any entry: until then every
+	// new key of it is collapsed to container and compiler.
+	collapsing bool
+}
+
+// Kinds of limit hits.
+const (
+	limitPerContainer = "max_keys_per_container"
+	limitNode         = "max_keys"
+)
+
+// limitHits counts the hits of one limit and rate-limits their log line.
+type limitHits struct {
+	total, logged int64
+	lastLog       time.Time
+}
+
+// limitLogEvery is how often, at most, a limit hit is logged per kind.
+const limitLogEvery = time.Minute
+
+// observation is what observe decided for one finding.
+type observation struct {
+	flag      bool  // the finding opens a window and is flagged in full
+	carried   int64 // the count suppressed in the key's previous window, for the flagged record
+	collapsed bool  // its container is past its share: the key was collapsed to container and compiler
+	// evicted is the number of windows evicted under max_keys to make room; summary is the one among them with
+	// suppressed repeats, if any, for a summary record.
+	evicted int
+	summary *dedupEntry
 }
 
 // deduper suppresses repeated findings per key within a window. The first finding of a window is flagged in
 // full; later ones are counted. The count is reported on the first finding after the window or, when none
-// comes, in a summary record when the window is swept; a count is never dropped.
+// comes, in a summary record when the window is swept or evicted; a count is never dropped.
+//
+// Its memory is bounded whatever a container execs: at most maxKeys windows on the node, and a container past
+// maxPerContainer of its own has its new keys collapsed to container and compiler (at most one per catalog
+// compiler), so it neither grows the state further nor evicts another container's windows.
 type deduper struct {
-	window time.Duration
-	fields []string
+	window          time.Duration
+	fields          []string
+	maxKeys         int
+	maxPerContainer int
+	logger          *zap.Logger
 
 	mu      sync.Mutex
 	entries map[dedupKey]*dedupEntry
+	owners  map[string]*dedupOwner
+	order   entryList // every entry, oldest window first
+	bytes   int
+	hits    map[string]*limitHits
 }
 
-func newDeduper(cfg DedupConfig) *deduper {
+func newDeduper(cfg DedupConfig, logger *zap.Logger) *deduper {
 	if cfg.Window <= 0 {
 		return nil
 	}
-	return &deduper{window: cfg.Window, fields: cfg.Key, entries: make(map[dedupKey]*dedupEntry)}
+	return &deduper{
+		window: cfg.Window, fields: cfg.Key, maxKeys: cfg.MaxKeys, maxPerContainer: cfg.MaxKeysPerContainer,
+		logger:  logger,
+		entries: make(map[dedupKey]*dedupEntry),
+		owners:  make(map[string]*dedupOwner),
+		order:   entryList{sel: selAll},
+		hits:    map[string]*limitHits{limitPerContainer: {}, limitNode: {}},
+	}
 }
 
 // key builds the dedup key of one finding.
@@ -50,44 +200,199 @@ func (d *deduper) key(res pcommon.Map, compiler, parentExe, exePath string) dedu
 	for i, f := range d.fields {
 		switch f {
 		case keyContainerID:
-			k[i] = getStr(res, attrContainerID)
+			k.f[i] = getStr(res, attrContainerID)
 		case keyPodUID:
-			k[i] = getStr(res, attrK8sPodUID)
+			k.f[i] = getStr(res, attrK8sPodUID)
 		case keyHostName:
-			k[i] = getStr(res, attrHostName)
+			k.f[i] = getStr(res, attrHostName)
 		case keyCompiler:
-			k[i] = compiler
+			k.f[i] = compiler
 		case keyParentExecutable:
-			k[i] = parentExe
+			k.f[i] = parentExe
 		case keyExecutable:
-			k[i] = exePath
+			k.f[i] = exePath
 		}
+		k.f[i] = compactField(k.f[i])
 	}
 	return k
 }
 
-// observe records one finding at now. It returns flag=true when the finding opens a window and must be flagged
-// in full, together with the count suppressed in the previous window for that key (0 if none). newEntry is
-// called only when a window opens, to capture what a later summary needs.
-func (d *deduper) observe(k dedupKey, now time.Time, newEntry func() *dedupEntry) (flag bool, carried int64) {
+// compactField returns s, or for a value longer than maxKeyFieldBytes its SHA-256, marked by a NUL that no path
+// or attribute value the key is made of holds.
+func compactField(s string) string {
+	if len(s) <= maxKeyFieldBytes {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "\x00" + hex.EncodeToString(sum[:])
+}
+
+// shortPath returns p, or when longer than maxKeyFieldBytes its deepest part from a component boundary, without
+// the leading slash (the receiver's form of a truncated path).
+func shortPath(p string) string {
+	if len(p) <= maxKeyFieldBytes {
+		return strings.Clone(p)
+	}
+	tail := p[len(p)-maxKeyFieldBytes:]
+	if i := strings.IndexByte(tail, '/'); i >= 0 && i < len(tail)-1 {
+		tail = tail[i+1:]
+	}
+	return strings.Clone(tail)
+}
+
+// newEntry captures what a window's summary needs from its first finding.
+type newEntry struct {
+	compiler, language, parentExe string
+	severity                      plog.SeverityNumber
+	runtime                       bool
+}
+
+// observe records one finding of owner (orderKey of res) at now under key k. res is copied only when the owner is
+// new or its resource gains Kubernetes metadata.
+func (d *deduper) observe(k dedupKey, owner string, res pcommon.Map, now time.Time, ne newEntry) observation {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if e, ok := d.entries[k]; ok {
-		if now.Before(e.end) {
-			e.suppressed++
-			return false, 0
-		}
-		carried = e.suppressed
-	} else {
-		// Own the key strings: pdata may reuse the memory it read them from.
-		for i := range k {
-			k[i] = strings.Clone(k[i])
+	obs := d.observeLocked(k, owner, res, now, ne)
+	var logs [2]struct {
+		kind      string
+		total, by int64
+	}
+	n := 0
+	for _, kind := range [...]string{limitPerContainer, limitNode} {
+		h := d.hits[kind]
+		if h.total > h.logged && (h.lastLog.IsZero() || now.Sub(h.lastLog) >= limitLogEvery) {
+			logs[n].kind, logs[n].total, logs[n].by = kind, h.total, h.total-h.logged
+			h.logged, h.lastLog = h.total, now
+			n++
 		}
 	}
-	e := newEntry()
-	e.start, e.end = now, now.Add(d.window)
+	keys, owners := len(d.entries), len(d.owners)
+	d.mu.Unlock()
+	for _, l := range logs[:n] {
+		msg := "Dedup: containers past dedup.max_keys_per_container; their new keys are collapsed to container and compiler"
+		if l.kind == limitNode {
+			msg = "Dedup: dedup.max_keys reached; the oldest windows are evicted, with a summary of their repeats"
+		}
+		d.logger.Warn(msg, zap.String("limit", l.kind), zap.Int64("hits_since_last_log", l.by),
+			zap.Int64("hits_total", l.total), zap.Int("keys", keys), zap.Int("containers", owners))
+	}
+	return obs
+}
+
+func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now time.Time, ne newEntry) observation {
+	var obs observation
+	level := metadataLevel(res)
+	e, ok := d.entries[k]
+	o := d.owners[owner]
+	if !ok && (d.maxPerContainer == 0 || o != nil && (o.collapsing || o.normal >= d.maxPerContainer)) {
+		// Past its share: the container's new keys collapse to container and compiler.
+		if o != nil {
+			o.collapsing = true
+		}
+		obs.collapsed = true
+		d.hits[limitPerContainer].total++
+		k = dedupKey{collapsed: true}
+		k.f[0], k.f[1] = compactField(owner), ne.compiler
+		e, ok = d.entries[k]
+	}
+	if ok {
+		if now.Before(e.end) && level <= e.level {
+			e.suppressed++
+			return obs
+		}
+		// The window ended, or this finding has Kubernetes metadata its first finding lacked (the API server was
+		// down or the hold expired): flag it, with what was suppressed so far, and start a new window.
+		obs.flag, obs.carried = true, e.suppressed
+		e.suppressed, e.level = 0, level
+		e.start, e.end = now, now.Add(d.window)
+		d.order.remove(e)
+		d.order.pushBack(e)
+		e.owner.entries.remove(e)
+		e.owner.entries.pushBack(e)
+		d.raiseOwner(e.owner, res, level)
+		return obs
+	}
+
+	// A new window.
+	obs.flag = true
+	if len(d.entries) >= d.maxKeys {
+		// The node is full. A collapsing container makes room among its own windows only; others evict the
+		// oldest window of the node.
+		victim := d.order.head
+		if o != nil && o.collapsing && o.entries.head != nil {
+			victim = o.entries.head
+		}
+		if victim != nil {
+			if victim.owner == o && o.total == 1 {
+				o = nil // removing its last entry deletes the owner
+			}
+			d.remove(victim)
+			obs.evicted++
+			d.hits[limitNode].total++
+			if victim.suppressed > 0 {
+				obs.summary = victim
+			}
+		}
+	}
+	if o == nil {
+		o = &dedupOwner{id: strings.Clone(owner), entries: entryList{sel: selOwn}, level: -1, collapsing: obs.collapsed}
+		d.owners[o.id] = o
+	}
+	d.raiseOwner(o, res, level)
+	for i := range k.f {
+		k.f[i] = strings.Clone(k.f[i]) // own the strings: pdata may reuse the memory they were read from
+	}
+	e = &dedupEntry{
+		key: k, start: now, end: now.Add(d.window), level: level, owner: o,
+		compiler: ne.compiler, language: ne.language, parentExe: shortPath(ne.parentExe),
+		severity: ne.severity, runtime: ne.runtime,
+	}
+	e.bytes = dedupEntryOverhead + len(e.parentExe)
+	for _, s := range k.f {
+		e.bytes += len(s)
+	}
 	d.entries[k] = e
-	return true, carried
+	d.order.pushBack(e)
+	o.entries.pushBack(e)
+	o.total++
+	if !k.collapsed {
+		o.normal++
+	}
+	d.bytes += e.bytes
+	return obs
+}
+
+// raiseOwner replaces o's resource copy with res when res has more Kubernetes metadata.
+func (d *deduper) raiseOwner(o *dedupOwner, res pcommon.Map, level int) {
+	if level <= o.level {
+		return
+	}
+	r := pcommon.NewResource()
+	r.Attributes().EnsureCapacity(res.Len())
+	res.CopyTo(r.Attributes())
+	b := dedupOwnerOverhead + len(o.id)
+	for k, v := range res.All() {
+		b += dedupAttrOverhead + len(k) + len(v.AsString())
+	}
+	d.bytes += b - o.bytes
+	o.resource, o.level, o.bytes = r, level, b
+}
+
+// remove takes e out of the state, and its owner with its last entry. e keeps its owner's resource for a summary.
+func (d *deduper) remove(e *dedupEntry) {
+	o := e.owner
+	delete(d.entries, e.key)
+	d.order.remove(e)
+	o.entries.remove(e)
+	o.total--
+	if !e.key.collapsed {
+		o.normal--
+	}
+	d.bytes -= e.bytes
+	e.resource = o.resource
+	if o.total == 0 {
+		delete(d.owners, o.id)
+		d.bytes -= o.bytes
+	}
 }
 
 // expire removes the windows that ended at or before now (all of them when all is set) and returns those with
@@ -96,14 +401,29 @@ func (d *deduper) expire(now time.Time, all bool) []*dedupEntry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*dedupEntry
-	for k, e := range d.entries {
+	for e := d.order.head; e != nil; e = d.order.head {
 		if !all && now.Before(e.end) {
-			continue
+			break // windows all last the same: the rest end later
 		}
-		delete(d.entries, k)
+		d.remove(e)
 		if e.suppressed > 0 {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// dedupSize is a snapshot of the dedup state's size.
+type dedupSize struct {
+	keys, collapsed, containers, bytes int
+}
+
+func (d *deduper) size() dedupSize {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := dedupSize{keys: len(d.entries), containers: len(d.owners), bytes: d.bytes}
+	for _, o := range d.owners {
+		s.collapsed += o.total - o.normal
+	}
+	return s
 }

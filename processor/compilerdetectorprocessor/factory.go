@@ -30,6 +30,9 @@ func createDefaultConfig() component.Config {
 		Dedup: DedupConfig{
 			Window: time.Hour,
 			Key:    []string{keyContainerID, keyCompiler, keyParentExecutable},
+			// Defaults and their worst-case memory: dedup.go.
+			MaxKeys:             defaultDedupMaxKeys,
+			MaxKeysPerContainer: defaultDedupMaxKeysPerContainer,
 		},
 		Kubernetes: kube.DefaultConfig(),
 	}

@@ -21,6 +21,7 @@ type enricher interface {
 type heldBatch struct {
 	logs     plog.Logs
 	deadline time.Time
+	seq      uint64 // arrival order across containers
 }
 
 // holdQueue keeps one container's held batches in arrival order. inflight counts batches released but not yet
@@ -39,9 +40,19 @@ type releasedBatch struct {
 }
 
 // maxHeldRecords bounds the records held at once, so memory stays bounded when the API server lags behind a burst
-// of new containers (a held exec record is about 1-2 KB). Past it, every held batch is due at the next release
-// tick: it goes on without waiting further, counted as hold-expired, and nothing is dropped.
+// of new containers (a held exec record is about 1-2 KB). Past it, route releases the oldest held batches of the
+// node at once (takeOldest): they go on without waiting further, counted as hold-expired, and nothing is dropped.
 const maxHeldRecords = 20000
+
+// heldRef points at a held batch from the node-wide arrival list. Batches leave their queue from the front, so a
+// ref is stale once its queue's front is a later batch (or the queue is empty).
+type heldRef struct {
+	q   *holdQueue
+	key string
+	seq uint64
+}
+
+func (r heldRef) live() bool { return len(r.q.batches) > 0 && r.seq >= r.q.batches[0].seq }
 
 // holder holds records whose Kubernetes metadata is not yet known, in order per container.
 type holder struct {
@@ -49,10 +60,16 @@ type holder struct {
 	wait     time.Duration
 	max      int // maxHeldRecords; tests lower it
 
-	mu     sync.Mutex
-	queues map[string]*holdQueue
-	held   int // records in queues (not in flight)
-	closed bool
+	mu      sync.Mutex
+	queues  map[string]*holdQueue
+	held    int // records in queues (not in flight)
+	batches int // batches in queues
+	closed  bool
+	// arrival lists held batches oldest first, from arrivalHead on; refs of batches released since are skipped
+	// when met and compacted away when they outnumber the live ones.
+	arrival     []heldRef
+	arrivalHead int
+	seq         uint64
 }
 
 func newHolder(e enricher, wait time.Duration) *holder {
@@ -86,19 +103,70 @@ func (h *holder) route(rl plog.ResourceLogs, now time.Time) bool {
 		q = &holdQueue{}
 		h.queues[key] = q
 	}
-	held := plog.NewLogs()
-	rl.MoveTo(held.ResourceLogs().AppendEmpty())
-	q.batches = append(q.batches, heldBatch{logs: held, deadline: now.Add(h.wait)})
-	h.held += held.LogRecordCount()
-	if h.held > h.max {
-		// Over the bound: everything held is due now, in order; the next release tick delivers it.
-		for _, q := range h.queues {
-			for i := range q.batches {
-				q.batches[i].deadline = now
-			}
+	logs := plog.NewLogs()
+	rl.MoveTo(logs.ResourceLogs().AppendEmpty())
+	h.seq++
+	q.batches = append(q.batches, heldBatch{logs: logs, deadline: now.Add(h.wait), seq: h.seq})
+	h.arrival = append(h.arrival, heldRef{q: q, key: key, seq: h.seq})
+	h.held += logs.LogRecordCount()
+	h.batches++
+	h.compact()
+	return true
+}
+
+// overBound reports whether more than the bound is held.
+func (h *holder) overBound() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held > h.max
+}
+
+// takeOldest takes the oldest held batches of the node, in per-container order, until no more than the bound is
+// held. Each is in flight until done is called for its key. The oldest held batch of the node is the front of its
+// container's queue, found through the arrival list without looking at the other queues.
+func (h *holder) takeOldest() []releasedBatch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var due []releasedBatch
+	for h.held > h.max && h.arrivalHead < len(h.arrival) {
+		ref := h.arrival[h.arrivalHead]
+		h.arrival[h.arrivalHead] = heldRef{}
+		h.arrivalHead++
+		if ref.live() {
+			ready := h.enricher.Enrich(ref.q.batches[0].logs.ResourceLogs().At(0).Resource())
+			due = append(due, h.pop(ref.key, ref.q, !ready))
 		}
 	}
-	return true
+	h.compact()
+	return due
+}
+
+// pop takes the front batch of q, in flight from now on; expired when its metadata is still missing. Called with
+// mu held.
+func (h *holder) pop(key string, q *holdQueue, expired bool) releasedBatch {
+	b := q.batches[0]
+	q.batches[0] = heldBatch{}
+	q.batches = q.batches[1:]
+	q.inflight++
+	h.held -= b.logs.LogRecordCount()
+	h.batches--
+	return releasedBatch{key: key, logs: b.logs, expired: expired}
+}
+
+// compact drops the arrival list's refs of released batches once they outnumber the live ones, so that the list
+// stays proportional to what is held: amortised constant time per batch. Called with mu held.
+func (h *holder) compact() {
+	if n := len(h.arrival) - h.arrivalHead; n <= 2*h.batches+64 {
+		return
+	}
+	live := h.arrival[:0]
+	for _, r := range h.arrival[h.arrivalHead:] {
+		if r.live() {
+			live = append(live, r)
+		}
+	}
+	clear(h.arrival[len(live):])
+	h.arrival, h.arrivalHead = live, 0
 }
 
 // release takes, in per-container order, the batches whose metadata arrived or whose deadline passed (every
@@ -112,18 +180,18 @@ func (h *holder) release(now time.Time, force bool) []releasedBatch {
 	var out []releasedBatch
 	for key, q := range h.queues {
 		for len(q.batches) > 0 {
-			b := q.batches[0]
-			ready := h.enricher.Enrich(b.logs.ResourceLogs().At(0).Resource())
-			if !ready && !force && now.Before(b.deadline) {
+			ready := h.enricher.Enrich(q.batches[0].logs.ResourceLogs().At(0).Resource())
+			if !ready && !force && now.Before(q.batches[0].deadline) {
 				break
 			}
-			q.batches[0] = heldBatch{}
-			q.batches = q.batches[1:]
-			q.inflight++
-			h.held -= b.logs.LogRecordCount()
-			out = append(out, releasedBatch{key: key, logs: b.logs, expired: !ready})
+			out = append(out, h.pop(key, q, !ready))
 		}
 	}
+	if force {
+		clear(h.arrival)
+		h.arrival, h.arrivalHead = nil, 0
+	}
+	h.compact()
 	return out
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +42,10 @@ type compilerDetector struct {
 	presence *presenceScanner // nil when scan_for_compilers is off
 	now      func() time.Time
 
+	// releaseMu makes taking batches out of hold and delivering them one step (for the async release and for a
+	// ConsumeLogs past the hold bound), so that no record overtakes an earlier one of its container.
+	releaseMu sync.Mutex
+
 	// Lifecycle of the async goroutine.
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -67,7 +70,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		buildInfo: set.BuildInfo,
 		matcher:   newMatcher(cfg.catalogEntries()),
 		exclude:   newExclusions(cfg.Exclude),
-		dedup:     newDeduper(cfg.Dedup),
+		dedup:     newDeduper(cfg.Dedup, set.Logger),
 		enricher:  enr,
 		now:       time.Now,
 		stop:      make(chan struct{}),
@@ -241,11 +244,19 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 			}
 			return false
 		})
+		if p.hold.overBound() {
+			// The oldest held batches go on now. No later record of their containers can pass them: route
+			// queues the records of a container with batches held or in flight.
+			p.releaseMu.Lock()
+			p.emitReleased(ctx, now, p.hold.takeOldest())
+			p.releaseMu.Unlock()
+		}
 	}
 	rls.RemoveIf(func(rl plog.ResourceLogs) bool {
 		p.processResource(rl, now, &st)
 		return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
 	})
+	p.appendEvicted(ld, &st, now)
 	st.record(ctx, p.telemetry)
 	if rls.Len() == 0 {
 		return nil
@@ -256,7 +267,16 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 // stats are counted per call and recorded once.
 type stats struct {
 	flagged, excluded, deduplicated, dropped, held, holdExpired, summaries int64
+	// Dedup limit hits: findings whose key was collapsed, and windows evicted.
+	collapsed, evicted int64
+	// evictedWindows are windows evicted with suppressed repeats, whose summaries go with the batch.
+	evictedWindows []*dedupEntry
 }
+
+var (
+	limitContainerAttr = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", limitPerContainer)))
+	limitNodeAttr      = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", limitNode)))
+)
 
 func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
 	if st.flagged > 0 {
@@ -279,6 +299,12 @@ func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
 	}
 	if st.summaries > 0 {
 		tb.ProcessorCompilerDetectorDedupSummaryRecords.Add(ctx, st.summaries)
+	}
+	if st.collapsed > 0 {
+		tb.ProcessorCompilerDetectorDedupLimitedKeys.Add(ctx, st.collapsed, limitContainerAttr)
+	}
+	if st.evicted > 0 {
+		tb.ProcessorCompilerDetectorDedupLimitedKeys.Add(ctx, st.evicted, limitNodeAttr)
 	}
 }
 
@@ -348,17 +374,18 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 			keyParent = parentComm // the receiver could not read the parent's exe
 		}
 		key := p.dedup.key(res, m.name, keyParent, v.exePath)
-		var flag bool
-		flag, carried = p.dedup.observe(key, now, func() *dedupEntry {
-			e := &dedupEntry{compiler: m.name, language: m.language, severity: sev, runtime: runtime}
-			e.resource = pcommon.NewResource()
-			// Copy rather than reference: the batch is handed on and may be mutated downstream.
-			e.resource.Attributes().EnsureCapacity(res.Len())
-			res.CopyTo(e.resource.Attributes())
-			e.parentExe = strings.Clone(parentExe)
-			return e
+		obs := p.dedup.observe(key, orderKey(res), res, now, newEntry{
+			compiler: m.name, language: m.language, parentExe: parentExe, severity: sev, runtime: runtime,
 		})
-		if !flag {
+		carried = obs.carried
+		if obs.collapsed {
+			st.collapsed++
+		}
+		st.evicted += int64(obs.evicted)
+		if obs.summary != nil {
+			st.evictedWindows = append(st.evictedWindows, obs.summary)
+		}
+		if !obs.flag {
 			st.deduplicated++
 			return false
 		}
@@ -417,8 +444,15 @@ func (p *compilerDetector) releaseHeld(ctx context.Context, force bool) {
 	if p.hold == nil {
 		return
 	}
+	p.releaseMu.Lock()
+	defer p.releaseMu.Unlock()
 	now := p.now()
-	for _, b := range p.hold.release(now, force) {
+	p.emitReleased(ctx, now, p.hold.release(now, force))
+}
+
+// emitReleased processes and emits batches taken out of hold, in order. Called with releaseMu held.
+func (p *compilerDetector) emitReleased(ctx context.Context, now time.Time, batches []releasedBatch) {
+	for _, b := range batches {
 		var st stats
 		if b.expired {
 			st.holdExpired += int64(b.logs.LogRecordCount())
@@ -428,6 +462,7 @@ func (p *compilerDetector) releaseHeld(ctx context.Context, force bool) {
 			p.processResource(rl, now, &st)
 			return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
 		})
+		p.appendEvicted(b.logs, &st, now)
 		st.record(ctx, p.telemetry)
 		if rls.Len() > 0 {
 			p.deliver(ctx, b.logs)
@@ -458,6 +493,15 @@ func (p *compilerDetector) emitSummaries(ctx context.Context, all bool) {
 	st := stats{summaries: int64(len(entries))}
 	st.record(ctx, p.telemetry)
 	p.deliver(ctx, ld)
+}
+
+// appendEvicted adds to ld the summaries of the windows evicted while it was processed.
+func (p *compilerDetector) appendEvicted(ld plog.Logs, st *stats, now time.Time) {
+	for _, e := range st.evictedWindows {
+		p.appendSummary(ld, e, now)
+	}
+	st.summaries += int64(len(st.evictedWindows))
+	st.evictedWindows = nil
 }
 
 // appendSummary adds a summary record for e to ld, under a copy of the resource of the window's first finding.

@@ -3,7 +3,7 @@ package compilerdetectorprocessor
 import (
 	"context"
 	"errors"
-	"slices"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -428,43 +428,71 @@ func BenchmarkProcessor(b *testing.B) {
 	}
 }
 
-// Past maxHeldRecords every held batch is due at once: memory stays bounded when metadata lags behind a burst,
-// and nothing is dropped or reordered.
+// Past maxHeldRecords, ConsumeLogs releases the oldest held batches of the node at once, without waiting for a
+// release tick: memory stays bounded when metadata lags behind a burst, and nothing is dropped or reordered.
 func TestHoldIsBounded(t *testing.T) {
 	ctx := context.Background()
 	cfg := createDefaultConfig().(*Config)
 	enr := &fakeEnricher{ready: map[string]bool{}}
 	h := newHarness(t, cfg, enr)
 	h.p.hold.max = 3
+	const c3 = "cccc000011112222333344445555666677778888999900001111222233334444"
+	send := func(id string, pids ...int64) {
+		t.Helper()
+		ld := plog.NewLogs()
+		sl := appendResource(ld, id, nil)
+		for _, pid := range pids {
+			appendExec(sl, pid, recSh)
+		}
+		require.NoError(t, h.p.ConsumeLogs(ctx, ld))
+	}
+	pids := func() []int64 {
+		var out []int64
+		eachRecord(h.sink.AllLogs(), func(_ pcommon.Map, lr plog.LogRecord) {
+			out = append(out, lr.Attributes().AsRaw()["process.pid"].(int64))
+		})
+		return out
+	}
 
-	ld := plog.NewLogs()
-	rl := appendResource(ld, testContainer, nil)
-	appendExec(rl, 1, recGCC)
-	appendExec(rl, 2, recSh)
-	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
-	h.p.releaseHeld(ctx, false)
+	send(testContainer, 1, 2)
+	send(testContainer2, 3)
 	assert.Empty(t, h.sink.AllLogs(), "under the bound, records wait for metadata")
 
-	ld = plog.NewLogs()
-	rl = appendResource(ld, testContainer2, nil)
-	appendExec(rl, 3, recGCC)
-	appendExec(rl, 4, recSh)
-	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
-	h.p.releaseHeld(ctx, false) // the clock has not moved: only the bound releases them
-	all := h.sink.AllLogs()
-	require.Equal(t, 4, logCount(all), "over the bound, everything held goes on")
-	var pids []int64
-	for _, ld := range all {
-		for i := range ld.ResourceLogs().Len() {
-			recs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
-			for j := range recs.Len() {
-				pids = append(pids, recs.At(j).Attributes().AsRaw()["process.pid"].(int64))
+	// The clock does not move and no release tick runs: only the bound releases records.
+	send(testContainer, 4)
+	send(c3, 5) // 5 held: the oldest batch (1, 2) goes on at once
+	assert.Equal(t, []int64{1, 2}, pids())
+	send(c3, 6) // 4 held: the next oldest (3) goes; 4, 5 and 6 stay
+	assert.Equal(t, []int64{1, 2, 3}, pids())
+	assert.Equal(t, 3, h.p.hold.held)
+	assert.Equal(t, int64(3), h.counter(t, metricHoldExpired), "released without metadata, and counted")
+
+	// A record of a container with an earlier one still held queues behind it, even when its metadata is known.
+	enr.set(testContainer, true)
+	send(testContainer, 7) // 4 held: 4 goes, then 7 is ready but after it
+	h.p.releaseHeld(ctx, false)
+	assert.Equal(t, []int64{1, 2, 3, 4, 7}, pids())
+
+	h.p.releaseHeld(ctx, true)
+	assert.Equal(t, []int64{1, 2, 3, 4, 7, 5, 6}, pids())
+	assert.Zero(t, h.p.hold.held)
+}
+
+// The node-wide arrival list that finds the oldest held batch stays proportional to what is held, however many
+// batches were released through the metadata path since.
+func TestHoldArrivalListIsCompacted(t *testing.T) {
+	enr := &fakeEnricher{ready: map[string]bool{}}
+	h := newHolder(enr, time.Hour)
+	for i := 0; i < 10000; i++ {
+		ld := plog.NewLogs()
+		appendExec(appendResource(ld, fmt.Sprintf("%064x", i%50), nil), int64(i), recSh)
+		require.True(t, h.route(ld.ResourceLogs().At(0), testStart))
+		if i%100 == 99 {
+			for _, b := range h.release(testStart.Add(2*time.Hour), false) {
+				h.done(b.key)
 			}
 		}
 	}
-	assert.ElementsMatch(t, []int64{1, 2, 3, 4}, pids)
-	assert.Less(t, slices.Index(pids, 1), slices.Index(pids, 2), "order within a container is kept")
-	assert.Less(t, slices.Index(pids, 3), slices.Index(pids, 4), "order within a container is kept")
-	assert.Equal(t, int64(4), h.counter(t, metricHoldExpired), "released without metadata, and counted")
-	assert.Zero(t, h.p.hold.held)
+	assert.LessOrEqual(t, len(h.arrival)-h.arrivalHead, 2*h.batches+64)
+	assert.Equal(t, h.held, h.batches)
 }

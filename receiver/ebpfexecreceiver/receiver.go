@@ -156,6 +156,16 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 	return nil
 }
 
+// DecoderCacheSize reports the entries and bytes of the decoder's string
+// caches, zero before Start. It may be called while the read loop runs; it
+// is how tests outside this package check that those caches stay bounded.
+func (r *execReceiver) DecoderCacheSize() (entries, bytes int) {
+	if r.decoder == nil {
+		return 0, 0
+	}
+	return r.decoder.CacheSize()
+}
+
 // Shutdown detaches the program, drains what the ring buffer already holds
 // into a final batch, then joins the goroutines and frees the kernel objects.
 func (r *execReceiver) Shutdown(context.Context) error {

@@ -31,6 +31,7 @@ type TelemetryBuilder struct {
 	registrations                                   []metric.Registration
 	ProcessorCompilerDetectorAsyncEmitFailedRecords metric.Int64Counter
 	ProcessorCompilerDetectorContainerScans         metric.Int64Counter
+	ProcessorCompilerDetectorDedupLimitedKeys       metric.Int64Counter
 	ProcessorCompilerDetectorDedupSummaryRecords    metric.Int64Counter
 	ProcessorCompilerDetectorDeduplicatedRecords    metric.Int64Counter
 	ProcessorCompilerDetectorDroppedRecords         metric.Int64Counter
@@ -121,6 +122,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_compiler_detector_async_emit_failed_records",
 		metric.WithDescription("Records emitted asynchronously (held records, dedup summaries) that the next consumer rejected. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorDedupLimitedKeys, err = builder.meter.Int64Counter(
+		"otelcol_processor_compiler_detector_dedup_limited_keys",
+		metric.WithDescription("Dedup keys limited, by limit: max_keys_per_container (a finding's new key collapsed to container and compiler) or max_keys (a window evicted, its repeats summarised). [Alpha]"),
+		metric.WithUnit("{key}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorCompilerDetectorDedupSummaryRecords, err = builder.meter.Int64Counter(

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -22,28 +23,76 @@ const ancestorSize = int(unsafe.Sizeof(probe.RawAncestor{}))
 // ErrMalformed is returned for records whose lengths do not add up.
 var ErrMalformed = errors.New("malformed exec record")
 
-// maxInterned bounds the string cache; it is reset when full.
-const maxInterned = 8192
+// Bounds of each of the decoder's two string caches. A cache is reset when
+// an entry would take it past either. The byte bound is what holds against a
+// process that makes every path unique and long (a 4 KiB working directory
+// per exec): by entries alone, such paths would fill the caches to tens of MB.
+const (
+	maxCacheEntries = 8192
+	maxCacheBytes   = 1 << 20
+	// cacheEntryOverhead is what an entry costs beyond its strings: the map
+	// slot (two string headers and control byte, with load-factor slack).
+	cacheEntryOverhead = 48
+)
 
-// Decoder turns raw ring-buffer records into Events. It is pure apart from a
-// bounded string cache: paths, comms and cgroups repeat from exec to exec,
+// stringCache is a map of strings bounded by entries and bytes.
+type stringCache struct {
+	m     map[string]string
+	bytes int
+	// Published copies of len(m) and bytes, for CacheSize.
+	nEntries, nBytes atomic.Int64
+}
+
+func newStringCache() stringCache { return stringCache{m: make(map[string]string, 256)} }
+
+// put adds k -> v; shared says v is k's memory (an interned string), counted
+// once. A cache that would go past a bound is reset first; an entry bigger
+// than the whole budget is not cached.
+func (c *stringCache) put(k, v string, shared bool) {
+	cost := cacheEntryOverhead + len(k)
+	if !shared {
+		cost += len(v)
+	}
+	if cost > maxCacheBytes {
+		return
+	}
+	if len(c.m) >= maxCacheEntries || c.bytes+cost > maxCacheBytes {
+		clear(c.m)
+		c.bytes = 0
+	}
+	c.m[k] = v
+	c.bytes += cost
+	c.nEntries.Store(int64(len(c.m)))
+	c.nBytes.Store(int64(c.bytes))
+}
+
+// Decoder turns raw ring-buffer records into Events. It is pure apart from
+// bounded string caches: paths, comms and cgroups repeat from exec to exec,
 // so interning them saves an allocation per field. Not safe for concurrent
 // use; each reader goroutine owns one.
 type Decoder struct {
-	interned map[string]string
+	interned stringCache
 	buf      []byte
 
 	// paths maps a path field as the kernel wrote it (components leaf
 	// first), followed by one byte of flags, to the path path() builds from
 	// it: a repeated path is found without being rebuilt. Bounded like
 	// interned.
-	paths map[string]string
+	paths stringCache
 	key   []byte
 }
 
-// NewDecoder returns a Decoder with an empty cache.
+// NewDecoder returns a Decoder with empty caches.
 func NewDecoder() *Decoder {
-	return &Decoder{interned: make(map[string]string, 256), paths: make(map[string]string, 256)}
+	return &Decoder{interned: newStringCache(), paths: newStringCache()}
+}
+
+// CacheSize reports the entries and bytes (strings plus a per-entry
+// overhead) the decoder's caches hold. Unlike Decode, it is safe to call
+// from any goroutine.
+func (d *Decoder) CacheSize() (entries, bytes int) {
+	return int(d.interned.nEntries.Load() + d.paths.nEntries.Load()),
+		int(d.interned.nBytes.Load() + d.paths.nBytes.Load())
 }
 
 // Decode parses raw into ev, overwriting it. bootOffset is wall-clock time
@@ -145,14 +194,11 @@ func (d *Decoder) cachedPath(b []byte, truncated, deleted bool) string {
 		flags |= 2
 	}
 	d.key = append(append(d.key[:0], b...), flags)
-	if s, ok := d.paths[string(d.key)]; ok { // no allocation for the lookup
+	if s, ok := d.paths.m[string(d.key)]; ok { // no allocation for the lookup
 		return s
 	}
 	s := d.path(b, truncated, deleted)
-	if len(d.paths) >= maxInterned {
-		clear(d.paths)
-	}
-	d.paths[string(d.key)] = s
+	d.paths.put(string(d.key), s, false)
 	return s
 }
 
@@ -190,14 +236,11 @@ func (d *Decoder) path(b []byte, truncated, deleted bool) string {
 
 // str returns b as a valid UTF-8 string, interned.
 func (d *Decoder) str(b []byte) string {
-	if s, ok := d.interned[string(b)]; ok { // no allocation for the lookup
+	if s, ok := d.interned.m[string(b)]; ok { // no allocation for the lookup
 		return s
 	}
 	s := validString(b)
-	if len(d.interned) >= maxInterned {
-		clear(d.interned)
-	}
-	d.interned[s] = s
+	d.interned.put(s, s, true)
 	return s
 }
 

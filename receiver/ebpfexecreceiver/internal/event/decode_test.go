@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -208,14 +209,56 @@ func TestDecodeMalformed(t *testing.T) {
 
 func TestDecoderInternCacheIsBounded(t *testing.T) {
 	d := NewDecoder()
-	for i := range maxInterned + 10 {
+	for i := range maxCacheEntries + 10 {
 		d.str([]byte{byte(i), byte(i >> 8), 'x'})
 	}
-	assert.LessOrEqual(t, len(d.interned), maxInterned)
-	for i := range maxInterned + 10 {
+	assert.LessOrEqual(t, len(d.interned.m), maxCacheEntries)
+	for i := range maxCacheEntries + 10 {
 		d.cachedPath([]byte{byte(i), byte(i >> 8), 'x', 0}, false, false)
 	}
-	assert.LessOrEqual(t, len(d.paths), maxInterned)
+	assert.LessOrEqual(t, len(d.paths.m), maxCacheEntries)
+}
+
+// Unique deep working directories, as a process that chdirs into a fresh
+// 4 KiB path before each exec makes them: the caches stay within their byte
+// bound, far below what their entry bound would let them hold.
+func TestDecoderCachesAreBoundedInBytes(t *testing.T) {
+	d := NewDecoder()
+	var ev Event
+	deep := make([]string, 0, 128)
+	for i := range 2000 {
+		deep = deep[:0]
+		for j := range 127 {
+			deep = append(deep, fmt.Sprintf("%030d", i*1000+j)) // 31 bytes a component: 3.9 KiB a path
+		}
+		raw := rawRecord{args: []byte("gcc\x00"), exe: []string{"usr", "bin", "gcc"}, cwd: deep}.bytes()
+		require.NoError(t, d.Decode(raw, 0, &ev))
+		require.Len(t, ev.Cwd, 127*31)
+		entries, bytes := d.CacheSize()
+		require.LessOrEqual(t, bytes, 2*maxCacheBytes)
+		require.LessOrEqual(t, entries, 2*maxCacheEntries)
+	}
+	accounted := func(c *stringCache, shared bool) int {
+		n := 0
+		for k, v := range c.m {
+			n += cacheEntryOverhead + len(k)
+			if !shared {
+				n += len(v)
+			}
+		}
+		return n
+	}
+	_, bytes := d.CacheSize()
+	assert.Equal(t, accounted(&d.interned, true)+accounted(&d.paths, false), bytes, "the published size is the caches' own")
+	assert.LessOrEqual(t, d.interned.bytes, maxCacheBytes)
+	assert.LessOrEqual(t, d.paths.bytes, maxCacheBytes)
+
+	// A repeated path is still served from the cache.
+	raw := rawRecord{args: []byte("gcc\x00"), exe: []string{"usr", "bin", "gcc"}, cwd: deep}.bytes()
+	require.NoError(t, d.Decode(raw, 0, &ev))
+	first := ev.Cwd
+	require.NoError(t, d.Decode(raw, 0, &ev))
+	assert.Same(t, unsafe.StringData(first), unsafe.StringData(ev.Cwd))
 }
 
 // TestDecodePathCache checks that the raw-field cache gives what path gives,
