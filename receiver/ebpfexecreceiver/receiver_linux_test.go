@@ -152,6 +152,9 @@ func TestKernelHostExecs(t *testing.T) {
 		anc, _ := r.attrs["compilerwatch.ancestors"].([]any)
 		require.NotEmpty(t, anc)
 		assert.True(t, strings.HasPrefix(anc[0].(string), strconv.Itoa(os.Getpid())+":"), "nearest ancestor is the parent: %v", anc)
+		names, _ := r.attrs["compilerwatch.ancestors.executable.name"].([]any)
+		require.Len(t, names, len(anc), "parallel to compilerwatch.ancestors")
+		assert.Equal(t, filepath.Base(self), names[0], "the parent's executable, not its comm")
 	})
 
 	t.Run("gcc --version", func(t *testing.T) {
