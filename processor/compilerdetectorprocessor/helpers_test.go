@@ -1,8 +1,8 @@
 package compilerdetectorprocessor
 
 import (
-	"strconv"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"

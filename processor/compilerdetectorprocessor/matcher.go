@@ -67,7 +67,7 @@ type execView struct {
 	argsTruncated bool
 	// known answers whether an ancestor is a compiler execution already reported (flagged, deduplicated or
 	// excluded); nil trusts no ancestor.
-	known knownCompilers
+	known     knownCompilers
 	container string // container.id, the scope of known
 }
 
