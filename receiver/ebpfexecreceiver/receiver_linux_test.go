@@ -394,6 +394,9 @@ func TestKernelBothBPFPrograms(t *testing.T) {
 				assert.Equal(t, c.PodUID(), r.res["k8s.pod.uid"])
 				assert.Equal(t, "/tmp/w", r.str("process.working_directory"))
 				assert.Equal(t, "image", r.str(attrParentOrigin), "the parent shell is the image's busybox")
+				names, _ := r.attrs["compilerwatch.ancestors.executable.name"].([]any)
+				require.NotEmpty(t, names)
+				assert.Equal(t, "busybox", names[0], "the parent shell's executable, from this program")
 			}
 			assert.Equal(t, "/opt/tools/busybox", r1.str("process.executable.path"))
 			assert.Equal(t, "/bin/busybox", r2.str("process.executable.path"))
