@@ -101,19 +101,15 @@ type matcher struct {
 	// truncated maps a 15-byte comm to the entry whose longer name the kernel cut to it. A nil value marks an
 	// ambiguous key (x86_64-linux-gn is every x86_64-linux-gnu- tool).
 	truncated map[string]*catalogEntry
-	// truncatedTrust holds the ancestor trust of the same 15-byte keys, which is unambiguous for the question
-	// asked of ancestors: is this some compiler driver?
-	truncatedTrust map[string]uint8
 }
 
 // newMatcher builds the lookup maps from catalog entries. Later entries win on a name collision, so user entries
 // appended after the built-ins override them.
 func newMatcher(entries []*catalogEntry) *matcher {
 	m := &matcher{
-		byName:         make(map[string]*catalogEntry),
-		byPath:         make(map[string]*catalogEntry),
-		truncated:      make(map[string]*catalogEntry),
-		truncatedTrust: make(map[string]uint8),
+		byName:    make(map[string]*catalogEntry),
+		byPath:    make(map[string]*catalogEntry),
+		truncated: make(map[string]*catalogEntry),
 	}
 	for _, e := range entries {
 		for _, x := range e.executables {
@@ -134,7 +130,6 @@ func newMatcher(entries []*catalogEntry) *matcher {
 		} else {
 			m.truncated[k] = e
 		}
-		m.truncatedTrust[k] |= ancestorTrust(e)
 	}
 	for name, e := range m.byName {
 		addTrunc(name, e)
@@ -151,24 +146,6 @@ func newMatcher(entries []*catalogEntry) *matcher {
 		}
 	}
 	return m
-}
-
-// ancestorTrust is the trust an entry confers when it appears as an ancestor comm.
-func ancestorTrust(e *catalogEntry) uint8 {
-	if e == nil {
-		return 0
-	}
-	switch e.kind {
-	case kindDriver:
-		return trustDriver
-	case kindTool:
-		// Only go: Go's compile and link have no other parent. Other general tools (java, dotnet) run services,
-		// and trusting them would let those hide a renamed driver's stages.
-		if e.style == argsGo {
-			return trustGo
-		}
-	}
-	return 0
 }
 
 // match returns the compiler that v executes, if any.
@@ -255,12 +232,17 @@ func (m *matcher) classify(v *execView) (matchResult, matchTrust, bool) {
 }
 
 // confers is the trust a finding for e gives its own process: the stages it runs are part of the compilation
-// just reported. Only go vouches for Go's stages; any other compiler, or a wrapper running one, for any stage.
+// just reported. A compiler driver (or an assembler) vouches for any stage; go only for Go's. Other general tools
+// and wrappers vouch for nothing: a JVM that ran a source file, or cargo, is not the compiler of a C stage below
+// it, and the compilers they run are findings of their own.
 func confers(e *catalogEntry) uint8 {
-	if e.kind == kindTool && e.style == argsGo {
+	switch {
+	case e.kind != kindTool:
+		return trustDriver
+	case e.style == argsGo:
 		return trustGo
 	}
-	return trustDriver
+	return 0
 }
 
 // knownAncestor reports whether an ancestor of v is a process whose own exec was reported as a compiler of one of
