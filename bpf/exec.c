@@ -25,7 +25,8 @@
 // Record layout: a fixed header (struct event, generated into Go by bpf2go
 // -type event) followed by variable data, appended in this order:
 //   argv bytes | exe path | cwd | parent exe path | filename | cgroup path |
-//   ancestors (n x struct ancestor)
+//   ancestors (n x (struct ancestor, then its exe_len bytes of executable
+//   name, NUL-terminated))
 // Paths are written leaf first as NUL-terminated components; user space
 // reverses them. This keeps the walk a simple forward write.
 
@@ -47,7 +48,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
  * Data area. The worst case of every field at its hard maximum (32 KiB of
- * argv, five 4 KiB paths, 16 ancestors: about 53 KiB) stays below DATA_MASK,
+ * argv, five 4 KiB paths, 16 ancestors with 256-byte names: about 57 KiB)
+ * stays below DATA_MASK,
  * so masking an offset with DATA_MASK never changes a valid one; it only
  * proves the bound to the verifier, which can lose range information across
  * register copies. The slack after DATA_MASK fits the largest single write.
@@ -90,9 +92,17 @@ enum stat_idx {
 	STAT_MAX,
 };
 
+/*
+ * One ancestor. Its executable's base name (the dentry name of
+ * mm->exe_file: what the kernel executes, not the comm the process may
+ * rewrite) follows it in the record, exe_len bytes with the NUL; exe_len is
+ * 0 when there is none (a kernel thread, an exiting task) or it did not fit.
+ */
 struct ancestor {
 	__u32 pid;
 	char comm[TASK_COMM_LEN];
+	__u16 exe_len;
+	__u16 _pad;
 };
 
 struct event {
@@ -485,6 +495,36 @@ __noinline int walk_path_btf(__u32 off, __u64 dentry_p, __u64 vfsmnt_p, __u64 ro
 	return walk_path_impl(off, dentry_p, vfsmnt_p, root_dentry_p, root_mnt_p, true);
 }
 
+/*
+ * An executable's base name: the name of the dentry of an mm's exe_file,
+ * written at off, NUL-terminated, at most NAME_CHUNK bytes. No path walk:
+ * one name per ancestor keeps the cost at a few loads (short names are
+ * inline in the dentry) or one string read. Returns the bytes written, 0
+ * when there is no name or it did not fit.
+ */
+static __always_inline int put_exe_name_impl(__u32 off, __u64 dentry_p, const bool direct)
+{
+	struct scratch *s = scratch_get();
+	if (!s || !dentry_p || off > DATA_MASK)
+		return 0;
+	struct dentry *d = direct ? btf_cast(dentry_p, struct dentry) : (void *)dentry_p;
+	const unsigned char *name = READ(direct, d, d_name.name);
+	__u32 o = off;
+	if (!put_dname(s, &o, off + NAME_CHUNK, d, name, direct))
+		return 0;
+	return o - off;
+}
+
+__noinline int put_exe_name(__u32 off, __u64 dentry_p)
+{
+	return put_exe_name_impl(off, dentry_p, false);
+}
+
+__noinline int put_exe_name_btf(__u32 off, __u64 dentry_p)
+{
+	return put_exe_name_impl(off, dentry_p, true);
+}
+
 /* Where the executed file lives: overlay layer, memfd, tmpfs, deleted, host. */
 static __always_inline __u8 file_origin(struct scratch *s, struct file *f, const bool direct)
 {
@@ -755,14 +795,30 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 			flags |= TRUNC_ANCESTORS;
 			break;
 		}
-		if (off > DATA_SIZE - sizeof(struct ancestor))
+		if (off > DATA_MASK - sizeof(struct ancestor))
 			break;
 		struct ancestor *a = (void *)&s->data[data_off(off)];
 		a->pid = pid;
 		struct task_struct *leader = p->group_leader;
 		/* comm is NUL-padded in the kernel: a fixed-size copy leaves no stale bytes. */
 		copy_comm(a->comm, leader, direct);
+		a->_pad = 0;
 		off += sizeof(struct ancestor);
+		/* The executable's name, right after its entry. */
+		__u64 xd = 0;
+		struct mm_struct *amm = leader->mm;
+		if (amm) {
+			struct file *xf = amm->exe_file;
+			if (xf)
+				xd = as_scalar(s, xf->f_path.dentry);
+		}
+		__u32 xl = 0;
+		if (xd)
+			xl = direct ? put_exe_name_btf(off, xd) : put_exe_name(off, xd);
+		if (xl > NAME_CHUNK)
+			xl = 0;
+		a->exe_len = xl;
+		off += xl;
 		n++;
 		struct task_struct *next = leader->real_parent;
 		if (next == p)

@@ -23,6 +23,8 @@ const (
 	attrExecFilename           = "compilerwatch.exec.filename"
 	attrExecComm               = "compilerwatch.exec.comm"
 	attrAncestors              = "compilerwatch.ancestors"
+	attrAncestorExeNames       = "compilerwatch.ancestors.executable.name"
+	attrArgsCount              = string(semconv.ProcessArgsCountKey)
 	attrParentExecutable       = "compilerwatch.parent.executable.path"
 	attrParentCommand          = "compilerwatch.parent.command"
 	attrExecutableOrigin       = "compilerwatch.executable.origin"

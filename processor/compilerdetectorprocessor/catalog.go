@@ -35,14 +35,15 @@ func isValidLanguage(l string) bool {
 type entryKind uint8
 
 const (
-	// kindDriver is a compiler by its name alone (gcc, rustc, javac). Drivers are always flagged, and a driver in
-	// the ancestors suppresses stages.
+	// kindDriver is a compiler by its name alone (gcc, rustc, javac). Drivers are always flagged, and a driver
+	// reported as such vouches for the stages it runs.
 	kindDriver entryKind = iota
 	// kindAssembler is flagged by name, like a driver, but it is also what drivers run for every object file, so
-	// it is suppressed under a compiler ancestor, like a stage.
+	// it is suppressed under a reported compiler ancestor, like a stage.
 	kindAssembler
 	// kindStage is a compiler-internal program (cc1, collect2, Go's compile). It is reported with match
-	// compiler_stage, and only when no ancestor is a recognised compiler: that is what catches renamed drivers.
+	// compiler_stage, and only when no ancestor is a compiler already reported: that is what catches renamed
+	// drivers.
 	kindStage
 	// kindTool is a general tool that compiles only with certain arguments (go build, cargo build, java Foo.java).
 	kindTool
@@ -65,7 +66,7 @@ const (
 	argsWrapper
 )
 
-// ancestor trust classes: which ancestors suppress a stage.
+// Trust classes: which reported compilers vouch for a stage below them.
 const (
 	trustDriver uint8 = 1 << iota // any compiler driver
 	trustGo                       // the go command, the only legitimate parent of pkg/tool/*/compile
@@ -99,15 +100,15 @@ func subs(lang string, names ...string) map[string]string {
 // Deliberately absent, so they are never flagged by name:
 //   - gcc-ar, gcc-nm, gcc-ranlib (and the llvm-ar family): wrappers that load the LTO plugin into ar/nm/ranlib.
 //     They read and archive existing objects and never run a compiler stage.
-//   - cpp and clang-cpp: preprocessors only. If they run cc1 -E, that cc1 is reported as a stage, because a
-//     preprocessor is not trusted as a compiler ancestor (trusting any name we do not flag would let a renamed
-//     driver called "cpp" hide its stages).
+//   - cpp and clang-cpp: preprocessors only. If they run cc1 -E, that cc1 is reported as a stage, because only
+//     a reported compiler vouches for a stage (trusting any name we do not flag would let a renamed driver called
+//     "cpp" hide its stages).
 //   - clangd, clang-format, clang-tidy: editor and lint tooling; they produce no code.
 //   - make, cmake, ninja, ld and linkers, shells, interpreters (python, node, perl, ruby): they run compilers,
 //     and the compiler they run is flagged itself.
 //   - ccache/sccache/distcc/icecc alone: flagged only with a compiler argument (argsWrapper).
-//   - java, dotnet: flagged only when they compile (source-file mode, build subcommands). They are not trusted as
-//     ancestors either, since any JVM or .NET service would otherwise hide a renamed driver's stages.
+//   - java, dotnet: flagged only when they compile (source-file mode, build subcommands). Even then they vouch
+//     for no stage below them, since a JVM or .NET process would otherwise hide a renamed driver's stages.
 func builtinCatalog() []*catalogEntry {
 	drv := func(name, lang string, exes ...string) *catalogEntry {
 		return &catalogEntry{name: name, language: lang, kind: kindDriver, executables: exes}
@@ -211,8 +212,8 @@ func goToolStage(name string) bool {
 	return false
 }
 
-// crossTriples are target prefixes whose 15-byte kernel-truncated comm must still be recognised as a compiler
-// ancestor: x86_64-linux-gnu-gcc-12 runs with comm "x86_64-linux-gn". Full names never need this list; they are
+// crossTriples are target prefixes whose 15-byte kernel-truncated comm must still be recognised, the last signal
+// of a record's own names: x86_64-linux-gnu-gcc-12 runs with comm "x86_64-linux-gn". Full names never need this list; they are
 // recognised by stripping any prefix that starts with a known architecture (see stripTriple).
 var crossTriples = [...]string{
 	"x86_64-linux-gnu", "x86_64-pc-linux-gnu", "x86_64-unknown-linux-gnu", "x86_64-linux-gnux32",

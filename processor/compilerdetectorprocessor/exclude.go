@@ -14,8 +14,8 @@ type exclusions struct {
 	containerIDs map[string]struct{}
 	images       []string          // path.Match patterns on container.image.name
 	podLabels    map[string]string // selector: every pair must match
-	// Parent patterns containing '/' match compilerwatch.parent.executable.path; the others match its basename,
-	// the parent's comm and every ancestor comm.
+	// Parent patterns containing '/' match compilerwatch.parent.executable.path; the others match its basename
+	// and every ancestor's executable name.
 	parentPaths []string
 	parentNames []string
 }
@@ -80,8 +80,10 @@ func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
 	return false
 }
 
-// parentExcluded reports whether the parent or an ancestor is allowlisted.
-func (x *exclusions) parentExcluded(parentPath, parentComm string, ancestors strList) bool {
+// parentExcluded reports whether the parent or an ancestor is allowlisted. Names are the kernel's base names of
+// the ancestors' executables (mm->exe_file), never comms, which any process can set to anything: a process that
+// calls itself "make" is not make. A memfd keeps its "memfd:" prefix, so it never matches a plain name.
+func (x *exclusions) parentExcluded(parentPath string, ancestorExes strList) bool {
 	for _, g := range x.parentPaths {
 		if ok, _ := path.Match(g, parentPath); ok && parentPath != "" {
 			return true
@@ -101,15 +103,11 @@ func (x *exclusions) parentExcluded(parentPath, parentComm string, ancestors str
 		}
 		return false
 	}
-	if check(basename(parentPath)) || check(parentComm) {
+	if check(basename(parentPath)) {
 		return true
 	}
-	for i, n := 0, ancestors.len(); i < n; i++ {
-		comm := ancestors.at(i)
-		if j := strings.IndexByte(comm, ':'); j >= 0 {
-			comm = comm[j+1:]
-		}
-		if check(comm) {
+	for i, n := 0, ancestorExes.len(); i < n; i++ {
+		if check(ancestorExes.at(i)) {
 			return true
 		}
 	}

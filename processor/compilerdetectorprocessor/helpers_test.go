@@ -2,6 +2,7 @@ package compilerdetectorprocessor
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ type execRec struct {
 	argv         []string
 	comm         string // defaults to basename(file) cut to 15 bytes
 	anc          []string
-	parent       string // parent executable path
+	ancExe       []string // the ancestors' executable names; a missing or empty one is the ancestor's comm
+	parent       string   // parent executable path
 	origin       string
 	parentOrigin string
 }
@@ -66,6 +68,15 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	a.PutStr(attrExecFilename, file)
 	a.PutStr(attrExecComm, comm)
 	_ = a.PutEmptySlice(attrAncestors).FromRaw(toAny(r.anc))
+	ancExe := make([]string, len(r.anc))
+	for i, anc := range r.anc {
+		if i < len(r.ancExe) && r.ancExe[i] != "" {
+			ancExe[i] = r.ancExe[i]
+		} else {
+			ancExe[i] = anc[strings.IndexByte(anc, ':')+1:]
+		}
+	}
+	_ = a.PutEmptySlice(attrAncestorExeNames).FromRaw(toAny(ancExe))
 	if r.parent != "" {
 		a.PutStr(attrParentExecutable, r.parent)
 	}
@@ -112,10 +123,27 @@ func appendResource(ld plog.Logs, containerID string, extra map[string]string) p
 var (
 	bashAnc = []string{"100:bash", "1:sh"}
 	recGCC  = execRec{exe: "/usr/bin/x86_64-linux-gnu-gcc-12", file: "/usr/bin/gcc", argv: []string{"-c", "main.c"}, anc: bashAnc, parent: "/usr/bin/bash"}
-	recCC1  = execRec{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", argv: []string{"-quiet", "main.c"}, anc: []string{"101:gcc", "100:bash"}, parent: "/usr/bin/x86_64-linux-gnu-gcc-12"}
-	recAs   = execRec{exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: []string{"101:gcc", "100:bash"}, parent: "/usr/bin/x86_64-linux-gnu-gcc-12"}
+	recCC1  = execRec{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", argv: []string{"-quiet", "main.c"}, anc: []string{"101:gcc", "100:bash"}, ancExe: []string{"x86_64-linux-gnu-gcc-12"}, parent: "/usr/bin/x86_64-linux-gnu-gcc-12"}
+	recAs   = execRec{exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: []string{"101:gcc", "100:bash"}, ancExe: []string{"x86_64-linux-gnu-gcc-12"}, parent: "/usr/bin/x86_64-linux-gnu-gcc-12"}
 	recSh   = execRec{exe: "/usr/bin/dash", file: "/bin/sh", argv: []string{"-c", "echo hi"}, anc: bashAnc, parent: "/usr/bin/bash"}
 )
+
+// under returns stage r run by the driver whose exec record has pid: its nearest ancestor becomes that process,
+// with the driver's comm and executable name.
+func under(r execRec, pid int64, driver execRec) execRec {
+	comm := driver.comm
+	if comm == "" {
+		file := driver.file
+		if file == "" {
+			file = driver.exe
+		}
+		comm = basename(file)
+	}
+	r.anc = append([]string{strconv.FormatInt(pid, 10) + ":" + comm}, r.anc[min(1, len(r.anc)):]...)
+	r.ancExe = append([]string{basename(driver.exe)}, r.ancExe[min(1, len(r.ancExe)):]...)
+	r.parent = driver.exe
+	return r
+}
 
 // clock is a settable time source for the processor.
 type clock struct{ t time.Time }

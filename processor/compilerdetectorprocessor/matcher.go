@@ -1,6 +1,7 @@
 package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 
 import (
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -18,25 +19,28 @@ const (
 // commLen is the kernel's TASK_COMM_LEN minus the terminating NUL: comms are cut to 15 bytes.
 const commLen = 15
 
-// maxArgsScanned bounds the argument scan for general tools; subcommands and source files come early.
-const maxArgsScanned = 32
-
 // strList is a read-only list of strings backed by a Go slice (tests, pure callers) or by a pcommon.Slice (the
 // processor), so the matcher reads the record's attributes in place without copying.
 type strList struct {
 	s     []string
 	p     pcommon.Slice
 	fromP bool
+	// dropLast hides the last element: an argument the byte limit may have cut, which must decide nothing.
+	dropLast bool
 }
 
 func stringsList(s []string) strList    { return strList{s: s} }
 func pdataList(p pcommon.Slice) strList { return strList{p: p, fromP: true} }
 
 func (l strList) len() int {
+	n := len(l.s)
 	if l.fromP {
-		return l.p.Len()
+		n = l.p.Len()
 	}
-	return len(l.s)
+	if l.dropLast && n > 0 {
+		n--
+	}
+	return n
 }
 
 func (l strList) at(i int) string {
@@ -55,6 +59,23 @@ type execView struct {
 	comm      string  // compilerwatch.exec.comm
 	args      strList // process.command_args, argv[0] first
 	ancestors strList // compilerwatch.ancestors, "pid:comm", nearest first
+	// ancestorExes is compilerwatch.ancestors.executable.name, parallel to ancestors: what the kernel executes for
+	// each ancestor. Comms are never trusted; an ancestor without an executable name is never trusted either.
+	ancestorExes strList
+	// argsTruncated: argv was cut (compilerwatch.truncated has "args", or process.args_count exceeds the captured
+	// arguments), so a decision the captured arguments do not reach fails closed.
+	argsTruncated bool
+	// known answers whether an ancestor is a compiler execution already reported (flagged, deduplicated or
+	// excluded); nil trusts no ancestor.
+	known     knownCompilers
+	container string // container.id, the scope of known
+}
+
+// knownCompilers remembers the processes whose own exec was found to be a compiler execution.
+type knownCompilers interface {
+	// trust returns the trust classes recorded for pid in container, provided the process still executes exe
+	// (the base name the kernel reports, normalized); 0 when unknown.
+	trust(container string, pid uint32, exe string) uint8
 }
 
 // matchResult describes a compiler execution. All strings come from the catalog, so returning one allocates
@@ -65,6 +86,13 @@ type matchResult struct {
 	match    string
 }
 
+// matchTrust says which processes a finding vouches for as compilers, so that the stages they run are not
+// reported again: the process itself (a driver, or a stage) and, for a stage with no known compiler above it, its
+// parent, which is then an unrecognised (renamed) driver.
+type matchTrust struct {
+	self, parent uint8
+}
+
 // matcher recognises compiler executions in exec records. It is immutable after newMatcher and safe for
 // concurrent use; all lookups are map hits and string slicing, with no regular expressions and no allocation.
 type matcher struct {
@@ -73,19 +101,15 @@ type matcher struct {
 	// truncated maps a 15-byte comm to the entry whose longer name the kernel cut to it. A nil value marks an
 	// ambiguous key (x86_64-linux-gn is every x86_64-linux-gnu- tool).
 	truncated map[string]*catalogEntry
-	// truncatedTrust holds the ancestor trust of the same 15-byte keys, which is unambiguous for the question
-	// asked of ancestors: is this some compiler driver?
-	truncatedTrust map[string]uint8
 }
 
 // newMatcher builds the lookup maps from catalog entries. Later entries win on a name collision, so user entries
 // appended after the built-ins override them.
 func newMatcher(entries []*catalogEntry) *matcher {
 	m := &matcher{
-		byName:         make(map[string]*catalogEntry),
-		byPath:         make(map[string]*catalogEntry),
-		truncated:      make(map[string]*catalogEntry),
-		truncatedTrust: make(map[string]uint8),
+		byName:    make(map[string]*catalogEntry),
+		byPath:    make(map[string]*catalogEntry),
+		truncated: make(map[string]*catalogEntry),
 	}
 	for _, e := range entries {
 		for _, x := range e.executables {
@@ -106,7 +130,6 @@ func newMatcher(entries []*catalogEntry) *matcher {
 		} else {
 			m.truncated[k] = e
 		}
-		m.truncatedTrust[k] |= ancestorTrust(e)
 	}
 	for name, e := range m.byName {
 		addTrunc(name, e)
@@ -125,26 +148,14 @@ func newMatcher(entries []*catalogEntry) *matcher {
 	return m
 }
 
-// ancestorTrust is the trust an entry confers when it appears as an ancestor comm.
-func ancestorTrust(e *catalogEntry) uint8 {
-	if e == nil {
-		return 0
-	}
-	switch e.kind {
-	case kindDriver:
-		return trustDriver
-	case kindTool:
-		// Only go: Go's compile and link have no other parent. Other general tools (java, dotnet) run services,
-		// and trusting them would let those hide a renamed driver's stages.
-		if e.style == argsGo {
-			return trustGo
-		}
-	}
-	return 0
-}
-
 // match returns the compiler that v executes, if any.
 func (m *matcher) match(v *execView) (matchResult, bool) {
+	r, _, ok := m.classify(v)
+	return r, ok
+}
+
+// classify is match, plus the trust the finding confers on the processes involved.
+func (m *matcher) classify(v *execView) (matchResult, matchTrust, bool) {
 	var stage matchResult
 	haveStage := false
 	var stageTrust uint8
@@ -158,12 +169,12 @@ func (m *matcher) match(v *execView) (matchResult, bool) {
 	if len(m.byPath) > 0 {
 		if e := m.byPath[v.exePath]; e != nil {
 			if r, ok := m.evaluate(e, matchExecutableName, v); ok {
-				return r, true
+				return r, matchTrust{self: confers(e)}, true
 			}
 		}
 		if e := m.byPath[v.filename]; e != nil {
 			if r, ok := m.evaluate(e, matchInvokedName, v); ok {
-				return r, true
+				return r, matchTrust{self: confers(e)}, true
 			}
 		}
 	}
@@ -179,6 +190,7 @@ func (m *matcher) match(v *execView) (matchResult, bool) {
 		case 3:
 			name, signal = v.comm, matchComm
 		}
+		name = realName(name)
 		e := m.lookup(name)
 		if e == nil && i == 3 && len(name) == commLen {
 			e = m.truncated[name]
@@ -201,10 +213,10 @@ func (m *matcher) match(v *execView) (matchResult, bool) {
 			e = m.clangPersonality(e, v)
 		}
 		if r, ok := m.evaluate(e, signal, v); ok {
-			if e.kind == kindAssembler && m.hasTrustedAncestor(v.ancestors, e.trust) {
-				return matchResult{}, false
+			if e.kind == kindAssembler && knownAncestor(v, e.trust) {
+				return matchResult{}, matchTrust{}, false
 			}
-			return r, true
+			return r, matchTrust{self: confers(e)}, true
 		}
 	}
 
@@ -213,10 +225,70 @@ func (m *matcher) match(v *execView) (matchResult, bool) {
 		stageTrust = trustDriver | trustGo
 		haveStage = true
 	}
-	if haveStage && !m.hasTrustedAncestor(v.ancestors, stageTrust) {
-		return stage, true
+	if haveStage && !knownAncestor(v, stageTrust) {
+		return stage, matchTrust{self: trustDriver, parent: stageTrust}, true
 	}
-	return matchResult{}, false
+	return matchResult{}, matchTrust{}, false
+}
+
+// confers is the trust a finding for e gives its own process: the stages it runs are part of the compilation
+// just reported. A compiler driver (or an assembler) vouches for any stage; go only for Go's. Other general tools
+// and wrappers vouch for nothing: a JVM that ran a source file, or cargo, is not the compiler of a C stage below
+// it, and the compilers they run are findings of their own.
+func confers(e *catalogEntry) uint8 {
+	switch {
+	case e.kind != kindTool:
+		return trustDriver
+	case e.style == argsGo:
+		return trustGo
+	}
+	return 0
+}
+
+// knownAncestor reports whether an ancestor of v is a process whose own exec was reported as a compiler of one of
+// the trust classes, and still executes the file it was reported for. The ancestor's executable name is the
+// kernel's (mm->exe_file), never its comm, which any process can set (prctl, /proc/self/comm) and which the kernel
+// cuts to 15 bytes. Where that cannot be verified (no name, an unknown pid, a compiler exec the pipeline never
+// saw), the stage is reported: a renamed driver is caught by its stages, whatever the names around it.
+func knownAncestor(v *execView, trust uint8) bool {
+	if v.known == nil {
+		return false
+	}
+	for i, n := 0, min(v.ancestors.len(), v.ancestorExes.len()); i < n; i++ {
+		exe := realName(v.ancestorExes.at(i))
+		if exe == "" {
+			continue
+		}
+		pid, ok := ancestorPID(v.ancestors.at(i))
+		if !ok {
+			continue
+		}
+		if v.known.trust(v.container, pid, exe)&trust != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ancestorPID parses the pid of a "pid:comm" ancestor entry.
+func ancestorPID(a string) (uint32, bool) {
+	j := strings.IndexByte(a, ':')
+	if j <= 0 {
+		return 0, false
+	}
+	pid, err := strconv.ParseUint(a[:j], 10, 32)
+	return uint32(pid), err == nil
+}
+
+// realName is the name of the file behind an executable name the kernel decorated: a memfd is
+// "memfd:<name>" and /proc shows it, and any unlinked file, with " (deleted)". Fileless execution of a compiler
+// is the strongest signal there is, so the decoration must not hide the name.
+func realName(name string) string {
+	name = strings.TrimSuffix(name, " (deleted)")
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:] // a memfd path is "/memfd:<name>"
+	}
+	return strings.TrimPrefix(name, "memfd:")
 }
 
 // clangPersonality picks clang++ over clang when that is the name it was invoked by: clang chooses its driver
@@ -230,30 +302,56 @@ func (m *matcher) clangPersonality(e *catalogEntry, v *execView) *catalogEntry {
 	return e
 }
 
+// verdict is what a tool's arguments say about compiling.
+type verdict uint8
+
+const (
+	// undecided: the captured arguments end before the decisive one.
+	undecided verdict = iota
+	compiles
+	notCompiling
+)
+
 // evaluate decides whether entry e, found by signal, is a compiler execution given the arguments.
+//
+// Argument matches fail closed on truncated argv: when the receiver cut argv (max_args_bytes) before the decisive
+// argument, the record is flagged with match "arguments". The last captured argument may itself be cut, so it
+// decides nothing then. A decisively non-compiling form in the captured prefix (go version, java -jar) stays
+// unflagged.
 func (m *matcher) evaluate(e *catalogEntry, signal string, v *execView) (matchResult, bool) {
 	if e.kind != kindTool {
 		return matchResult{name: e.name, language: e.language, match: signal}, true
 	}
+	args := v.args
+	args.dropLast = v.argsTruncated
 	var lang string
-	var ok bool
+	var vd verdict
 	switch e.style {
 	case argsGo:
-		lang, ok = goArgs(v.args)
+		vd = goArgs(args)
 	case argsCargo:
-		lang, ok = cargoArgs(e, v.args)
+		lang, vd = cargoArgs(e, args)
 	case argsJava:
-		ok = javaSourceMode(v.args)
+		vd = javaSourceMode(args)
 	case argsWrapper:
-		if w := m.wrapped(v.args); w != nil {
-			return matchResult{name: w.name, language: w.language, match: matchArguments}, true
+		op := firstOperand(args, 1)
+		if op != "" {
+			if w := m.wrapped(op); w != nil {
+				return matchResult{name: w.name, language: w.language, match: matchArguments}, true
+			}
+			vd = notCompiling
 		}
 	default:
-		if sub := firstOperand(v.args, 1); sub != "" {
-			lang, ok = e.subcommands[sub]
+		if sub := firstOperand(args, 1); sub != "" {
+			var ok bool
+			if lang, ok = e.subcommands[sub]; ok {
+				vd = compiles
+			} else {
+				vd = notCompiling
+			}
 		}
 	}
-	if !ok {
+	if vd == notCompiling || (vd == undecided && !v.argsTruncated) {
 		return matchResult{}, false
 	}
 	if lang == "" {
@@ -329,30 +427,8 @@ func isVersion(s string) bool {
 	return true
 }
 
-// hasTrustedAncestor reports whether an ancestor comm is a compiler in one of the trust classes. Comms are cut to
-// 15 bytes by the kernel, so a 15-byte comm is also compared with catalog names cut the same way.
-func (m *matcher) hasTrustedAncestor(ancestors strList, trust uint8) bool {
-	for i, n := 0, ancestors.len(); i < n; i++ {
-		comm := ancestors.at(i)
-		if j := strings.IndexByte(comm, ':'); j >= 0 {
-			comm = comm[j+1:]
-		}
-		if ancestorTrust(m.lookup(comm))&trust != 0 {
-			return true
-		}
-		if len(comm) == commLen && m.truncatedTrust[comm]&trust != 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // wrapped returns the driver a ccache-style wrapper runs: ccache gcc -c x.c -> gcc.
-func (m *matcher) wrapped(args strList) *catalogEntry {
-	op := firstOperand(args, 1)
-	if op == "" {
-		return nil
-	}
+func (m *matcher) wrapped(op string) *catalogEntry {
 	e := m.lookup(basename(op))
 	if e == nil || e.kind != kindDriver {
 		return nil
@@ -369,21 +445,31 @@ func isCC1Invocation(args strList) bool {
 	return a == "-cc1" || a == "-cc1as"
 }
 
-// firstOperand returns the first argument at or after index from that is not an option.
+// firstOperand returns the first argument at or after index from that is not an option. Every captured argument
+// is scanned: thousands of short options must not push the operand out of sight.
 func firstOperand(args strList, from int) string {
-	for i, n := from, min(args.len(), maxArgsScanned); i < n; i++ {
+	for i, n := from, args.len(); i < n; i++ {
 		a := args.at(i)
 		if a == "" || a[0] == '-' {
 			continue
 		}
-		return a
+		return firstField(a)
 	}
 	return ""
 }
 
+// firstField is the first whitespace-separated word of a: a shebang line passes everything after the interpreter
+// as one argument (#!/usr/bin/go run -x gives argv [go, "run -x", script]).
+func firstField(a string) string {
+	if i := strings.IndexAny(a, " \t"); i > 0 {
+		return a[:i]
+	}
+	return a
+}
+
 // goArgs: go [-C dir] build|run|install|test ..., and go tool compile|link|asm|cgo.
-func goArgs(args strList) (string, bool) {
-	i, n := 1, min(args.len(), maxArgsScanned)
+func goArgs(args strList) verdict {
+	i, n := 1, args.len()
 	// -C dir is the only flag accepted before the subcommand.
 	for i < n {
 		a := args.at(i)
@@ -398,23 +484,27 @@ func goArgs(args strList) (string, bool) {
 		break
 	}
 	if i >= n {
-		return "", false
+		return undecided
 	}
-	switch args.at(i) {
+	switch firstField(args.at(i)) {
 	case "build", "run", "install", "test":
-		return "", true
+		return compiles
 	case "tool":
-		if i+1 < n && goToolStage(args.at(i+1)) {
-			return "", true
+		if i+1 >= n {
+			return undecided
+		}
+		if goToolStage(firstField(args.at(i + 1))) {
+			return compiles
 		}
 	}
-	return "", false
+	return notCompiling
 }
 
 // cargoArgs: cargo [+toolchain] [global options] <subcommand>. Options that take a separate value are skipped
-// with their value, so "cargo --color always build" is still a build.
-func cargoArgs(e *catalogEntry, args strList) (string, bool) {
-	for i, n := 1, min(args.len(), maxArgsScanned); i < n; i++ {
+// with their value, so "cargo --color always build" is still a build. An operand that is a path or a .rs file is
+// a single-file package (cargo script), which cargo compiles.
+func cargoArgs(e *catalogEntry, args strList) (string, verdict) {
+	for i, n := 1, args.len(); i < n; i++ {
 		a := args.at(i)
 		switch {
 		case a == "":
@@ -427,10 +517,16 @@ func cargoArgs(e *catalogEntry, args strList) (string, bool) {
 		case a[0] == '-':
 			continue
 		}
-		lang, ok := e.subcommands[a]
-		return lang, ok
+		a = firstField(a)
+		if lang, ok := e.subcommands[a]; ok {
+			return lang, compiles
+		}
+		if strings.HasSuffix(a, ".rs") || strings.ContainsRune(a, '/') {
+			return "", compiles
+		}
+		return "", notCompiling
 	}
-	return "", false
+	return "", undecided
 }
 
 // javaValueOptions are java launcher options whose value is the next argument.
@@ -444,24 +540,62 @@ func javaValueOption(a string) bool {
 	return false
 }
 
-// javaSourceMode reports java launching a source file (JEP 330): java [options] Foo.java, or --source N.
-func javaSourceMode(args strList) bool {
-	for i, n := 1, min(args.len(), maxArgsScanned); i < n; i++ {
+// javaSourceMode reports java launching a source file (JEP 330): java [options] Foo.java, or --source N. A
+// shebang line (#!/usr/bin/java --source 21) reaches java as one argument "--source 21", which the launcher
+// splits; the script it names then need not end in .java.
+func javaSourceMode(args strList) verdict {
+	skipValue := false
+	for i, n := 1, args.len(); i < n; i++ {
 		a := args.at(i)
+		if skipValue {
+			skipValue = false
+			continue
+		}
+		if a != "" && a[0] == '-' && strings.ContainsAny(a, " \t") {
+			pending := false // an option whose value is the next field
+			for _, f := range strings.Fields(a) {
+				if pending {
+					pending = false
+					continue
+				}
+				vd, takesValue := javaOption(f)
+				if vd != undecided {
+					return vd
+				}
+				pending = takesValue
+			}
+			skipValue = pending
+			continue
+		}
+		vd, takesValue := javaOption(a)
 		switch {
-		case a == "--source" || strings.HasPrefix(a, "--source="):
-			return true
-		case a == "-jar" || a == "-m" || a == "--module" || strings.HasPrefix(a, "--module="):
-			return false
-		case javaValueOption(a):
-			i++
+		case vd != undecided:
+			return vd
+		case takesValue:
+			skipValue = true
 		case a == "" || a[0] == '-' || a[0] == '@':
 			// other options, @argfiles
 		default:
-			return strings.HasSuffix(a, ".java")
+			if strings.HasSuffix(a, ".java") {
+				return compiles
+			}
+			return notCompiling // a main class
 		}
 	}
-	return false
+	return undecided
+}
+
+// javaOption classifies one java launcher option: decisive (--source, -jar, -m) or taking the next argument.
+func javaOption(a string) (verdict, bool) {
+	switch {
+	case a == "--source" || strings.HasPrefix(a, "--source="):
+		return compiles, false
+	case a == "-jar" || a == "-m" || a == "--module" || strings.HasPrefix(a, "--module="):
+		return notCompiling, false
+	case javaValueOption(a):
+		return undecided, true
+	}
+	return undecided, false
 }
 
 // isGoToolPath reports .../pkg/tool/<goos>_<goarch>/{compile,link,asm,cgo}.

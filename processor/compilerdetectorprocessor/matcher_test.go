@@ -1,6 +1,7 @@
 package compilerdetectorprocessor
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,6 +16,9 @@ type execCase struct {
 	argv []string // process.command_args without argv[0]
 	comm string
 	anc  []string // ancestors, "pid:comm", nearest first
+	// ancExe are the ancestors' executable names, parallel to anc; nil takes each ancestor's comm.
+	ancExe []string
+	trunc  bool // argv was truncated
 
 	want     string // compiler name; "" = not a compiler
 	lang     string
@@ -34,15 +38,40 @@ func (c execCase) view() *execView {
 		}
 	}
 	args := append([]string{file}, c.argv...)
-	return &execView{
-		exePath:   c.exe,
-		exeName:   basename(c.exe),
-		filename:  file,
-		argv0:     file,
-		comm:      comm,
-		args:      stringsList(args),
-		ancestors: stringsList(c.anc),
+	ancExe := c.ancExe
+	if ancExe == nil {
+		for _, a := range c.anc {
+			_, comm, _ := strings.Cut(a, ":")
+			ancExe = append(ancExe, comm)
+		}
 	}
+	return &execView{
+		exePath:       c.exe,
+		exeName:       basename(c.exe),
+		filename:      file,
+		argv0:         file,
+		comm:          comm,
+		args:          stringsList(args),
+		ancestors:     stringsList(c.anc),
+		ancestorExes:  stringsList(ancExe),
+		argsTruncated: c.trunc,
+		known:         catalogKnown{newMatcher(builtinCatalog())},
+	}
+}
+
+// catalogKnown stands in for the processor's memory of reported compilers in pure matcher tests: an ancestor is
+// known when its executable name is one the catalog reports by name alone (a driver, an assembler) or go.
+type catalogKnown struct{ m *matcher }
+
+func (k catalogKnown) trust(_ string, _ uint32, exe string) uint8 {
+	e := k.m.lookup(exe)
+	switch {
+	case e == nil || e.kind == kindStage:
+		return 0
+	case e.kind == kindTool && e.style != argsGo:
+		return 0
+	}
+	return confers(e)
 }
 
 var shellAncestors = []string{"100:bash", "1:containerd-shim"}
@@ -101,6 +130,27 @@ func matcherCases() []execCase {
 		{name: "java -jar", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-jar", "app.jar", "Foo.java"}, anc: sh},
 		{name: "java main class", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-Xmx1g", "-cp", "app.jar", "com.example.Main"}, anc: sh},
 		{name: "java -version", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-version"}, anc: sh},
+		// Arguments the kernel or the byte limit shaped: shebang lines, many options, truncated argv.
+		{name: "java shebang --source as one argument", exe: "/usr/lib/jvm/java-21/bin/java", file: "./script", argv: []string{"--source 21", "./script", "a"}, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java shebang with options before --source", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-cp /x --source 21", "./script"}, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java shebang -cp value then main class", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-cp /x", "com.Main"}, anc: sh},
+		{name: "java after 100 options", exe: "/usr/lib/jvm/java-21/bin/java", argv: append(repeat("-Da=b", 100), "X.java"), anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java truncated inside a huge option", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-Dpad=" + strings.Repeat("x", 4000)}, trunc: true, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java truncated inside the classpath", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-cp", strings.Repeat("x", 4000)}, trunc: true, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "java long classpath then main class, complete", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-cp", strings.Repeat("x", 4000), "com.Main"}, anc: sh},
+		{name: "java truncated after the main class", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-cp", "a.jar", "com.Main", "arg"}, trunc: true, anc: sh},
+		{name: "java truncated after -jar", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-jar", "app.jar", "x"}, trunc: true, anc: sh},
+		{name: "java main class cut by the limit decides nothing", exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"-Da", "X.ja"}, trunc: true, anc: sh, want: "java", lang: langJava, matchSig: matchArguments},
+		{name: "go truncated before the subcommand", exe: "/usr/local/go/bin/go", argv: []string{"-C", strings.Repeat("d", 4000)}, trunc: true, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go subcommand cut by the limit", exe: "/usr/local/go/bin/go", argv: []string{"ver"}, trunc: true, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go version seen before truncation", exe: "/usr/local/go/bin/go", argv: []string{"version", "-m", "x"}, trunc: true, anc: sh},
+		{name: "go build seen before truncation", exe: "/usr/local/go/bin/go", argv: []string{"build", "x"}, trunc: true, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "go shebang run with a flag", exe: "/usr/local/go/bin/go", argv: []string{"run -x", "./s.go"}, anc: sh, want: "go", lang: langGo, matchSig: matchArguments},
+		{name: "cargo after 100 options", exe: "/root/.cargo/bin/cargo", argv: append(repeat("-v", 100), "build"), anc: sh, want: "cargo", lang: langRust, matchSig: matchArguments},
+		{name: "cargo script", exe: "/root/.cargo/bin/cargo", argv: []string{"+nightly", "-Zscript", "./s.rs"}, anc: sh, want: "cargo", lang: langRust, matchSig: matchArguments},
+		{name: "cargo truncated before the subcommand", exe: "/root/.cargo/bin/cargo", argv: []string{"--config", "x"}, trunc: true, anc: sh, want: "cargo", lang: langRust, matchSig: matchArguments},
+		{name: "dotnet truncated before the subcommand", exe: "/usr/share/dotnet/dotnet", argv: []string{"-d"}, trunc: true, anc: sh, want: "dotnet", lang: langCSharp, matchSig: matchArguments},
+		{name: "ccache after 100 options", exe: "/usr/bin/ccache", argv: append(repeat("-v", 100), "gcc"), anc: sh, want: "gcc", lang: langC, matchSig: matchArguments},
 		{name: "kotlinc", exe: "/opt/kotlinc/bin/kotlinc-jvm", anc: sh, want: "kotlinc", lang: langKotlin, matchSig: matchExecutableName},
 		{name: "scalac", exe: "/usr/bin/scalac", anc: sh, want: "scalac", lang: langScala, matchSig: matchExecutableName},
 		// Rust.
@@ -129,13 +179,19 @@ func matcherCases() []execCase {
 		// Assemblers: flagged alone, not under a driver.
 		{name: "as alone", exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: sh, want: "as", lang: langAssembly, matchSig: matchExecutableName},
 		{name: "as under gcc", exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: []string{"20:gcc", "1:bash"}},
-		{name: "as under truncated cross gcc", exe: "/usr/bin/x86_64-linux-gnu-as", anc: []string{"20:x86_64-linux-gn", "1:make"}},
+		{name: "as under truncated cross gcc", exe: "/usr/bin/x86_64-linux-gnu-as", anc: []string{"20:x86_64-linux-gn", "1:make"}, ancExe: []string{"x86_64-linux-gnu-gcc-12", "make"}},
 		{name: "nasm", exe: "/usr/bin/nasm", anc: sh, want: "nasm", lang: langAssembly, matchSig: matchExecutableName},
 		{name: "yasm", exe: "/usr/bin/yasm", anc: sh, want: "yasm", lang: langAssembly, matchSig: matchExecutableName},
 		// GCC stages: one finding per compilation, renamed drivers caught.
 		{name: "cc1 under gcc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc", "10:make"}},
 		{name: "cc1 under gcc-12", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc-12"}},
-		{name: "cc1plus under truncated cross g++", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus", anc: []string{"20:x86_64-linux-gn", "10:make"}},
+		{name: "cc1plus under truncated cross g++", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus", anc: []string{"20:x86_64-linux-gn", "10:make"}, ancExe: []string{"x86_64-linux-gnu-g++-12", "make"}},
+		// Ancestors are trusted by the kernel's executable name, never by comm.
+		{name: "cc1 under a comm-spoofed gcc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc", "10:sh"}, ancExe: []string{"x", "busybox"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1 under a truncated comm sharing a driver's prefix", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:x86_64-linux-gn"}, ancExe: []string{"x86_64-linux-gnu-evil"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "cc1 with no ancestor executable names", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:gcc"}, ancExe: []string{}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "as under a comm-spoofed gcc", exe: "/usr/bin/x86_64-linux-gnu-as", anc: []string{"20:gcc"}, ancExe: []string{"x"}, want: "as", lang: langAssembly, matchSig: matchExecutableName},
+		{name: "cc1 under a memfd gcc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:3"}, ancExe: []string{"memfd:gcc"}},
 		{name: "cc1 under cc", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:cc", "10:sh"}},
 		{name: "cc1 under renamed driver", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", anc: []string{"20:x", "10:sh"}, want: "gcc", lang: langC, matchSig: matchCompilerStage},
 		{name: "cc1 with no ancestors", exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", want: "gcc", lang: langC, matchSig: matchCompilerStage},
@@ -155,7 +211,11 @@ func matcherCases() []execCase {
 		{name: "ccache masquerade symlink", exe: "/usr/bin/ccache", file: "/usr/lib/ccache/gcc", argv: []string{"-c", "x.c"}, anc: sh, want: "gcc", lang: langC, matchSig: matchInvokedName},
 		{name: "ccache with a non-compiler", exe: "/usr/bin/ccache", argv: []string{"make"}, anc: sh},
 		// Comm as the last signal.
-		{name: "fexecve memfd named gcc", exe: "/memfd:gcc (deleted)", file: "/dev/fd/3", comm: "gcc", anc: sh, want: "gcc", lang: langC, matchSig: matchComm},
+		{name: "fexecve memfd named gcc", exe: "/memfd:gcc (deleted)", file: "/dev/fd/3", comm: "3", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "memfd comm names gcc", exe: "", file: "/dev/fd/3", comm: "memfd:gcc", anc: sh, want: "gcc", lang: langC, matchSig: matchComm},
+		{name: "deleted gcc", exe: "/tmp/gcc (deleted)", file: "/proc/self/fd/3", comm: "3", anc: sh, want: "gcc", lang: langC, matchSig: matchExecutableName},
+		{name: "deleted cc1 renamed driver", exe: "/tmp/cc1 (deleted)", file: "/proc/self/fd/3", anc: sh, want: "gcc", lang: langC, matchSig: matchCompilerStage},
+		{name: "memfd of another name", exe: "/memfd:x (deleted)", file: "/dev/fd/3", comm: "3", anc: sh},
 		{name: "comm cut cross gcc ambiguous", exe: "", file: "", comm: "x86_64-linux-gn", anc: sh},
 		// Must not match.
 		{name: "clangd", exe: "/usr/lib/llvm-19/bin/clangd", anc: sh},
@@ -178,6 +238,14 @@ func matcherCases() []execCase {
 		{name: "cc1 spelled as a file, not a stage path", exe: "/usr/bin/cc1-helper", anc: sh},
 		{name: "empty record", exe: ""},
 	}
+}
+
+func repeat(a string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = a
+	}
+	return out
 }
 
 func TestMatcher(t *testing.T) {

@@ -34,6 +34,7 @@ type compilerDetector struct {
 	buildInfo component.BuildInfo
 
 	matcher  *matcher
+	known    *knownProcs // processes reported as compilers, which vouch for their stages
 	exclude  *exclusions
 	dedup    *deduper         // nil when dedup.window is 0
 	enricher enricher         // nil when kubernetes is off
@@ -69,6 +70,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		telemetry: tb,
 		buildInfo: set.BuildInfo,
 		matcher:   newMatcher(cfg.catalogEntries()),
+		known:     newKnownProcs(),
 		exclude:   newExclusions(cfg.Exclude),
 		dedup:     newDeduper(cfg.Dedup, set.Logger),
 		enricher:  enr,
@@ -334,18 +336,24 @@ func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, 
 func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr plog.LogRecord, now time.Time, st *stats) bool {
 	attrs := lr.Attributes()
 	v := execView{
-		exePath:   getStr(attrs, attrExecutablePath),
-		exeName:   getStr(attrs, attrExecutableName),
-		filename:  getStr(attrs, attrExecFilename),
-		argv0:     getStr(attrs, attrCommand),
-		comm:      getStr(attrs, attrExecComm),
-		args:      getList(attrs, attrCommandArgs),
-		ancestors: getList(attrs, attrAncestors),
+		exePath:      getStr(attrs, attrExecutablePath),
+		exeName:      getStr(attrs, attrExecutableName),
+		filename:     getStr(attrs, attrExecFilename),
+		argv0:        getStr(attrs, attrCommand),
+		comm:         getStr(attrs, attrExecComm),
+		args:         getList(attrs, attrCommandArgs),
+		ancestors:    getList(attrs, attrAncestors),
+		ancestorExes: getList(attrs, attrAncestorExeNames),
+		known:        p.known,
+		container:    getStr(res, attrContainerID),
 	}
-	m, ok := p.matcher.match(&v)
+	v.argsTruncated = argsTruncated(attrs, v.args)
+	m, trust, ok := p.matcher.classify(&v)
 	if !ok {
 		return false
 	}
+	// Remembered before exclusion and dedup: an excluded or repeated compiler still vouches for its stages.
+	p.remember(&v, attrs, trust)
 	if *resExcluded < 0 {
 		*resExcluded = 0
 		if p.exclude.resourceExcluded(res) {
@@ -354,7 +362,7 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 	}
 	parentExe := getStr(attrs, attrParentExecutable)
 	parentComm := getStr(attrs, attrParentCommand)
-	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, parentComm, v.ancestors) {
+	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, v.ancestorExes) {
 		st.excluded++
 		return false
 	}
@@ -393,6 +401,38 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 	flagRecord(lr, m, sev, runtime, carried)
 	st.flagged++
 	return true
+}
+
+// remember records the processes a finding vouches for as compilers (see knownProcs).
+func (p *compilerDetector) remember(v *execView, attrs pcommon.Map, trust matchTrust) {
+	if trust.self != 0 {
+		if pid, ok := attrs.Get(attrProcessPID); ok && pid.Type() == pcommon.ValueTypeInt {
+			exe := v.exeName
+			if exe == "" {
+				exe = basename(v.exePath)
+			}
+			p.known.add(v.container, uint32(pid.Int()), exe, trust.self)
+		}
+	}
+	if trust.parent != 0 && v.ancestors.len() > 0 && v.ancestorExes.len() > 0 {
+		if pid, ok := ancestorPID(v.ancestors.at(0)); ok {
+			p.known.add(v.container, pid, v.ancestorExes.at(0), trust.parent)
+		}
+	}
+}
+
+// argsTruncated reports whether the receiver captured less than the whole argv.
+func argsTruncated(attrs pcommon.Map, args strList) bool {
+	if v, ok := attrs.Get(attrArgsCount); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > int64(args.len()) {
+		return true
+	}
+	tr := getList(attrs, attrTruncated)
+	for i, n := 0, tr.len(); i < n; i++ {
+		if tr.at(i) == "args" {
+			return true
+		}
+	}
+	return false
 }
 
 // flagRecord adds the finding to lr. Attributes are added only where absent; severity is only ever raised.

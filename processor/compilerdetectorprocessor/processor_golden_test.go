@@ -25,11 +25,16 @@ func goldenInput() plog.Logs {
 	})
 	appendExec(sl, 10, recSh)
 	appendExec(sl, 11, recGCC)
-	appendExec(sl, 12, recCC1)
-	appendExec(sl, 13, recAs)
+	appendExec(sl, 12, under(recCC1, 11, recGCC))
+	appendExec(sl, 13, under(recAs, 11, recGCC))
 	appendExec(sl, 14, recGCC) // same key within the window: suppressed
 	appendExec(sl, 15, execRec{exe: "/usr/local/go/bin/go", argv: []string{"build", "-o", "/app", "."}, anc: []string{"9:make", "8:bash"}, parent: "/usr/bin/make"})
 	appendExec(sl, 16, execRec{exe: "/usr/local/go/pkg/tool/linux_amd64/compile", argv: []string{"-o", "b001/_pkg_.a"}, anc: []string{"15:go", "9:make"}, parent: "/usr/local/go/bin/go"})
+	// /tmp/y renames itself gcc (prctl) after its exec; its stage is reported all the same, and the finding then
+	// vouches for the assembler it runs next.
+	appendExec(sl, 22, execRec{exe: "/tmp/y", anc: bashAnc, parent: "/usr/bin/bash", origin: "upper_layer"})
+	appendExec(sl, 23, execRec{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus", anc: []string{"22:gcc", "100:bash"}, ancExe: []string{"y"}, parent: "/tmp/y", origin: "image", parentOrigin: "upper_layer"})
+	appendExec(sl, 24, execRec{exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: []string{"22:gcc", "100:bash"}, ancExe: []string{"y"}, parent: "/tmp/y", parentOrigin: "upper_layer"})
 	appendExec(sl, 17, execRec{exe: "/usr/local/go/bin/go", argv: []string{"version"}, anc: bashAnc, parent: "/usr/bin/bash"})
 	appendExec(sl, 18, execRec{exe: "/tmp/x", argv: []string{"-c", "evil.c"}, anc: bashAnc, parent: "/usr/bin/bash", origin: "upper_layer"})
 	appendExec(sl, 19, execRec{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", argv: []string{"evil.c"}, anc: []string{"18:x", "100:bash"}, parent: "/tmp/x", origin: "image", parentOrigin: "upper_layer"})

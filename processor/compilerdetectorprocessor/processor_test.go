@@ -58,11 +58,11 @@ func TestDedupBurst(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			pid := int64(1000 + batch*100 + i*10)
 			appendExec(sl, pid, gcc)
-			appendExec(sl, pid+1, recCC1)
-			appendExec(sl, pid+2, recAs)
+			appendExec(sl, pid+1, under(recCC1, pid, gcc))
+			appendExec(sl, pid+2, under(recAs, pid, gcc))
 			appendExec(sl, pid+3, gxx)
-			appendExec(sl, pid+4, cc1plus)
-			appendExec(sl, pid+5, recAs)
+			appendExec(sl, pid+4, under(cc1plus, pid+3, gxx))
+			appendExec(sl, pid+5, under(recAs, pid+3, gxx))
 		}
 		require.NoError(t, h.p.ConsumeLogs(ctx, ld))
 		h.clk.advance(time.Second)
@@ -175,7 +175,13 @@ func TestExclusions(t *testing.T) {
 		{name: "container id", exclude: ExcludeConfig{ContainerIDs: []string{testContainer}}, rec: recGCC, excluded: true},
 		{name: "parent path glob", exclude: ExcludeConfig{ParentExecutables: []string{"/usr/bin/ba*"}}, rec: recGCC, excluded: true},
 		{name: "parent basename", exclude: ExcludeConfig{ParentExecutables: []string{"bash"}}, rec: recGCC, excluded: true},
-		{name: "ancestor comm", exclude: ExcludeConfig{ParentExecutables: []string{"s?"}}, rec: recGCC, excluded: true},
+		{name: "ancestor executable", exclude: ExcludeConfig{ParentExecutables: []string{"s?"}}, rec: recGCC, excluded: true},
+		{name: "ancestor comm is not trusted", exclude: ExcludeConfig{ParentExecutables: []string{"make"}},
+			rec: execRec{exe: recGCC.exe, anc: []string{"100:make", "1:sh"}, ancExe: []string{"x", "sh"}, parent: "/tmp/x"}},
+		{name: "parent comm is not trusted", exclude: ExcludeConfig{ParentExecutables: []string{"make"}},
+			rec: execRec{exe: recGCC.exe, anc: []string{"100:make"}, ancExe: []string{"x"}, parent: "/tmp/x"}},
+		{name: "memfd ancestor keeps its prefix", exclude: ExcludeConfig{ParentExecutables: []string{"make"}},
+			rec: execRec{exe: recGCC.exe, anc: []string{"100:3"}, ancExe: []string{"memfd:make"}, parent: "/memfd:make (deleted)"}},
 		{name: "unrelated parent", exclude: ExcludeConfig{ParentExecutables: []string{"/usr/bin/make", "dpkg"}}, rec: recGCC},
 		{name: "non-compiler is not counted", exclude: ExcludeConfig{Namespaces: []string{"build"}}, rec: recSh},
 	}
@@ -393,8 +399,8 @@ func BenchmarkProcessor(b *testing.B) {
 			appendExec(sl, i*5, recSh)
 			appendExec(sl, i*5+1, execRec{exe: "/usr/bin/python3.11", file: "/usr/bin/python3", argv: []string{"app.py"}, anc: bashAnc})
 			appendExec(sl, i*5+2, recGCC)
-			appendExec(sl, i*5+3, recCC1)
-			appendExec(sl, i*5+4, recAs)
+			appendExec(sl, i*5+3, under(recCC1, i*5+2, recGCC))
+			appendExec(sl, i*5+4, under(recAs, i*5+2, recGCC))
 		}
 	}
 	shells := func(sl plog.ScopeLogs) {

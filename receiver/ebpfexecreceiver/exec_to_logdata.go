@@ -28,6 +28,7 @@ const (
 	attrParentExePath       = "compilerwatch.parent.executable.path"
 	attrParentCommand       = "compilerwatch.parent.command"
 	attrAncestors           = "compilerwatch.ancestors"
+	attrAncestorExeNames    = "compilerwatch.ancestors.executable.name"
 	attrTruncated           = "compilerwatch.truncated"
 	attrExecutableOrigin    = "compilerwatch.executable.origin"
 	attrParentExecutableOri = "compilerwatch.parent.executable.origin"
@@ -35,7 +36,7 @@ const (
 
 // recordAttrCap is the most attributes one record gets (recordAttrCount
 // gives the exact number for one event).
-const recordAttrCap = 24
+const recordAttrCap = 25
 
 // cgroupCacheSize bounds the path → container cache. A node runs far fewer
 // distinct cgroups than this; when it fills, it is simply emptied.
@@ -296,6 +297,13 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 			c.scratch = append(c.scratch, a.Comm...)
 			anc.AppendEmpty().SetStr(c.ancestor(c.scratch))
 		}
+		// Parallel to the list above: what the kernel executes for each
+		// ancestor, which, unlike its comm, the process cannot rename.
+		names := attrs.PutEmptySlice(attrAncestorExeNames)
+		names.EnsureCapacity(len(ev.Ancestors))
+		for _, a := range ev.Ancestors {
+			names.AppendEmpty().SetStr(validUTF8(a.ExeName))
+		}
 	}
 	if ev.Truncated != 0 {
 		c.truncNames = ev.Truncated.AppendNames(c.truncNames[:0])
@@ -335,7 +343,9 @@ func recordAttrCount(ev *event.Event, userName, cgroupAttr string) int {
 	count(ev.Comm != "")
 	count(ev.ParentExePath != "")
 	count(ev.ParentComm() != "")
-	count(len(ev.Ancestors) > 0)
+	if len(ev.Ancestors) > 0 {
+		n += 2
+	}
 	count(ev.Truncated != 0)
 	count(ev.ExeOrigin.String() != "")
 	count(ev.ParentOrigin.String() != "")

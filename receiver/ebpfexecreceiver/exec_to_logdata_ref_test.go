@@ -121,6 +121,10 @@ func referenceFill(lr plog.LogRecord, ev *event.Event, users userResolver, redac
 		for _, a := range ev.Ancestors {
 			anc.AppendEmpty().SetStr(validUTF8(strconv.FormatUint(uint64(a.PID), 10) + ":" + a.Comm))
 		}
+		names := attrs.PutEmptySlice(attrAncestorExeNames)
+		for _, a := range ev.Ancestors {
+			names.AppendEmpty().SetStr(validUTF8(a.ExeName))
+		}
 	}
 	if names := ev.Truncated.Names(); len(names) > 0 {
 		tr := attrs.PutEmptySlice(attrTruncated)
@@ -165,6 +169,9 @@ func referenceEvents(t testing.TB) []event.Event {
 	add(func(e *event.Event) { e.Ancestors = []event.Ancestor{{PID: 0}} })
 	add(func(e *event.Event) {
 		e.Ancestors = []event.Ancestor{{PID: 4294967295, Comm: "123456789012345"}, {PID: 1, Comm: bad}, {PID: 2, Comm: ""}}
+	})
+	add(func(e *event.Event) {
+		e.Ancestors = []event.Ancestor{{PID: 7, Comm: "gcc", ExeName: "ld-linux-x86-64.so.2"}, {PID: 1, Comm: "sh", ExeName: bad}, {PID: 2, ExeName: "memfd:x"}}
 	})
 	add(func(e *event.Event) { e.Args = nil })
 	add(func(e *event.Event) { e.Args = []string{} })

@@ -152,6 +152,9 @@ func TestKernelHostExecs(t *testing.T) {
 		anc, _ := r.attrs["compilerwatch.ancestors"].([]any)
 		require.NotEmpty(t, anc)
 		assert.True(t, strings.HasPrefix(anc[0].(string), strconv.Itoa(os.Getpid())+":"), "nearest ancestor is the parent: %v", anc)
+		names, _ := r.attrs["compilerwatch.ancestors.executable.name"].([]any)
+		require.Len(t, names, len(anc), "parallel to compilerwatch.ancestors")
+		assert.Equal(t, filepath.Base(self), names[0], "the parent's executable, not its comm")
 	})
 
 	t.Run("gcc --version", func(t *testing.T) {
@@ -391,6 +394,9 @@ func TestKernelBothBPFPrograms(t *testing.T) {
 				assert.Equal(t, c.PodUID(), r.res["k8s.pod.uid"])
 				assert.Equal(t, "/tmp/w", r.str("process.working_directory"))
 				assert.Equal(t, "image", r.str(attrParentOrigin), "the parent shell is the image's busybox")
+				names, _ := r.attrs["compilerwatch.ancestors.executable.name"].([]any)
+				require.NotEmpty(t, names)
+				assert.Equal(t, "busybox", names[0], "the parent shell's executable, from this program")
 			}
 			assert.Equal(t, "/opt/tools/busybox", r1.str("process.executable.path"))
 			assert.Equal(t, "/bin/busybox", r2.str("process.executable.path"))

@@ -18,7 +18,11 @@ import (
 // program; variable data follows it.
 const HeaderSize = int(unsafe.Sizeof(probe.RawEvent{}))
 
-const ancestorSize = int(unsafe.Sizeof(probe.RawAncestor{}))
+const (
+	ancestorSize      = int(unsafe.Sizeof(probe.RawAncestor{}))
+	ancestorCommOff   = int(unsafe.Offsetof(probe.RawAncestor{}.Comm))
+	ancestorExeLenOff = int(unsafe.Offsetof(probe.RawAncestor{}.ExeLen))
+)
 
 // ErrMalformed is returned for records whose lengths do not add up.
 var ErrMalformed = errors.New("malformed exec record")
@@ -107,6 +111,7 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 	data := raw[HeaderSize:]
 
 	lens := [...]int{int(h.ArgsLen), int(h.ExeLen), int(h.CwdLen), int(h.PexeLen), int(h.FilenameLen), int(h.CgroupLen)}
+	// Each ancestor entry is followed by its name, checked as it is read.
 	need := int(h.AncestorCount) * ancestorSize
 	for _, l := range lens {
 		need += l
@@ -153,10 +158,18 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 	ev.Filename = d.str(cstring(field(lens[4])))
 	ev.CgroupPath = d.cachedPath(field(lens[5]), ev.Truncated&TruncCgroup != 0, false)
 	for i := 0; i < int(h.AncestorCount); i++ {
+		if len(data) < ancestorSize {
+			return fmt.Errorf("%w: ancestor %d is cut short", ErrMalformed, i)
+		}
 		a := field(ancestorSize)
+		nameLen := int(binary.LittleEndian.Uint16(a[ancestorExeLenOff:]))
+		if nameLen > len(data) {
+			return fmt.Errorf("%w: ancestor %d name needs %d bytes, record has %d", ErrMalformed, i, nameLen, len(data))
+		}
 		ev.Ancestors = append(ev.Ancestors, Ancestor{
-			PID:  binary.LittleEndian.Uint32(a[:4]),
-			Comm: d.str(cstring(a[4:])),
+			PID:     binary.LittleEndian.Uint32(a[:4]),
+			Comm:    d.str(cstring(a[ancestorCommOff : ancestorCommOff+len(probe.RawAncestor{}.Comm)])),
+			ExeName: d.str(cstring(field(nameLen))),
 		})
 	}
 	return nil

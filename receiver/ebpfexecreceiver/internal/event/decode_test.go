@@ -51,10 +51,15 @@ func (r rawRecord) bytes() []byte {
 		out = append(out, f...)
 	}
 	for _, a := range r.ancestors {
-		var e [20]byte
+		var e [24]byte // pid, comm[16], exe_len, pad
 		binary.LittleEndian.PutUint32(e[:4], a.PID)
-		copy(e[4:], a.Comm)
-		out = append(out, e[:]...)
+		copy(e[4:20], a.Comm)
+		var name []byte
+		if a.ExeName != "" {
+			name = append([]byte(a.ExeName), 0)
+		}
+		binary.LittleEndian.PutUint16(e[20:], uint16(len(name)))
+		out = append(append(out, e[:]...), name...)
 	}
 	return out
 }
@@ -78,7 +83,7 @@ func TestDecode(t *testing.T) {
 		pexe:      []string{"bin", "busybox"},
 		filename:  "/usr/bin/gcc",
 		cgroup:    []string{"kubepods", "besteffort", "pod1", "abc"},
-		ancestors: []Ancestor{{PID: 4200, Comm: "sh"}, {PID: 1, Comm: "init"}},
+		ancestors: []Ancestor{{PID: 4200, Comm: "sh", ExeName: "busybox"}, {PID: 1, Comm: "init"}},
 	}
 	tests := []struct {
 		name  string
@@ -99,7 +104,7 @@ func TestDecode(t *testing.T) {
 			assert.Equal(t, "/bin/busybox", ev.ParentExePath)
 			assert.Equal(t, "/usr/bin/gcc", ev.Filename)
 			assert.Equal(t, "/kubepods/besteffort/pod1/abc", ev.CgroupPath)
-			assert.Equal(t, []Ancestor{{4200, "sh"}, {1, "init"}}, ev.Ancestors)
+			assert.Equal(t, []Ancestor{{PID: 4200, Comm: "sh", ExeName: "busybox"}, {PID: 1, Comm: "init"}}, ev.Ancestors)
 			assert.Equal(t, "sh", ev.ParentComm())
 			assert.Equal(t, OriginImage, ev.ExeOrigin)
 			assert.Equal(t, OriginHost, ev.ParentOrigin)
@@ -141,9 +146,9 @@ func TestDecode(t *testing.T) {
 			r.cwd = []string{"\x80"}
 			r.filename = "/tmp/\xff"
 			r.hdr.Comm = comm("a\xffb")
-			r.ancestors = []Ancestor{{PID: 9, Comm: "\xfe"}}
+			r.ancestors = []Ancestor{{PID: 9, Comm: "\xfe", ExeName: "g\xffcc"}}
 		}, func(t *testing.T, ev *Event) {
-			for _, s := range append([]string{ev.ExePath, ev.Cwd, ev.Filename, ev.Comm, ev.Ancestors[0].Comm}, ev.Args...) {
+			for _, s := range append([]string{ev.ExePath, ev.Cwd, ev.Filename, ev.Comm, ev.Ancestors[0].Comm, ev.Ancestors[0].ExeName}, ev.Args...) {
 				assert.True(t, utf8.ValidString(s), "%q", s)
 			}
 			assert.Equal(t, "/usr/bin\uFFFD/gcc", ev.ExePath)
@@ -181,7 +186,7 @@ func TestDecodeMaximal(t *testing.T) {
 	r := rawRecord{args: args, exe: deep[:140], cwd: deep[:140], pexe: deep[:140], cgroup: deep[:140], filename: string(bytes.Repeat([]byte("f"), 4095))}
 	r.hdr.Flags = uint32(TruncArgs | TruncPath)
 	for range probe.AncestorsHardMax {
-		r.ancestors = append(r.ancestors, Ancestor{PID: 1, Comm: "123456789012345"})
+		r.ancestors = append(r.ancestors, Ancestor{PID: 1, Comm: "123456789012345", ExeName: string(bytes.Repeat([]byte("n"), 255))})
 	}
 	var ev Event
 	require.NoError(t, NewDecoder().Decode(r.bytes(), 0, &ev))
@@ -189,15 +194,19 @@ func TestDecodeMaximal(t *testing.T) {
 	assert.Len(t, ev.Args[0], probe.ArgsBytesHardMax)
 	assert.Len(t, ev.Ancestors, probe.AncestorsHardMax)
 	assert.Equal(t, "123456789012345", ev.Ancestors[15].Comm)
+	assert.Len(t, ev.Ancestors[15].ExeName, 255)
 	assert.Len(t, ev.Filename, 4095)
 }
 
 func TestDecodeMalformed(t *testing.T) {
 	good := rawRecord{args: []byte("x\x00"), exe: []string{"x"}}.bytes()
+	withAnc := rawRecord{args: []byte("x\x00"), ancestors: []Ancestor{{PID: 1, Comm: "sh", ExeName: "busybox"}}}.bytes()
 	for name, raw := range map[string][]byte{
-		"empty":          nil,
-		"short header":   good[:HeaderSize-1],
-		"lengths exceed": good[:len(good)-1],
+		"empty":                nil,
+		"short header":         good[:HeaderSize-1],
+		"lengths exceed":       good[:len(good)-1],
+		"ancestor cut short":   withAnc[:len(withAnc)-len("busybox")-1-1],
+		"ancestor name exceed": withAnc[:len(withAnc)-1],
 	} {
 		t.Run(name, func(t *testing.T) {
 			var ev Event
@@ -279,7 +288,7 @@ func TestDecodePathCache(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(rawRecord{args: []byte("gcc\x00-c\x00"), exe: []string{"usr", "bin", "gcc"}, ancestors: []Ancestor{{1, "init"}}}.bytes())
+	f.Add(rawRecord{args: []byte("gcc\x00-c\x00"), exe: []string{"usr", "bin", "gcc"}, ancestors: []Ancestor{{PID: 1, Comm: "init", ExeName: "memfd:x"}}}.bytes())
 	f.Add(rawRecord{hdr: probe.RawEvent{Flags: 0xffffffff}, args: []byte("\xff\xfe")}.bytes())
 	f.Add([]byte{})
 	d := NewDecoder()
@@ -294,8 +303,8 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		for _, a := range ev.Ancestors {
-			if !utf8.ValidString(a.Comm) {
-				t.Fatalf("invalid UTF-8 comm %q", a.Comm)
+			if !utf8.ValidString(a.Comm) || !utf8.ValidString(a.ExeName) {
+				t.Fatalf("invalid UTF-8 ancestor %q %q", a.Comm, a.ExeName)
 			}
 		}
 	})
@@ -310,7 +319,7 @@ func BenchmarkDecode(b *testing.B) {
 		pexe:      []string{"usr", "bin", "make"},
 		filename:  "/usr/bin/gcc",
 		cgroup:    []string{"kubepods.slice", "kubepods-besteffort.slice", "kubepods-besteffort-pod0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0.slice", "cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope"},
-		ancestors: []Ancestor{{100, "make"}, {90, "sh"}, {1, "containerd-shim"}, {0, ""}},
+		ancestors: []Ancestor{{PID: 100, Comm: "make", ExeName: "make"}, {PID: 90, Comm: "sh", ExeName: "dash"}, {PID: 1, Comm: "containerd-shim", ExeName: "containerd-shim-runc-v2"}, {PID: 0}},
 	}.bytes()
 	d := NewDecoder()
 	var ev Event
@@ -326,7 +335,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	in := Event{
 		Time: time.Unix(0, 123456789), PID: 10, ParentPID: 9, VPID: 1, UID: 1, RUID: 2, GID: 3, Argc: 2,
 		Comm: "gcc", Filename: "/usr/bin/cc", ExePath: "/usr/bin/gcc-12", Cwd: "/src", ParentExePath: "/bin/sh",
-		Args: []string{"cc", "-c"}, CgroupPath: "/kubepods/pod1/abc", Ancestors: []Ancestor{{9, "sh"}},
+		Args: []string{"cc", "-c"}, CgroupPath: "/kubepods/pod1/abc", Ancestors: []Ancestor{{PID: 9, Comm: "sh", ExeName: "busybox"}},
 		ExeOrigin: OriginUpperLayer, ParentOrigin: OriginImage,
 	}
 	var out Event

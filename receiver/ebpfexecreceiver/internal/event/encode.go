@@ -43,10 +43,15 @@ func Encode(ev *Event) []byte {
 		out = append(out, f...)
 	}
 	for _, a := range ev.Ancestors {
-		var e [20]byte
+		var e [ancestorSize]byte
 		binary.LittleEndian.PutUint32(e[:4], a.PID)
-		copy(e[4:19], a.Comm)
-		out = append(out, e[:]...)
+		copy(e[ancestorCommOff:ancestorCommOff+len(probe.RawAncestor{}.Comm)-1], a.Comm)
+		var name []byte
+		if a.ExeName != "" {
+			name = append([]byte(a.ExeName), 0)
+		}
+		binary.LittleEndian.PutUint16(e[ancestorExeLenOff:], uint16(len(name)))
+		out = append(append(out, e[:]...), name...)
 	}
 	return out
 }

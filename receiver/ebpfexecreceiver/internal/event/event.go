@@ -84,10 +84,13 @@ func (t Truncation) AppendNames(dst []string) []string {
 }
 
 // Ancestor is one process above the exec'ing one, nearest first. The comm
-// is the kernel's, at most 15 bytes.
+// is the kernel's, at most 15 bytes, and the process may have set it to
+// anything. ExeName is the base name of the file the kernel executes for it
+// (mm->exe_file), "" when unknown: the name to trust.
 type Ancestor struct {
-	PID  uint32
-	Comm string
+	PID     uint32
+	Comm    string
+	ExeName string
 }
 
 // Event is one successful exec. All strings are valid UTF-8 (decode

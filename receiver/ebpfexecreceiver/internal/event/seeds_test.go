@@ -25,6 +25,8 @@ func TestDecodeKernelSeeds(t *testing.T) {
 			assert.Equal(t, "/bin/true", ev.Args[0])
 			assert.Zero(t, ev.Truncated&^TruncAncestors)
 			assert.True(t, strings.HasPrefix(ev.ExePath, "/"))
+			require.NotEmpty(t, ev.Ancestors)
+			assert.Equal(t, "probe.test", ev.Ancestors[0].ExeName, "the parent's executable, as the kernel names it")
 		}},
 		{"kernel_invalid_utf8", func(t *testing.T, ev *Event) {
 			assert.Equal(t, "caf\uFFFD", ev.Args[2])

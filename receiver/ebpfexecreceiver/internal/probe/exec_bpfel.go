@@ -14,9 +14,11 @@ import (
 )
 
 type execAncestor struct {
-	_    structs.HostLayout
-	Pid  uint32
-	Comm [16]int8
+	_      structs.HostLayout
+	Pid    uint32
+	Comm   [16]int8
+	ExeLen uint16
+	Pad    uint16
 }
 
 type execEvent struct {

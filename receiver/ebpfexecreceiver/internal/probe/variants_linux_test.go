@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -270,6 +271,34 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 		_ = f.Close()
 	}
 
+	// Ancestors' executable names around both inline sizes, past them, and
+	// a memfd: a shell run by that name execs the tagged child.
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ancName := map[string]string{}
+	for _, l := range []int{1, 31, 32, 33, 39, 40, 41, 255} {
+		d := filepath.Join(dir, "anc", strconv.Itoa(l))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		exe := filepath.Join(d, strings.Repeat("a", l))
+		if err := ebpfexectest.CopyFile(busybox, exe, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tg := next()
+		ancName[tg] = filepath.Base(exe)
+		run(&exec.Cmd{Path: exe, Args: []string{"sh", "-c", trueBin + " " + tg + "; true"}})
+	}
+	{
+		f := memfd(t, busybox)
+		tg := next()
+		ancName[tg] = "memfd:cw-variants"
+		run(&exec.Cmd{Path: "/proc/self/fd/3", Args: []string{"sh", "-c", trueBin + " " + tg + "; true"}, ExtraFiles: []*os.File{f}})
+		_ = f.Close()
+	}
+
 	// A runc container: overlayfs rootfs, own mount namespace and cgroup,
 	// a bind-mounted binary, and a file created in the upper layer.
 	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
@@ -295,6 +324,9 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 			_ = dec.Decode(a, 0, &evp)
 			t.Errorf("%s (%s): the records differ\nportable: %+v\ndirect:   %+v", tg, ev.ExePath, evp, ev)
 			continue
+		}
+		if want, ok := ancName[tg]; ok && (len(ev.Ancestors) == 0 || ev.Ancestors[0].ExeName != want) {
+			t.Errorf("%s: ancestors %+v, want the parent's executable name %q", tg, ev.Ancestors, want)
 		}
 		if ev.ExePath == "" || ev.Cwd == "" || ev.CgroupPath == "" {
 			t.Errorf("%s: empty path in %+v", tg, ev)
