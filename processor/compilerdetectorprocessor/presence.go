@@ -235,9 +235,10 @@ type presenceScanner struct {
 	tb      *metadata.TelemetryBuilder
 	emit    func(context.Context, plog.Logs)
 	version string
-	// procRoot, timeout, support and scanTree are replaced by tests.
+	// procRoot, timeout, grace, support and scanTree are replaced by tests.
 	procRoot string
 	timeout  time.Duration
+	grace    time.Duration
 	support  func() error
 	scanTree func(context.Context, *inRoot, *matcher) scanResult
 
@@ -264,7 +265,7 @@ func newPresenceScanner(m *matcher, exclude *exclusions, enrich func(pcommon.Res
 	ctx, cancel := context.WithCancel(context.Background())
 	return &presenceScanner{
 		m: m, exclude: exclude, enrich: enrich, logger: logger, tb: tb, emit: emit, version: version,
-		procRoot: "/proc", timeout: scanTimeout, support: scanSupport, scanTree: scanTree,
+		procRoot: "/proc", timeout: scanTimeout, grace: scanGrace, support: scanSupport, scanTree: scanTree,
 		attempts: make(map[string]int), busy: make(map[string]struct{}),
 		jobs: make(chan scanJob, scanQueue), ctx: ctx, cancel: cancel,
 	}
@@ -431,7 +432,7 @@ const (
 )
 
 // run scans one container and emits its presence record. A scan blocked in a system call (a hung network or
-// FUSE file system in the container) is abandoned after timeout+scanGrace: its goroutine and its root are
+// FUSE file system in the container) is abandoned after scanTimeout+scanGrace: its goroutine and its root are
 // released when the call returns, and at most scanMaxStuck such scans exist at once.
 func (s *presenceScanner) run(job scanJob) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
@@ -448,7 +449,7 @@ func (s *presenceScanner) run(job scanJob) {
 			s.stuck.Add(-1)
 		}
 	}()
-	timer := time.NewTimer(s.timeout + scanGrace)
+	timer := time.NewTimer(s.timeout + s.grace)
 	defer timer.Stop()
 	var r scanResult
 	select {
