@@ -4,6 +4,7 @@ package compilerdetectorprocessor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
@@ -57,6 +59,54 @@ func TestHeldRootOutlivesTheContainer(t *testing.T) {
 			assert.Zero(t, r.errors)
 		})
 	}
+}
+
+// TestPresenceScanOfExitedContainers runs the scanner on real containers whose processes exit: one after it was
+// first seen and before its scan ran (scanned through the root held since first sight), one before its first
+// record reached the processor (counted as unscannable).
+func TestPresenceScanOfExitedContainers(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	withGCC := func(root string) error {
+		if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, "usr/local/bin/gcc"), []byte("#!/bin/sh\n"), 0o755)
+	}
+	exitsLate := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: true, Populate: withGCC})
+	exitsEarly := ebpfexectest.NewContainer(t, ebpfexectest.Options{Populate: withGCC})
+
+	h := newHarness(t, createDefaultConfig().(*Config), nil)
+	s := h.p.presence
+	release := make(chan struct{})
+	s.scanTree = func(ctx context.Context, root *inRoot, m *matcher) scanResult {
+		<-release // the scan waits until the container is gone
+		return scanTree(ctx, root, m)
+	}
+	require.NoError(t, h.p.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, h.p.Shutdown(context.Background())) }()
+
+	gone := func(c *ebpfexectest.Container) {
+		require.NoError(t, syscall.Kill(c.InitPID(), syscall.SIGKILL))
+		require.Eventually(t, func() bool {
+			r, err := openProcRoot("/proc", []int{c.InitPID()}, c.ID())
+			if err == nil {
+				r.Close()
+			}
+			return errors.Is(err, errNoProcess)
+		}, 10*time.Second, 20*time.Millisecond, "the container's init exits")
+	}
+	execIn(t, h, exitsLate.ID(), int64(exitsLate.InitPID()), nil)
+	gone(exitsLate)
+	close(release)
+	require.Eventually(t, func() bool { return h.scans(t, "found") == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Len(t, presentIn(h), 1)
+	assert.Equal(t, exitsLate.ID(), strAttr(presentIn(h)[0], attrContainerID))
+
+	gone(exitsEarly)
+	execIn(t, h, exitsEarly.ID(), int64(exitsEarly.InitPID()), nil)
+	assert.Equal(t, int64(1), h.scans(t, "unscannable"))
+	assert.Len(t, presentIn(h), 1)
 }
 
 // TestScanSupport: as root the scan can run; without CAP_SYS_PTRACE (dropped by setpriv in a child process)
