@@ -26,6 +26,8 @@ const (
 	inRootResolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 	// openat2 returns EAGAIN for RESOLVE_IN_ROOT when a rename or mount raced with a ".." step.
 	inRootRetries = 3
+	// readDirBatch is how many directory entries are read and held at a time.
+	readDirBatch = 256
 	// procCgroupMax bounds the read of /proc/<pid>/cgroup (a hybrid host lists about a dozen hierarchies).
 	procCgroupMax = 64 << 10
 	// capSysPtrace is CAP_SYS_PTRACE in linux/capability.h.
@@ -62,19 +64,29 @@ func (r *inRoot) open(p string, flags uint64) (int, error) {
 	}
 }
 
-// readDir returns up to n entries of directory p (following symlinks inside the root), in directory order.
-func (r *inRoot) readDir(p string, n int) ([]fs.DirEntry, error) {
+// readDir calls fn with the entries of directory p (following symlinks inside the root), in directory order,
+// readDirBatch at a time, until fn returns false.
+func (r *inRoot) readDir(p string, fn func(fs.DirEntry) bool) error {
 	fd, err := r.open(p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
-	entries, err := f.ReadDir(n)
-	if errors.Is(err, io.EOF) {
-		err = nil
+	for {
+		entries, err := f.ReadDir(readDirBatch)
+		for _, de := range entries {
+			if !fn(de) {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return entries, err
 }
 
 // stat returns the file p resolves to, following symlinks inside the root. The file is opened with O_PATH

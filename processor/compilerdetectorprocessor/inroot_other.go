@@ -15,10 +15,10 @@ var (
 	errNotOnLinux = errors.New("the presence scan needs Linux")
 )
 
-func openInRoot(string) (*inRoot, error)                   { return nil, errNotOnLinux }
-func (*inRoot) Close() error                               { return nil }
-func (*inRoot) readDir(string, int) ([]fs.DirEntry, error) { return nil, errNotOnLinux }
-func (*inRoot) stat(string) (fs.FileMode, error)           { return 0, errNotOnLinux }
-func (*inRoot) readFile(string, int64) ([]byte, error)     { return nil, errNotOnLinux }
-func openProcRoot(string, []int, string) (*inRoot, error)  { return nil, errNotOnLinux }
-func scanSupport() error                                   { return errNotOnLinux }
+func openInRoot(string) (*inRoot, error)                     { return nil, errNotOnLinux }
+func (*inRoot) Close() error                                 { return nil }
+func (*inRoot) readDir(string, func(fs.DirEntry) bool) error { return errNotOnLinux }
+func (*inRoot) stat(string) (fs.FileMode, error)             { return 0, errNotOnLinux }
+func (*inRoot) readFile(string, int64) ([]byte, error)       { return nil, errNotOnLinux }
+func openProcRoot(string, []int, string) (*inRoot, error)    { return nil, errNotOnLinux }
+func scanSupport() error                                     { return errNotOnLinux }

@@ -35,6 +35,7 @@ import (
 // reported with what was found so far.
 const (
 	scanMaxEntries    = 50000            // directory entries examined per container
+	scanMaxDirs       = 1024             // directories one glob pattern expands to
 	scanTimeout       = 10 * time.Second // per container
 	scanGrace         = 5 * time.Second  // past scanTimeout, a scan stuck in a system call is abandoned
 	scanMaxStuck      = 2                // abandoned scans at once; past it no new scan starts until one returns
@@ -123,20 +124,27 @@ func (s *treeScan) fail(err error) {
 	s.r.errors++
 }
 
-// list returns the entries of the container directory dir, counted against scanMaxEntries.
-func (s *treeScan) list(dir string) []fs.DirEntry {
+// list calls fn with the entries of the container directory dir, each counted against the entry bound, until a
+// bound is reached.
+func (s *treeScan) list(dir string, fn func(fs.DirEntry)) {
 	if s.stop() {
-		return nil
+		return
 	}
-	entries, err := s.root.readDir(dir, s.maxEntries-s.r.entries+1)
+	err := s.root.readDir(dir, func(de fs.DirEntry) bool {
+		s.r.entries++
+		if s.stop() {
+			return false
+		}
+		fn(de)
+		return true
+	})
 	if err != nil {
 		s.fail(err)
 	}
-	return entries
 }
 
-// expand resolves a glob pattern to the container directories that match it. Only names are matched here;
-// every match is opened later through the root like any other path.
+// expand resolves a glob pattern to the container directories that match it, at most scanMaxDirs. Only names
+// are matched here; every match is opened later through the root like any other path.
 func (s *treeScan) expand(pattern string) []string {
 	dirs := []string{"/"}
 	for _, part := range strings.Split(strings.Trim(pattern, "/"), "/") {
@@ -148,18 +156,19 @@ func (s *treeScan) expand(pattern string) []string {
 		}
 		var next []string
 		for _, dir := range dirs {
-			for _, de := range s.list(dir) {
-				s.r.entries++
-				if s.stop() {
-					return next
-				}
+			s.list(dir, func(de fs.DirEntry) {
 				if t := de.Type(); t.IsRegular() || t&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 {
-					continue // cannot be a directory; symlinks and unknown types are tried
+					return // cannot be a directory; symlinks and unknown types are tried
 				}
-				if ok, _ := path.Match(part, de.Name()); ok {
-					next = append(next, path.Join(dir, de.Name()))
+				if ok, _ := path.Match(part, de.Name()); !ok {
+					return
 				}
-			}
+				if len(next) == scanMaxDirs {
+					s.r.limited = true
+					return
+				}
+				next = append(next, path.Join(dir, de.Name()))
+			})
 		}
 		dirs = next
 	}
@@ -168,14 +177,10 @@ func (s *treeScan) expand(pattern string) []string {
 
 // scanDir looks for catalog compilers among the entries of the container directory dir.
 func (s *treeScan) scanDir(dir string) {
-	for _, de := range s.list(dir) {
-		s.r.entries++
-		if s.stop() {
-			return
-		}
+	s.list(dir, func(de fs.DirEntry) {
 		e := s.m.lookup(de.Name())
 		if e == nil || (e.kind == kindTool && !presenceTools[e.name]) {
-			continue
+			return
 		}
 		p := path.Join(dir, de.Name())
 		// An executable regular file once symlinks are resolved inside the root. A dangling link (an
@@ -183,16 +188,16 @@ func (s *treeScan) scanDir(dir string) {
 		mode, err := s.root.stat(p)
 		if err != nil {
 			s.fail(err)
-			continue
+			return
 		}
 		if !mode.IsRegular() || mode.Perm()&0o111 == 0 {
-			continue
+			return
 		}
 		if item := e.name + ":" + p; !s.seen[item] {
 			s.seen[item] = true
 			s.r.found = append(s.r.found, item)
 		}
-	}
+	})
 }
 
 // cgroupHasContainer reports whether a /proc/<pid>/cgroup text places the process in container id: a cgroup

@@ -209,3 +209,13 @@ func TestInRootReadFile(t *testing.T) {
 	_, err = r.readFile("/etc", 1024)
 	assert.ErrorContains(t, err, "not a regular file")
 }
+
+func TestScanTreeBoundsGlobDirs(t *testing.T) {
+	root := t.TempDir()
+	for i := range scanMaxDirs + 1 {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, fmt.Sprintf("usr/lib/jvm/j%d/bin", i)), 0o755))
+	}
+	r := scanDir(t, context.Background(), root)
+	assert.True(t, r.limited, "a glob expanding to more than scanMaxDirs directories")
+	assert.Empty(t, r.found)
+}
