@@ -91,12 +91,12 @@ func (s *treeScan) run() scanResult {
 	s.seen = map[string]bool{}
 	for _, pattern := range scanDirs {
 		for _, dir := range s.expand(pattern) {
-			if s.r.limited {
+			if s.stop() {
 				break
 			}
 			s.scanDir(dir)
 		}
-		if s.r.limited {
+		if s.stop() {
 			break
 		}
 	}
@@ -104,12 +104,13 @@ func (s *treeScan) run() scanResult {
 	return s.r
 }
 
-// stop reports whether a bound is reached, and marks the result limited if so.
+// stop reports whether a bound that ends the scan is reached, and marks the result limited if so.
 func (s *treeScan) stop() bool {
 	if s.r.entries > s.maxEntries || len(s.r.found) >= scanMaxFound || s.ctx.Err() != nil {
 		s.r.limited = true
+		return true
 	}
-	return s.r.limited
+	return false
 }
 
 // fail counts an error on one entry. A missing entry or a non-directory where a directory is looked for is
@@ -164,7 +165,7 @@ func (s *treeScan) expand(pattern string) []string {
 					return
 				}
 				if len(next) == scanMaxDirs {
-					s.r.limited = true
+					s.r.limited = true // the first scanMaxDirs are scanned; the scan goes on with the next pattern
 					return
 				}
 				next = append(next, path.Join(dir, de.Name()))

@@ -215,7 +215,9 @@ func TestScanTreeBoundsGlobDirs(t *testing.T) {
 	for i := range scanMaxDirs + 1 {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, fmt.Sprintf("usr/lib/jvm/j%d/bin", i)), 0o755))
 	}
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "usr/local/go/bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "usr/local/go/bin/go"), nil, 0o755))
 	r := scanDir(t, context.Background(), root)
 	assert.True(t, r.limited, "a glob expanding to more than scanMaxDirs directories")
-	assert.Empty(t, r.found)
+	assert.Equal(t, []string{"go:/usr/local/go/bin/go"}, r.found, "the patterns after it are still scanned")
 }
