@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -24,21 +24,27 @@ import (
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
-// The presence scan answers the rule's "present" half: the first time the processor sees a container, a
-// bounded background scan looks through the container's root (/proc/<pid>/root) for catalog compilers, and
-// emits one container.compilers_present record when it finds any.
+// The presence scan answers the rule's "present" half: the first time the processor sees a container, it opens
+// the container's root (/proc/<pid>/root of a process checked to be in the container's cgroup) and holds it; a
+// bounded background scan then looks through that root for catalog compilers, and emits one
+// container.compilers_present record when it finds any. Every path is resolved inside the held root (see
+// inRoot), so no symlink or ".." the container writes can make the scan read or report the host's files, and
+// the scan still works when the container's processes have exited in the meantime.
 
 // Bounds of one scan and of the scanner. They keep the scan cheap on a busy node; a root larger than this is
 // reported with what was found so far.
 const (
 	scanMaxEntries    = 50000            // directory entries examined per container
+	scanMaxDirs       = 1024             // directories one glob pattern expands to
 	scanTimeout       = 10 * time.Second // per container
+	scanGrace         = 5 * time.Second  // past scanTimeout, a scan stuck in a system call is abandoned
+	scanMaxStuck      = 2                // abandoned scans at once; past it no new scan starts until one returns
 	scanWorkers       = 2                // containers scanned at once
-	scanQueue         = 256              // containers waiting; more are retried on their next record
-	scanMaxAttempts   = 3                // a container whose processes are gone is retried this often
+	scanQueue         = 256              // containers waiting, each holding its root open; more are retried on their next record
+	scanMaxAttempts   = 3                // a container with no process left to open its root is tried this often
+	scanMaxPIDs       = 16               // pids tried per attempt to find a live process of the container
 	scanMaxFound      = 64               // name:path entries reported per container
 	scanMaxContainers = 16384            // remembered container ids; past it the memory is reset
-	symlinkHops       = 8
 )
 
 // scanDirs are the places compilers live, relative to the container's root. Globs use path.Match syntax.
@@ -57,119 +63,199 @@ var presenceTools = map[string]bool{"go": true, "cargo": true, "zig": true, "swi
 
 // scanResult is what one container's scan found.
 type scanResult struct {
-	found   []string // name:path, sorted
-	entries int      // directory entries examined
-	limited bool     // a bound stopped the scan early
+	found    []string // name:path, sorted
+	entries  int      // directory entries examined
+	errors   int      // directories and entries that could not be read; the scan went on without them
+	firstErr error    // the first of them, for the debug log
+	limited  bool     // a bound stopped the scan early
 }
 
-// scanRoot looks for catalog compilers under root, without following any symlink out of it: a container's
-// absolute symlinks are resolved against root, never against the collector's own root.
-func scanRoot(ctx context.Context, root string, m *matcher) (scanResult, error) {
-	var r scanResult
-	seen := map[string]bool{}
+// treeScan is one scan in progress.
+type treeScan struct {
+	ctx        context.Context
+	root       *inRoot
+	m          *matcher
+	maxEntries int // scanMaxEntries; tests lower it
+	seen       map[string]bool
+	r          scanResult
+}
+
+// scanTree looks for catalog compilers under root. An entry that cannot be read is counted and skipped; it
+// never ends the scan.
+func scanTree(ctx context.Context, root *inRoot, m *matcher) scanResult {
+	s := treeScan{ctx: ctx, root: root, m: m, maxEntries: scanMaxEntries}
+	return s.run()
+}
+
+func (s *treeScan) run() scanResult {
+	s.seen = map[string]bool{}
 	for _, pattern := range scanDirs {
-		dirs, err := expand(root, pattern)
-		if err != nil {
-			return r, err
+		for _, dir := range s.expand(pattern) {
+			if s.stop() {
+				break
+			}
+			s.scanDir(dir)
 		}
-		for _, dir := range dirs {
-			entries, err := os.ReadDir(filepath.Join(root, dir))
-			if err != nil {
-				if errors.Is(err, fs.ErrPermission) {
-					return r, err
-				}
-				continue // absent or not a directory
-			}
-			for _, de := range entries {
-				r.entries++
-				if r.entries > scanMaxEntries || ctx.Err() != nil || len(r.found) >= scanMaxFound {
-					r.limited = true
-					slices.Sort(r.found)
-					return r, nil
-				}
-				e := m.lookup(de.Name())
-				if e == nil || (e.kind == kindTool && !presenceTools[e.name]) {
-					continue
-				}
-				p := path.Join(dir, de.Name())
-				if !executableIn(root, p) {
-					continue
-				}
-				if item := e.name + ":" + p; !seen[item] {
-					seen[item] = true
-					r.found = append(r.found, item)
-				}
-			}
+		if s.stop() {
+			break
 		}
 	}
-	slices.Sort(r.found)
-	return r, nil
+	slices.Sort(s.r.found)
+	return s.r
 }
 
-// expand resolves a glob pattern to the directories under root that match it, as container paths.
-func expand(root, pattern string) ([]string, error) {
-	if !strings.ContainsAny(pattern, "*?[") {
-		return []string{pattern}, nil
-	}
-	matches, err := filepath.Glob(filepath.Join(root, pattern))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(matches))
-	for _, m := range matches {
-		rel, err := filepath.Rel(root, m)
-		if err != nil || strings.HasPrefix(rel, "..") {
-			continue
-		}
-		out = append(out, "/"+filepath.ToSlash(rel))
-	}
-	return out, nil
-}
-
-// executableIn reports whether the container path p is, after resolving symlinks inside root, an executable
-// regular file. A dangling link (an alternatives entry whose package is gone) is not a compiler.
-func executableIn(root, p string) bool {
-	for range symlinkHops {
-		fi, err := os.Lstat(filepath.Join(root, p))
-		if err != nil {
-			return false
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-		}
-		target, err := os.Readlink(filepath.Join(root, p))
-		if err != nil {
-			return false
-		}
-		if !path.IsAbs(target) {
-			target = path.Join(path.Dir(p), target)
-		}
-		p = path.Clean("/" + target) // Clean of an absolute path cannot climb above "/": root stays the top
+// stop reports whether a bound that ends the scan is reached, and marks the result limited if so.
+func (s *treeScan) stop() bool {
+	if s.r.entries > s.maxEntries || len(s.r.found) >= scanMaxFound || s.ctx.Err() != nil {
+		s.r.limited = true
+		return true
 	}
 	return false
 }
 
-// scanJob is a container to scan: its resource (to copy onto the record) and the host pids that may still be
-// running in it.
+// fail counts an error on one entry. A missing entry or a non-directory where a directory is looked for is
+// not an error: most scanned places do not exist in a given image.
+func (s *treeScan) fail(err error) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return
+	}
+	if s.r.errors == 0 {
+		s.r.firstErr = err
+	}
+	s.r.errors++
+}
+
+// list calls fn with the entries of the container directory dir, each counted against the entry bound, until a
+// bound is reached.
+func (s *treeScan) list(dir string, fn func(fs.DirEntry)) {
+	if s.stop() {
+		return
+	}
+	err := s.root.readDir(dir, func(de fs.DirEntry) bool {
+		s.r.entries++
+		if s.stop() {
+			return false
+		}
+		fn(de)
+		return true
+	})
+	if err != nil {
+		s.fail(err)
+	}
+}
+
+// expand resolves a glob pattern to the container directories that match it, at most scanMaxDirs. Only names
+// are matched here; every match is opened later through the root like any other path.
+func (s *treeScan) expand(pattern string) []string {
+	dirs := []string{"/"}
+	for _, part := range strings.Split(strings.Trim(pattern, "/"), "/") {
+		if !strings.ContainsAny(part, "*?[") {
+			for i := range dirs {
+				dirs[i] = path.Join(dirs[i], part)
+			}
+			continue
+		}
+		var next []string
+		for _, dir := range dirs {
+			s.list(dir, func(de fs.DirEntry) {
+				if t := de.Type(); t.IsRegular() || t&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0 {
+					return // cannot be a directory; symlinks and unknown types are tried
+				}
+				if ok, _ := path.Match(part, de.Name()); !ok {
+					return
+				}
+				if len(next) == scanMaxDirs {
+					s.r.limited = true // the first scanMaxDirs are scanned; the scan goes on with the next pattern
+					return
+				}
+				next = append(next, path.Join(dir, de.Name()))
+			})
+		}
+		dirs = next
+	}
+	return dirs
+}
+
+// scanDir looks for catalog compilers among the entries of the container directory dir.
+func (s *treeScan) scanDir(dir string) {
+	s.list(dir, func(de fs.DirEntry) {
+		e := s.m.lookup(de.Name())
+		if e == nil || (e.kind == kindTool && !presenceTools[e.name]) {
+			return
+		}
+		p := path.Join(dir, de.Name())
+		// An executable regular file once symlinks are resolved inside the root. A dangling link (an
+		// alternatives entry whose package is gone) is not a compiler.
+		mode, err := s.root.stat(p)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if !mode.IsRegular() || mode.Perm()&0o111 == 0 {
+			return
+		}
+		if item := e.name + ":" + p; !s.seen[item] {
+			s.seen[item] = true
+			s.r.found = append(s.r.found, item)
+		}
+	})
+}
+
+// cgroupHasContainer reports whether a /proc/<pid>/cgroup text places the process in container id: a cgroup
+// path component contains the id (".../<id>", ".../cri-containerd-<id>.scope", ".../docker-<id>.scope").
+func cgroupHasContainer(cgroup, id string) bool {
+	if id == "" {
+		return false
+	}
+	for line := range strings.Lines(cgroup) {
+		// hierarchy-id:controllers:path
+		_, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if _, p, ok := strings.Cut(rest, ":"); ok {
+			for part := range strings.SplitSeq(strings.TrimSpace(p), "/") {
+				if strings.Contains(part, id) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// scanJob is a container to scan: its resource (to copy onto the record) and its root, opened at first sight.
 type scanJob struct {
 	containerID string
 	resource    pcommon.Resource
-	pids        []int
+	root        *inRoot
 }
 
 // presenceScanner runs scans in the background, at most once per container.
 type presenceScanner struct {
 	m       *matcher
+	exclude *exclusions
+	// enrich adds what is known by now (Kubernetes attributes) to a resource before exclusions are decided.
+	enrich  func(pcommon.Resource)
 	logger  *zap.Logger
 	tb      *metadata.TelemetryBuilder
 	emit    func(context.Context, plog.Logs)
 	version string
-	// procRoot is /proc; tests point it elsewhere.
+	// procRoot, timeout, grace, support and scanTree are replaced by tests.
 	procRoot string
+	timeout  time.Duration
+	grace    time.Duration
+	support  func() error
+	scanTree func(context.Context, *inRoot, *matcher) scanResult
 
-	mu       sync.Mutex
-	attempts map[string]int // container id → attempts; scanMaxAttempts+1 once scanned
-	warned   bool           // permission failures are logged once
+	enabled atomic.Bool  // set by start once the scan can run
+	stuck   atomic.Int32 // abandoned scans still blocked in a system call
+
+	mu          sync.Mutex
+	attempts    map[string]int      // container id → attempts; scanned once done
+	busy        map[string]struct{} // containers queued or being scanned
+	warnedOpen  bool                // a root that could not be opened is logged once
+	warnedStuck bool                // an abandoned scan is logged once
 
 	jobs   chan scanJob
 	ctx    context.Context
@@ -179,17 +265,26 @@ type presenceScanner struct {
 
 const scanned = scanMaxAttempts + 1
 
-func newPresenceScanner(m *matcher, logger *zap.Logger, tb *metadata.TelemetryBuilder, version string,
-	emit func(context.Context, plog.Logs),
+func newPresenceScanner(m *matcher, exclude *exclusions, enrich func(pcommon.Resource), logger *zap.Logger,
+	tb *metadata.TelemetryBuilder, version string, emit func(context.Context, plog.Logs),
 ) *presenceScanner {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &presenceScanner{
-		m: m, logger: logger, tb: tb, emit: emit, version: version, procRoot: "/proc",
-		attempts: make(map[string]int), jobs: make(chan scanJob, scanQueue), ctx: ctx, cancel: cancel,
+		m: m, exclude: exclude, enrich: enrich, logger: logger, tb: tb, emit: emit, version: version,
+		procRoot: "/proc", timeout: scanTimeout, grace: scanGrace, support: scanSupport, scanTree: scanTree,
+		attempts: make(map[string]int), busy: make(map[string]struct{}),
+		jobs: make(chan scanJob, scanQueue), ctx: ctx, cancel: cancel,
 	}
 }
 
+// start starts the workers, or turns the scan off with one log line when it cannot run safely here. Nothing
+// else depends on it: exec detection runs either way.
 func (s *presenceScanner) start() {
+	if err := s.support(); err != nil {
+		s.logger.Warn("Compiler presence scan is off (scan_for_compilers); exec detection is unaffected. "+
+			"Grant CAP_SYS_PTRACE on Linux 5.6 or later to turn it on, or set scan_for_compilers: false.", zap.Error(err))
+		return
+	}
 	for range scanWorkers {
 		s.wg.Add(1)
 		go func() {
@@ -199,28 +294,50 @@ func (s *presenceScanner) start() {
 				case <-s.ctx.Done():
 					return
 				case job := <-s.jobs:
-					s.scan(job)
+					s.run(job)
 				}
 			}
 		}()
 	}
+	s.enabled.Store(true)
 }
 
-// stop cancels running scans and joins the workers. Queued containers are not scanned.
+// stop cancels running scans and joins the workers. Queued containers are not scanned; their roots are closed.
 func (s *presenceScanner) stop() {
+	s.enabled.Store(false)
 	s.cancel()
 	s.wg.Wait()
+	for {
+		select {
+		case job := <-s.jobs:
+			job.root.Close()
+		default:
+			return
+		}
+	}
 }
 
-// observe queues a scan the first time a container is seen. It never blocks: with a full queue the container
-// is simply tried again on its next record.
+var (
+	scanFound       = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "found")))
+	scanClean       = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "clean")))
+	scanFailed      = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "failed")))
+	scanExcluded    = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "excluded")))
+	scanUnscannable = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "unscannable")))
+)
+
+// observe opens the container's root and queues a scan the first time a container is seen. It never blocks on
+// the scan: with a full queue the container is simply tried again on its next record.
 func (s *presenceScanner) observe(res pcommon.Resource, rl plog.ResourceLogs) {
+	if !s.enabled.Load() {
+		return
+	}
 	id := getStr(res.Attributes(), attrContainerID)
 	if id == "" {
 		return
 	}
 	s.mu.Lock()
-	if s.attempts[id] >= scanMaxAttempts {
+	_, busy := s.busy[id]
+	if busy || s.attempts[id] >= scanMaxAttempts || len(s.jobs) == cap(s.jobs) || s.stuck.Load() >= scanMaxStuck {
 		s.mu.Unlock()
 		return
 	}
@@ -228,35 +345,83 @@ func (s *presenceScanner) observe(res pcommon.Resource, rl plog.ResourceLogs) {
 		clear(s.attempts)
 	}
 	s.attempts[id]++
+	s.busy[id] = struct{}{}
 	s.mu.Unlock()
 
-	job := scanJob{containerID: id, resource: pcommon.NewResource(), pids: recordPIDs(rl)}
+	// An allowlisted container is not scanned at all. Attributes only get added later, so one excluded now
+	// stays excluded.
+	if s.exclude.resourceExcluded(res.Attributes()) {
+		s.done(id, scanned)
+		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanExcluded)
+		return
+	}
+	root, err := openProcRoot(s.procRoot, recordPIDs(rl), id)
+	if err != nil {
+		s.done(id, 0) // the attempt stays counted
+		if errors.Is(err, errNoProcess) {
+			s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanUnscannable)
+			return
+		}
+		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanFailed)
+		s.warnOnce(&s.warnedOpen, "Compiler presence scan could not open a container's root (a security module denying "+
+			"ptrace read access?). Logged once.", zap.String("container.id", id), zap.Error(err))
+		return
+	}
+	job := scanJob{containerID: id, resource: pcommon.NewResource(), root: root}
 	res.CopyTo(job.resource)
 	select {
 	case s.jobs <- job:
 	default:
+		root.Close()
 		s.mu.Lock()
 		s.attempts[id]-- // not tried: give it another chance
+		delete(s.busy, id)
 		s.mu.Unlock()
 	}
 }
 
-// recordPIDs lists the exec'ing pids of rl's records and their ancestors, nearest first; the scan uses the
-// first that still runs in the container.
+// done ends an attempt on container id; attempts, when non-zero, replaces its attempt count.
+func (s *presenceScanner) done(id string, attempts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.busy, id)
+	if attempts != 0 {
+		s.attempts[id] = attempts
+	}
+}
+
+func (s *presenceScanner) warnOnce(flag *bool, msg string, fields ...zap.Field) {
+	s.mu.Lock()
+	first := !*flag
+	*flag = true
+	s.mu.Unlock()
+	if first {
+		s.logger.Warn(msg, fields...)
+	}
+}
+
+// recordPIDs lists up to scanMaxPIDs distinct exec'ing pids of rl's records and their ancestors, nearest first;
+// the scan uses the first that still runs in the container.
 func recordPIDs(rl plog.ResourceLogs) []int {
 	var pids []int
+	add := func(pid int) bool {
+		if pid > 0 && !slices.Contains(pids, pid) {
+			pids = append(pids, pid)
+		}
+		return len(pids) < scanMaxPIDs
+	}
 	for i := 0; i < rl.ScopeLogs().Len(); i++ {
 		lrs := rl.ScopeLogs().At(i).LogRecords()
 		for j := 0; j < lrs.Len(); j++ {
 			attrs := lrs.At(j).Attributes()
-			if v, ok := attrs.Get(attrProcessPID); ok {
-				pids = append(pids, int(v.Int()))
+			if v, ok := attrs.Get(attrProcessPID); ok && !add(int(v.Int())) {
+				return pids
 			}
 			anc := getList(attrs, attrAncestors)
 			for k := 0; k < anc.len(); k++ {
 				if pid, _, ok := strings.Cut(anc.at(k), ":"); ok {
-					if n, err := strconv.Atoi(pid); err == nil {
-						pids = append(pids, n)
+					if n, err := strconv.Atoi(pid); err == nil && !add(n) {
+						return pids
 					}
 				}
 			}
@@ -265,61 +430,77 @@ func recordPIDs(rl plog.ResourceLogs) []int {
 	return pids
 }
 
-var (
-	scanFound  = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "found")))
-	scanClean  = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "clean")))
-	scanFailed = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "failed")))
+// Scan states shared by a worker and the scan it runs.
+const (
+	scanRunning int32 = iota
+	scanFinished
+	scanAbandoned
 )
 
-// scan resolves a live process of the container, scans its root, and emits the presence record.
-func (s *presenceScanner) scan(job scanJob) {
-	ctx, cancel := context.WithTimeout(s.ctx, scanTimeout)
+// run scans one container and emits its presence record. A scan blocked in a system call (a hung network or
+// FUSE file system in the container) is abandoned after scanTimeout+scanGrace: its goroutine and its root are
+// released when the call returns, and at most scanMaxStuck such scans exist at once.
+func (s *presenceScanner) run(job scanJob) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
-	root, ok := s.rootOf(job)
-	if !ok {
-		s.tb.ProcessorCompilerDetectorContainerScans.Add(ctx, 1, scanFailed)
-		return // no process of the container left: retried on its next record
-	}
+	var state atomic.Int32
+	done := make(chan scanResult, 1)
 	start := time.Now()
-	r, err := scanRoot(ctx, root, s.m)
-	if err != nil {
-		s.tb.ProcessorCompilerDetectorContainerScans.Add(ctx, 1, scanFailed)
-		s.mu.Lock()
-		s.attempts[job.containerID] = scanned // a permission problem will not go away by itself
-		first := !s.warned
-		s.warned = true
-		s.mu.Unlock()
-		if first {
-			s.logger.Warn("compiler presence scan failed; grant CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH) to read other containers' roots. Logged once.",
-				zap.String("container.id", job.containerID), zap.Error(err))
+	go func() {
+		r := s.scanTree(ctx, job.root, s.m)
+		job.root.Close()
+		if state.CompareAndSwap(scanRunning, scanFinished) {
+			done <- r
+		} else {
+			s.stuck.Add(-1)
+		}
+	}()
+	timer := time.NewTimer(s.timeout + s.grace)
+	defer timer.Stop()
+	var r scanResult
+	select {
+	case r = <-done:
+	case <-timer.C:
+		if state.CompareAndSwap(scanRunning, scanAbandoned) {
+			s.stuck.Add(1)
+			s.done(job.containerID, scanned)
+			s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanFailed)
+			s.warnOnce(&s.warnedStuck, "Compiler presence scan of a container did not return in time and was abandoned "+
+				"(a hung file system in the container?). Logged once.", zap.String("container.id", job.containerID),
+				zap.Duration("after", time.Since(start)))
+			return
+		}
+		r = <-done // it finished just now
+	case <-s.ctx.Done():
+		// Shutting down: a scan that is not stuck returns at its next entry. Nothing is emitted.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			if state.CompareAndSwap(scanRunning, scanAbandoned) {
+				s.stuck.Add(1)
+			}
 		}
 		return
 	}
-	s.mu.Lock()
-	s.attempts[job.containerID] = scanned
-	s.mu.Unlock()
+	s.done(job.containerID, scanned)
 	s.logger.Debug("compiler presence scan", zap.String("container.id", job.containerID),
 		zap.Int("entries", r.entries), zap.Strings("found", r.found), zap.Bool("limited", r.limited),
-		zap.Duration("duration", time.Since(start)))
+		zap.Int("errors", r.errors), zap.NamedError("first_error", r.firstErr), zap.Duration("duration", time.Since(start)))
 	if len(r.found) == 0 {
-		s.tb.ProcessorCompilerDetectorContainerScans.Add(ctx, 1, scanClean)
+		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanClean)
 		return
 	}
-	s.tb.ProcessorCompilerDetectorContainerScans.Add(ctx, 1, scanFound)
-	s.emit(s.ctx, s.presenceRecord(job, r))
-}
-
-// rootOf returns /proc/<pid>/root of the first pid that still runs in the job's container. The cgroup check
-// matters: an ancestor may be the host's containerd-shim, whose root is the host's.
-func (s *presenceScanner) rootOf(job scanJob) (string, bool) {
-	for _, pid := range job.pids {
-		cg, err := os.ReadFile(fmt.Sprintf("%s/%d/cgroup", s.procRoot, pid))
-		if err != nil || !strings.Contains(string(cg), job.containerID) {
-			continue
-		}
-		return fmt.Sprintf("%s/%d/root", s.procRoot, pid), true
+	// Exclusions are decided now, with the attributes known now: the Kubernetes attributes (namespace, pod
+	// labels, image) may have arrived since the container was first seen.
+	if s.enrich != nil {
+		s.enrich(job.resource)
 	}
-	return "", false
+	if s.exclude.resourceExcluded(job.resource.Attributes()) {
+		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanExcluded)
+		return
+	}
+	s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanFound)
+	s.emit(s.ctx, s.presenceRecord(job, r))
 }
 
 func (s *presenceScanner) presenceRecord(job scanJob, r scanResult) plog.Logs {

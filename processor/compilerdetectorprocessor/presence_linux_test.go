@@ -4,6 +4,7 @@ package compilerdetectorprocessor_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,4 +116,69 @@ func TestDriftAndPresence(t *testing.T) {
 	assert.Equal(t, plog.SeverityNumberWarn, lr.SeverityNumber())
 	rule, _ := lr.Attributes().Get("security_rule.uuid")
 	assert.Equal(t, "def-000-krp", rule.Str())
+}
+
+// TestPresenceHostileSymlinks runs a real container whose scanned directories are links that try to lead the
+// scan out of the container: absolute links, ".." chains, /proc/1/root and /proc/self/root, loops. The host has
+// gcc in /usr/bin, so any leak shows. The container's only compiler is /srv/tools/tcc, which two of the links
+// reach from inside: the record lists exactly those, and the loops and magic links cost the rest nothing.
+func TestPresenceHostileSymlinks(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	_, err := os.Stat("/usr/bin/gcc")
+	require.NoError(t, err, "the host's gcc makes a leak visible")
+	sink := startPipeline(t, noDedupNoKube)
+
+	links := map[string]string{
+		"/opt/abs/bin":                  "/srv/tools",                           // absolute: the container's /srv/tools
+		"/usr/sbin":                     "../../../../../../../../../srv/tools", // ".." chain that stays in the root
+		"/usr/local/bin":                "../../../../../../../../../usr/bin",   // ".." chain towards the host's /usr/bin
+		"/opt/host/bin":                 "/usr/bin",                             // absolute, the host's /usr/bin
+		"/opt/proc/bin":                 "/proc/1/root/usr/bin",                 // magic links
+		"/opt/self/bin":                 "/proc/self/root/usr/bin",
+		"/opt/loop/bin":                 "/opt/loop/bin", // loops
+		"/opt/ping/bin":                 "/opt/pong/bin",
+		"/opt/pong/bin":                 "/opt/ping/bin",
+		"/usr/lib/gcc/x86_64-linux-gnu": "/proc/1/root/usr/lib/gcc/x86_64-linux-gnu", // under a glob
+		"/usr/lib/jvm/host":             "/proc/self/root/usr/lib/jvm/default-java",
+		"/usr/local/go":                 "../../../../../../../../usr/lib/go",
+		"/sbin/gcc":                     "/proc/1/root/usr/bin/gcc", // file links
+		"/bin/cc":                       "../../../../../../../usr/bin/gcc",
+	}
+	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+		Populate: func(root string) error {
+			if err := os.MkdirAll(filepath.Join(root, "srv/tools"), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(root, "srv/tools/tcc"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+				return err
+			}
+			for _, p := range slices.Sorted(maps.Keys(links)) {
+				target := links[p]
+				if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+					return err
+				}
+				if err := os.Remove(filepath.Join(root, p)); err != nil && !os.IsNotExist(err) {
+					return err // an empty directory of the base rootfs is replaced
+				}
+				if err := os.Symlink(target, filepath.Join(root, p)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+	run := fmt.Sprintf("hostile-%d", time.Now().UnixNano())
+	// The shell lives on while the scan opens its root.
+	c.MustExec(t, "sh", "-c", "echo "+run+"; sleep 2")
+	require.Eventually(t, func() bool { return len(presenceRecords(sink)[c.ID()]) > 0 },
+		15*time.Second, 50*time.Millisecond, "a presence record for the container")
+	time.Sleep(500 * time.Millisecond)
+	all := presenceRecords(sink)
+	require.Len(t, all[c.ID()], 1)
+	present, _ := all[c.ID()][0].Attributes().Get("compilerwatch.compilers_present")
+	assert.Equal(t, []any{"tcc:/opt/abs/bin/tcc", "tcc:/usr/sbin/tcc"}, present.Slice().AsRaw(),
+		"only what is inside the container")
+	_, truncated := all[c.ID()][0].Attributes().Get("compilerwatch.truncated")
+	assert.False(t, truncated)
 }

@@ -1,9 +1,15 @@
+//go:build linux
+
 package compilerdetectorprocessor
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -25,6 +31,15 @@ func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]strin
 		require.NoError(t, os.Symlink(target, full))
 	}
 	return root
+}
+
+// scanDir scans the directory root as a container's root.
+func scanDir(t *testing.T, ctx context.Context, root string) scanResult {
+	t.Helper()
+	r, err := openInRoot(root)
+	require.NoError(t, err)
+	defer r.Close()
+	return scanTree(ctx, r, newMatcher(builtinCatalog()))
 }
 
 func TestScanRoot(t *testing.T) {
@@ -49,8 +64,7 @@ func TestScanRoot(t *testing.T) {
 		// Absolute, pointing at a file that exists on the HOST but not in the root: must not count.
 		"/usr/bin/tcc": "/bin/true",
 	})
-	r, err := scanRoot(context.Background(), root, newMatcher(builtinCatalog()))
-	require.NoError(t, err)
+	r := scanDir(t, context.Background(), root)
 	assert.Equal(t, []string{
 		"cc:/usr/bin/cc",
 		"gcc:/usr/bin/gcc",
@@ -66,8 +80,7 @@ func TestScanRoot(t *testing.T) {
 
 func TestScanRootClean(t *testing.T) {
 	root := fakeRoot(t, map[string]os.FileMode{"/bin/busybox": 0o755, "/usr/bin/python3": 0o755}, map[string]string{"/bin/sh": "busybox"})
-	r, err := scanRoot(context.Background(), root, newMatcher(builtinCatalog()))
-	require.NoError(t, err)
+	r := scanDir(t, context.Background(), root)
 	assert.Empty(t, r.found)
 }
 
@@ -75,8 +88,7 @@ func TestScanRootStopsWhenCanceled(t *testing.T) {
 	root := fakeRoot(t, map[string]os.FileMode{"/usr/bin/gcc": 0o755, "/usr/bin/ls": 0o755}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r, err := scanRoot(ctx, root, newMatcher(builtinCatalog()))
-	require.NoError(t, err)
+	r := scanDir(t, ctx, root)
 	assert.True(t, r.limited, "a canceled scan reports itself as limited")
 }
 
@@ -85,13 +97,127 @@ func TestScanRootStopsWhenCanceled(t *testing.T) {
 func BenchmarkScanRootHost(b *testing.B) {
 	m := newMatcher(builtinCatalog())
 	var r scanResult
+	root, err := openInRoot("/")
+	require.NoError(b, err)
+	defer root.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		var err error
-		if r, err = scanRoot(context.Background(), "/", m); err != nil {
-			b.Fatal(err)
-		}
+		r = scanTree(context.Background(), root, m)
 	}
 	b.ReportMetric(float64(r.entries), "entries/scan")
 	b.ReportMetric(float64(len(r.found)), "found/scan")
+}
+
+// TestScanTreeHostileLinks: links a container can write into the scanned directories resolve inside its root.
+// This host has gcc in /usr/bin, so a scan that followed any of them out of the root would report it.
+func TestScanTreeHostileLinks(t *testing.T) {
+	root := fakeRoot(t, map[string]os.FileMode{
+		"/srv/tools/tcc":       0o755, // the container's own compiler, reached only through links
+		"/usr/local/go/bin/go": 0o755, // scanned after every broken place below
+	}, map[string]string{
+		"/opt/abs/bin":      "/srv/tools",                               // absolute: the container's /srv/tools
+		"/opt/host/bin":     "/usr/bin",                                 // absolute: no /usr/bin in this root
+		"/usr/bin":          "../../../../../../../../../../../usr/bin", // ".." chain: stops at the root, a loop
+		"/usr/local/bin":    "../../../../../../../../../usr/lib/gcc",   // ".." chain to the host's gcc stages
+		"/opt/proc/bin":     "/proc/1/root/usr/bin",                     // no /proc in this root
+		"/opt/self/bin":     "/proc/self/root/usr/bin",
+		"/opt/loop/bin":     "/opt/loop/bin", // loops
+		"/opt/ping/bin":     "/opt/pong/bin",
+		"/opt/pong/bin":     "/opt/ping/bin",
+		"/usr/lib/jvm/x":    "/",            // a glob component linked to the root: /usr/lib/jvm/x/bin = /bin
+		"/usr/lib/gcc/x":    "/usr/lib/gcc", // /usr/lib/gcc/*/* looks into itself, once
+		"/usr/sbin":         "/srv/tools",   // a scanned directory replaced by a link
+		"/sbin/gcc":         "/usr/bin/gcc", // a file link to the host's gcc: dangling here
+		"/bin/cc":           "../../../../../../../../usr/bin/gcc",
+		"/usr/lib/go-1/bin": "/proc/self/cwd", // a magic link target path; no /proc here either
+		"/root/.local/bin":  "/root/.local/bin/../../../usr/bin",
+	})
+	r := scanDir(t, context.Background(), root)
+	assert.Equal(t, []string{
+		"go:/usr/local/go/bin/go",
+		"tcc:/opt/abs/bin/tcc",
+		"tcc:/usr/sbin/tcc",
+	}, r.found)
+	assert.Positive(t, r.errors, "the loops are errors, counted")
+	assert.False(t, r.limited)
+}
+
+func TestScanTreeBoundsEntries(t *testing.T) {
+	const max = 100
+	files := map[string]os.FileMode{"/usr/local/go/bin/go": 0o755}
+	for i := range max + 10 {
+		files[fmt.Sprintf("/usr/bin/f%d", i)] = 0o644
+	}
+	root, err := openInRoot(fakeRoot(t, files, nil))
+	require.NoError(t, err)
+	defer root.Close()
+	s := treeScan{ctx: context.Background(), root: root, m: newMatcher(builtinCatalog()), maxEntries: max}
+	r := s.run()
+	assert.True(t, r.limited)
+	assert.Equal(t, max+1, r.entries, "stops at the bound")
+	assert.Empty(t, r.found, "/usr/local/go/bin comes after the bound")
+}
+
+func TestCgroupHasContainer(t *testing.T) {
+	const id = "463a28f1c0828e6b5cdd9e1d7f1d0e0f463a28f1c0828e6b5cdd9e1d7f1d0e0f"
+	for _, tc := range []struct {
+		name, cgroup string
+		want         bool
+	}{
+		{"cgroupfs v2", "0::/kubepods/besteffort/pod88acc54f-b382-4a0b-ad16-a8c69bccec64/" + id + "\n", true},
+		{"hybrid", "9:name=systemd:/kubepods/besteffort/podx/" + id + "\n0::/kubepods/besteffort/podx/" + id + "\n", true},
+		{"systemd", "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/cri-containerd-" + id + ".scope\n", true},
+		{"no trailing newline", "0::/docker/" + id, true},
+		{"other container", "0::/kubepods/besteffort/podx/" + strings.Repeat("a", 64) + "\n", false},
+		{"host", "0::/system.slice/containerd.service\n", false},
+		{"id in the controllers field only", "3:" + id + ":/\n", false},
+		{"empty", "", false},
+		{"garbage", "no colons here " + id + "\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, cgroupHasContainer(tc.cgroup, id))
+		})
+	}
+	assert.False(t, cgroupHasContainer("0::/\n", ""), "an empty id matches nothing")
+}
+
+func TestInRootReadFile(t *testing.T) {
+	root := fakeRoot(t, map[string]os.FileMode{"/etc/passwd": 0o644, "/etc/big": 0o644},
+		map[string]string{
+			"/etc/passwd-link": "/etc/passwd",
+			"/etc/escape":      "../../../../../../../../etc/passwd", // the container's, not the host's
+			"/etc/host":        "/etc/hostname",                      // the host has one, this root does not
+		})
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/big"), make([]byte, 2048), 0o644))
+	require.NoError(t, syscall.Mkfifo(filepath.Join(root, "etc/fifo"), 0o644))
+	r, err := openInRoot(root)
+	require.NoError(t, err)
+	defer r.Close()
+
+	for _, p := range []string{"/etc/passwd", "etc/passwd", "/etc/passwd-link", "/etc/escape", "/../../etc/passwd"} {
+		b, err := r.readFile(p, 1024)
+		require.NoError(t, err, p)
+		assert.Equal(t, "root:x:0:0::/root:/bin/sh\n", string(b), p)
+	}
+	_, err = r.readFile("/etc/host", 1024)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	_, err = r.readFile("/etc/big", 1024)
+	assert.ErrorContains(t, err, "larger than 1024 bytes")
+	_, err = r.readFile("/etc/fifo", 1024) // must not block
+	assert.ErrorContains(t, err, "not a regular file")
+	_, err = r.readFile("/etc", 1024)
+	assert.ErrorContains(t, err, "not a regular file")
+}
+
+func TestScanTreeBoundsGlobDirs(t *testing.T) {
+	root := t.TempDir()
+	for i := range scanMaxDirs + 1 {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, fmt.Sprintf("usr/lib/jvm/j%d/bin", i)), 0o755))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "usr/local/go/bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "usr/local/go/bin/go"), nil, 0o755))
+	r := scanDir(t, context.Background(), root)
+	assert.True(t, r.limited, "a glob expanding to more than scanMaxDirs directories")
+	assert.Equal(t, []string{"go:/usr/local/go/bin/go"}, r.found, "the patterns after it are still scanned")
 }

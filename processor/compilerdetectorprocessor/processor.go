@@ -81,7 +81,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		p.hold = newHolder(enr, cfg.Kubernetes.WaitForMetadata)
 	}
 	if cfg.ScanForCompilers {
-		p.presence = newPresenceScanner(p.matcher, p.logger, tb, set.BuildInfo.Version, p.deliver)
+		p.presence = newPresenceScanner(p.matcher, p.exclude, p.enrichNow, p.logger, tb, set.BuildInfo.Version, p.deliver)
 	}
 	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
 	return p, nil
@@ -193,6 +193,13 @@ func (p *compilerDetector) startKube(ctx context.Context) error {
 	p.enricher = kubeEnricher{cache}
 	p.hold = newHolder(p.enricher, p.cfg.Kubernetes.WaitForMetadata)
 	return p.registerKubeMetrics()
+}
+
+// enrichNow adds the Kubernetes attributes known by now to res, for a decision made after the record passed.
+func (p *compilerDetector) enrichNow(res pcommon.Resource) {
+	if p.enricher != nil {
+		p.enricher.Enrich(res)
+	}
 }
 
 // kubeEnricher adapts the pod cache to the hold path: a record is ready unless its pod is known and its

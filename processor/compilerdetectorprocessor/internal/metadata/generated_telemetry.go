@@ -114,7 +114,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.ProcessorCompilerDetectorContainerScans, err = builder.meter.Int64Counter(
 		"otelcol_processor_compiler_detector_container_scans",
-		metric.WithDescription("Compiler presence scans of container roots, by result: found, clean or failed. [Alpha]"),
+		metric.WithDescription("Compiler presence scans of container roots, by result: found, clean, excluded, unscannable or failed. [Alpha]"),
 		metric.WithUnit("{scan}"),
 	)
 	errs = errors.Join(errs, err)

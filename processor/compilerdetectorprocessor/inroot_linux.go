@@ -1,0 +1,236 @@
+//go:build linux
+
+package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// inRoot reads a directory tree as if its top were "/": the kernel resolves every path under it with openat2
+// RESOLVE_IN_ROOT, so ".." and absolute symlinks stop at the top, and RESOLVE_NO_MAGICLINKS refuses
+// /proc/<pid>/root, /proc/self/fd/<n> and the like. Nothing written into the tree can make a read land outside
+// it. It holds one O_PATH descriptor of the top, which keeps the tree readable after the processes that used
+// it are gone. Safe for concurrent use; Close must be called once.
+type inRoot struct {
+	fd int
+}
+
+const (
+	inRootResolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+	// openat2 returns EAGAIN for RESOLVE_IN_ROOT when a rename or mount raced with a ".." step.
+	inRootRetries = 3
+	// readDirBatch is how many directory entries are read and held at a time.
+	readDirBatch = 256
+	// procCgroupMax bounds the read of /proc/<pid>/cgroup (a hybrid host lists about a dozen hierarchies).
+	procCgroupMax = 64 << 10
+	// capSysPtrace is CAP_SYS_PTRACE in linux/capability.h.
+	capSysPtrace = 19
+)
+
+// errNoProcess: none of the given pids is a live process of the container.
+var errNoProcess = errors.New("no live process of the container")
+
+// openInRoot opens dir as the top of an inRoot. dir is the caller's own path and is resolved normally.
+func openInRoot(dir string) (*inRoot, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &inRoot{fd: fd}, nil
+}
+
+// Close releases the descriptor.
+func (r *inRoot) Close() error { return unix.Close(r.fd) }
+
+// open opens p (a path inside the root; relative paths start at the top too) with flags.
+func (r *inRoot) open(p string, flags uint64) (int, error) {
+	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: inRootResolve}
+	for i := 0; ; i++ {
+		fd, err := unix.Openat2(r.fd, p, &how)
+		if (err == unix.EAGAIN && i < inRootRetries) || err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "openat2", Path: p, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// readDir calls fn with the entries of directory p (following symlinks inside the root), in directory order,
+// readDirBatch at a time, until fn returns false.
+func (r *inRoot) readDir(p string, fn func(fs.DirEntry) bool) error {
+	fd, err := r.open(p, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	for {
+		entries, err := f.ReadDir(readDirBatch)
+		for _, de := range entries {
+			if !fn(de) {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// stat returns the file p resolves to, following symlinks inside the root. The file is opened with O_PATH
+// only: its contents are not read, a FIFO does not block and a device is not touched.
+func (r *inRoot) stat(p string) (fs.FileMode, error) {
+	fd, err := r.open(p, unix.O_PATH)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	return unixMode(st.Mode), nil
+}
+
+// readFile reads the regular file p, which must be at most max bytes. Anything else (a FIFO, a device, a
+// directory) is refused before it is opened for reading.
+func (r *inRoot) readFile(p string, max int64) ([]byte, error) {
+	fd, err := r.open(p, unix.O_PATH)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: errors.New("not a regular file")}
+	}
+	// Reopen the very file the O_PATH descriptor holds, through the collector's own /proc/self/fd.
+	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(rfd), p)
+	defer f.Close()
+	return readAtMost(f, p, max)
+}
+
+// readAtMost reads all of rd, failing when it holds more than max bytes.
+func readAtMost(rd io.Reader, name string, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(rd, max+1))
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	if int64(len(b)) > max {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("larger than %d bytes", max)}
+	}
+	return b, nil
+}
+
+// unixMode converts st_mode to the fs.FileMode bits the scan looks at.
+func unixMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	default:
+		mode |= fs.ModeIrregular
+	}
+	return mode
+}
+
+// openProcRoot opens the root of the first of pids that is a process of container id. For each pid, the
+// directory /proc/<pid> is opened first and the cgroup and the root are read through it. That descriptor stands
+// for the process, not for its number: when the process has exited, reads through it fail, even if the number
+// now belongs to another process. The cgroup is checked again after the root is opened, so the root returned
+// belongs to a process that was in the container's cgroup both before and after the root was opened.
+func openProcRoot(procRoot string, pids []int, id string) (*inRoot, error) {
+	var firstErr error
+	for _, pid := range pids {
+		r, err := openProcRootOf(procRoot, pid, id)
+		if err == nil {
+			return r, nil
+		}
+		if firstErr == nil && !errors.Is(err, errNoProcess) {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return nil, errNoProcess
+}
+
+func openProcRootOf(procRoot string, pid int, id string) (*inRoot, error) {
+	dir, err := unix.Open(procRoot+"/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, errNoProcess
+	}
+	defer unix.Close(dir)
+	if !procInContainer(dir, id) {
+		return nil, errNoProcess
+	}
+	fd, err := unix.Openat(dir, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ESRCH {
+			return nil, errNoProcess // exited in between
+		}
+		return nil, &fs.PathError{Op: "open", Path: fmt.Sprintf("%s/%d/root", procRoot, pid), Err: err}
+	}
+	if !procInContainer(dir, id) {
+		unix.Close(fd)
+		return nil, errNoProcess
+	}
+	return &inRoot{fd: fd}, nil
+}
+
+// procInContainer reports whether the process of the /proc/<pid> descriptor dir is in container id's cgroup.
+func procInContainer(dir int, id string) bool {
+	fd, err := unix.Openat(dir, "cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), "cgroup")
+	defer f.Close()
+	b, err := readAtMost(f, "cgroup", procCgroupMax)
+	return err == nil && cgroupHasContainer(string(b), id)
+}
+
+// scanSupport reports why the presence scan cannot run here, or nil. The scan needs openat2 with
+// RESOLVE_IN_ROOT (Linux 5.6) to stay inside a container's root, and CAP_SYS_PTRACE to open other processes'
+// /proc/<pid>/root.
+func scanSupport() error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: inRootResolve,
+	})
+	if err != nil {
+		return fmt.Errorf("this kernel lacks openat2 RESOLVE_IN_ROOT (Linux 5.6+), without which a container's symlinks could lead the scan out of its root: %w", err)
+	}
+	unix.Close(fd)
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	if data[0].Effective&(1<<capSysPtrace) == 0 {
+		return errors.New("CAP_SYS_PTRACE is not in the effective set; it is needed to open other containers' roots (/proc/<pid>/root)")
+	}
+	return nil
+}
