@@ -351,6 +351,15 @@ func (c *Cache) classify(err error) {
 	}
 }
 
+// Following reports whether the cache follows the node's pods (Status().OK(), without the copy): synced, the API
+// server answering, list and watch allowed. False for a nil Cache.
+func (c *Cache) Following() bool {
+	if c == nil {
+		return false
+	}
+	return c.health.ok()
+}
+
 // Status returns the cache's view of the API server (the zero Status for a nil Cache).
 func (c *Cache) Status() Status {
 	if c == nil {

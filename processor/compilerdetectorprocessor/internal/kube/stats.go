@@ -111,6 +111,12 @@ func (h *health) statusLocked() Status {
 	return Status{Synced: h.synced, Reachable: !h.unreachable, Denied: slices.Clone(h.denied), Err: h.lastErr}
 }
 
+func (h *health) ok() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.synced && !h.unreachable && len(h.denied) == 0
+}
+
 func (h *health) reachable() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
