@@ -197,15 +197,17 @@ func (h *health) deniedVerb(verb string, err error) {
 	h.changedLocked()
 }
 
-// allowedVerb records a successful list or watch of pods.
+// allowedVerb records a successful list or watch of pods. A watch that is allowed clears a refused list as well:
+// the informer streams its initial list over a watch (watch-list), so with the watch allowed the cache works, and
+// the list it no longer sends would otherwise stay refused forever.
 func (h *health) allowedVerb(verb string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	i := slices.Index(h.denied, verb)
-	if i < 0 {
+	before := len(h.denied)
+	h.denied = slices.DeleteFunc(h.denied, func(v string) bool { return v == verb || verb == "watch" })
+	if len(h.denied) == before {
 		return
 	}
-	h.denied = slices.Delete(h.denied, i, i+1)
 	if len(h.denied) == 0 && !h.unreachable {
 		h.lastErr = nil
 	}
