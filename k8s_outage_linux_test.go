@@ -94,6 +94,9 @@ service:
 			default:
 			}
 			c.stop(t)
+			assert.Len(t, logLines(c.out.String(), "Kubernetes API server not reachable"), 1,
+				"logged once, not per retry")
+			assert.Empty(t, logLines(c.out.String(), "Invalid transition"), "status reports the host accepts")
 		})
 	}
 }
