@@ -144,3 +144,17 @@ func TestHoldDoesNotWaitThroughAnOutage(t *testing.T) {
 	assert.True(t, enr.Enrich(res), "the API server is lost: nothing waits for a status update that cannot come")
 	assert.Equal(t, "a", strAttr(res.Attributes(), "k8s.pod.name"), "what the cache has is still added")
 }
+
+// TestKubernetesConfigErrorsFailStart: what stays a Start error is configuration: a kubeconfig that does not load.
+func TestKubernetesConfigErrorsFailStart(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(kubeconfig, []byte("clusters: [not, a, kubeconfig\n"), 0o600))
+	cfg := createDefaultConfig().(*Config)
+	cfg.Kubernetes.Enabled = kube.ModeTrue
+	cfg.Kubernetes.Kubeconfig = kubeconfig
+	cfg.Kubernetes.NodeName = "node-a"
+	h := newHarness(t, cfg, nil)
+	err := h.p.Start(context.Background(), &statusHost{})
+	assert.ErrorContains(t, err, `cannot load "kubernetes.kubeconfig"`)
+	require.NoError(t, h.p.Shutdown(context.Background()))
+}
