@@ -266,8 +266,8 @@ const pingTimeout = 2 * time.Second
 // Start checks the API server (bounded), starts the informer and owner workers, and, when the API server
 // answered, waits (bounded) for the initial sync. It does not fail because of the API server: unreachable,
 // refused (401, 403) or slow, the condition is logged once, reported through Settings.OnStatusChange and
-// Stats, and the informer keeps retrying in the background (client-go's reflector backs off up to 30s between
-// attempts). Until the cache syncs, lookups find nothing and records flow without Kubernetes attributes.
+// Stats, and the informer keeps retrying in the background (client-go's reflector backs off from 0.8s, doubling
+// to 30s, with up to as much again in jitter). Until the cache syncs, lookups find nothing and records flow without Kubernetes attributes.
 // Configuration errors (no credentials, a kubeconfig that does not parse) are New's.
 func (c *Cache) Start(ctx context.Context) error {
 	if c == nil {
