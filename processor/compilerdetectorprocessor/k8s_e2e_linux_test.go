@@ -242,7 +242,8 @@ func TestKubernetesAPIServerDownAtStart(t *testing.T) {
 	require.NoError(t, err)
 	up := time.Now()
 
-	// The informer retries with backoff (up to 30 s between attempts): compile until a finding is enriched.
+	// The informer retries with backoff (a few seconds after an outage this short, at most 60 s with jitter):
+	// compile until a finding is enriched.
 	var enriched rec
 	for i := 0; ; i++ {
 		require.Less(t, time.Since(up), 2*time.Minute, "no enriched finding within 2 minutes of the API server coming up")

@@ -270,7 +270,7 @@ func TestIntegrationAPIServerDownAtStart(t *testing.T) {
 		Spec:       corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		Status:     corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{status("c", id, "")}},
 	})
-	// The reflector backs off up to 30s between attempts.
+	// The reflector backs off between attempts (a few seconds after an outage this short, at most 60 s with jitter).
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	require.True(t, c.WaitForContainer(wctx, id))
