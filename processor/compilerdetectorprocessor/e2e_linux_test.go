@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -99,6 +100,12 @@ func one(t *testing.T, recs []rec, what string, match func(rec) bool) rec {
 // configuration before it is validated.
 func startPipeline(t *testing.T, configure func(*compilerdetectorprocessor.Config)) *consumertest.LogsSink {
 	t.Helper()
+	return startPipelineOn(t, componenttest.NewNopHost(), configure)
+}
+
+// startPipelineOn is startPipeline with the processor started on host (a status-recording host).
+func startPipelineOn(t *testing.T, host component.Host, configure func(*compilerdetectorprocessor.Config)) *consumertest.LogsSink {
+	t.Helper()
 	ctx := context.Background()
 	sink := new(consumertest.LogsSink)
 
@@ -108,7 +115,7 @@ func startPipeline(t *testing.T, configure func(*compilerdetectorprocessor.Confi
 	require.NoError(t, pcfg.Validate())
 	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
 	require.NoError(t, err)
-	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
+	require.NoError(t, proc.Start(ctx, host))
 
 	rf := ebpfexecreceiver.NewFactory()
 	rcfg := rf.CreateDefaultConfig().(*ebpfexecreceiver.Config)

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -152,6 +156,117 @@ func TestKubernetesEndToEnd(t *testing.T) {
 			assert.Equal(t, v, r.res[k], "%s on the %s exec", k, tag)
 		}
 	}
+}
+
+// statusHost records the component status the processor reports.
+type statusHost struct {
+	mu     sync.Mutex
+	events []*componentstatus.Event
+}
+
+func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+func (h *statusHost) Report(ev *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, ev)
+}
+
+func (h *statusHost) last() componentstatus.Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == 0 {
+		return componentstatus.StatusNone
+	}
+	return h.events[len(h.events)-1].Status()
+}
+
+// TestKubernetesAPIServerDownAtStart: the processor starts while the control plane is down (connections to the API
+// server refused), with kubernetes.enabled true as deploy/ ships it. Capture starts at once: gcc run in a runc
+// container is flagged without Kubernetes attributes, and the status says RecoverableError. Once the API server is
+// up and the documented RBAC granted, later findings carry the pod's attributes and the status is OK. The pipeline
+// runs throughout.
+func TestKubernetesAPIServerDownAtStart(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	mounts := ebpfexectest.HostGCCMounts(t)
+	cluster := kubetest.StartWithAPIServerDown(t)
+	const node, ns = "node-outage", "default"
+
+	host := &statusHost{}
+	started := time.Now()
+	sink := startPipelineOn(t, host, func(cfg *compilerdetectorprocessor.Config) {
+		cfg.Dedup.Window = 0 // every finding visible
+		cfg.Kubernetes.Enabled = "true"
+		cfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
+		cfg.Kubernetes.NodeName = node
+		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
+	})
+	t.Logf("pipeline started in %s with the API server down", time.Since(started).Round(time.Millisecond))
+	assert.Equal(t, componentstatus.StatusRecoverableError, host.last())
+
+	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: mounts})
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	gcc := func(tag string) func(rec) bool {
+		ctr.MustExec(t, "gcc", "-DCW_"+tag+"_"+run, "--version")
+		return func(r rec) bool {
+			return r.containerID() == ctr.ID() && r.flagged() && slices.Contains(r.list("process.command_args"), "-DCW_"+tag+"_"+run)
+		}
+	}
+
+	down := gcc("DOWN")
+	waitForRecord(t, sink, "the finding made while the API server is down", down)
+	r := one(t, execRecords(sink), "the finding made while the API server is down", down)
+	assert.Equal(t, "gcc", r.str("compilerwatch.compiler.name"))
+	for _, k := range []string{"k8s.pod.name", "k8s.namespace.name", "k8s.container.name"} {
+		assert.NotContains(t, r.res, k, "no Kubernetes attributes while the API server is down")
+	}
+
+	// The control plane comes back; the kubelet reports the container in the pod's status.
+	require.NoError(t, cluster.StartAPIServer(t))
+	admin := cluster.Client
+	grantDocumentedRBAC(t, admin)
+	ctx := context.Background()
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "builder", Labels: map[string]string{"app": "builder"}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "build", Image: "registry.example/team/builder:7"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = admin.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
+	})
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "build", ContainerID: "containerd://" + ctr.ID(), Image: "registry.example/team/builder:7", Ready: true,
+	}}}
+	_, err = admin.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	up := time.Now()
+
+	// The informer retries with backoff (a few seconds after an outage this short, at most 60 s with jitter):
+	// compile until a finding is enriched.
+	var enriched rec
+	for i := 0; ; i++ {
+		require.Less(t, time.Since(up), 2*time.Minute, "no enriched finding within 2 minutes of the API server coming up")
+		match := gcc(fmt.Sprintf("UP%d", i))
+		waitForRecord(t, sink, "a finding after the API server is up", match)
+		if r := one(t, execRecords(sink), "a finding after the API server is up", match); r.res["k8s.pod.name"] != nil {
+			enriched = r
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("first enriched finding %s after the API server came up", time.Since(up).Round(time.Millisecond))
+	for k, v := range map[string]any{
+		"k8s.pod.name":         pod.Name,
+		"k8s.namespace.name":   ns,
+		"k8s.node.name":        node,
+		"k8s.container.name":   "build",
+		"container.image.name": "registry.example/team/builder",
+	} {
+		assert.Equal(t, v, enriched.res[k], k)
+	}
+	require.Eventually(t, func() bool { return host.last() == componentstatus.StatusOK }, 30*time.Second, 10*time.Millisecond,
+		"status OK once the pod cache follows the API server")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -46,6 +48,10 @@ type compilerDetector struct {
 	// releaseMu makes taking batches out of hold and delivering them one step (for the async release and for a
 	// ConsumeLogs past the hold bound), so that no record overtakes an earlier one of its container.
 	releaseMu sync.Mutex
+	// host receives component status reports of the pod cache's state; stopping ends them at Shutdown, when the
+	// host no longer accepts them.
+	host     component.Host
+	stopping atomic.Bool
 
 	// Lifecycle of the async goroutine.
 	startOnce sync.Once
@@ -91,9 +97,12 @@ func (p *compilerDetector) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: true}
 }
 
-// Start builds the Kubernetes pod cache when kubernetes.enabled asks for it (an unreachable API server with
-// enabled: true is an error here), then starts the async goroutine.
-func (p *compilerDetector) Start(ctx context.Context, _ component.Host) error {
+// Start builds the Kubernetes pod cache when kubernetes.enabled asks for it, then starts the async goroutine. Only
+// configuration errors fail it (no credentials, a kubeconfig that does not load): an API server that is down or
+// refuses the requests must not keep a node agent from capturing, so records then flow without Kubernetes
+// attributes while the cache retries, and the state is reported as component status and the k8s_synced gauge.
+func (p *compilerDetector) Start(ctx context.Context, host component.Host) error {
+	p.host = host
 	if p.enricher == nil {
 		if err := p.startKube(ctx); err != nil {
 			return err
@@ -154,6 +163,7 @@ func (p *compilerDetector) run(holdEvery, sweepEvery time.Duration) {
 // Shutdown stops the async goroutine, then flushes every held record and every pending dedup count to the next
 // consumer, so nothing is lost on a clean stop.
 func (p *compilerDetector) Shutdown(ctx context.Context) error {
+	p.stopping.Store(true)
 	p.stopOnce.Do(func() { close(p.stop) })
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -177,9 +187,10 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 }
 
 // startKube creates and starts the pod cache. kube.New returns nil when the cache is off (enabled: false, or
-// auto outside a cluster); records then flow without Kubernetes attributes and nothing is held.
+// auto outside a cluster); records then flow without Kubernetes attributes and nothing is held. kube.New fails on
+// configuration errors only; Start does not fail because of the API server.
 func (p *compilerDetector) startKube(ctx context.Context) error {
-	cache, err := kube.New(p.cfg.Kubernetes, kube.Settings{Logger: p.logger})
+	cache, err := kube.New(p.cfg.Kubernetes, kube.Settings{Logger: p.logger, OnStatusChange: p.reportKubeStatus})
 	if err != nil {
 		return fmt.Errorf("kubernetes: %w", err)
 	}
@@ -202,12 +213,30 @@ func (p *compilerDetector) enrichNow(res pcommon.Resource) {
 	}
 }
 
+// reportKubeStatus turns the pod cache's state into component status: OK while the cache follows the API server,
+// RecoverableError while it cannot (unreachable, refused, not synced). Neither makes the health_check extension's
+// liveness answer fail: it only reports 503 for Starting, Stopping, Stopped and FatalError, and a RecoverableError
+// only with component_health.include_recoverable_errors, which a liveness probe must not set (the kubelet would
+// restart the collector into the same outage). The cache calls this in order, never concurrently.
+func (p *compilerDetector) reportKubeStatus(s kube.Status) {
+	if p.host == nil || p.stopping.Load() {
+		return
+	}
+	if s.OK() {
+		componentstatus.ReportStatus(p.host, componentstatus.NewEvent(componentstatus.StatusOK))
+		return
+	}
+	componentstatus.ReportStatus(p.host, componentstatus.NewRecoverableErrorEvent(s.Problem()))
+}
+
 // kubeEnricher adapts the pod cache to the hold path: a record is ready unless its pod is known and its
-// container is not yet in the pod's status.
+// container is not yet in the pod's status. While the cache does not follow the API server (unreachable,
+// refused), the status update a held record waits for cannot come, so nothing waits for it: records flow on with
+// what the cache has. Before the first sync no pod is known, so nothing is pending anyway.
 type kubeEnricher struct{ c *kube.Cache }
 
 func (k kubeEnricher) Enrich(res pcommon.Resource) bool {
-	return k.c.Enrich(res) != kube.StateContainerPending
+	return k.c.Enrich(res) != kube.StateContainerPending || !k.c.Following()
 }
 
 var (
@@ -233,6 +262,14 @@ func (p *compilerDetector) registerKubeMetrics() error {
 		}),
 		tb.RegisterProcessorCompilerDetectorK8sAPIErrorsCallback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(c.Stats().APIErrors))
+			return nil
+		}),
+		tb.RegisterProcessorCompilerDetectorK8sSyncedCallback(func(_ context.Context, o metric.Int64Observer) error {
+			var v int64
+			if c.Following() {
+				v = 1
+			}
+			o.Observe(v)
 			return nil
 		}),
 	)

@@ -3,8 +3,8 @@ package kube // import "github.com/compilerwatch/compilerwatch/processor/compile
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -86,7 +86,9 @@ type Settings struct {
 	// Client replaces the client built from Config (tests pass a fake clientset through kubetest.ClientsetAPI).
 	// With a Client, enabled auto means on.
 	Client API
-	// StartTimeout bounds the API server check and the initial sync in Start (default 10s).
+	// StartTimeout bounds how long Start waits for the initial sync when the API server answers (default 10s). The
+	// API server check before it is bounded by pingTimeout as well: Start never waits long for an absent API
+	// server.
 	StartTimeout time.Duration
 	// OwnerTTL is how long a ReplicaSet's or Job's owner is cached (default 10m); OwnerNegativeTTL how long a failed
 	// GET is (default 1m); OwnerTimeout bounds each GET (default 5s); OwnerWorkers run GETs (default 2).
@@ -94,8 +96,9 @@ type Settings struct {
 	OwnerNegativeTTL time.Duration
 	OwnerTimeout     time.Duration
 	OwnerWorkers     int
-	// OnReachabilityChange, when set, is called on each API server reachability transition.
-	OnReachabilityChange func(reachable bool)
+	// OnStatusChange, when set, is called from Start with the first Status, then on each change of its Synced,
+	// Reachable or Denied parts, in order and never concurrently. It must not call back into the Cache.
+	OnStatusChange func(Status)
 
 	env *environment // tests only; nil = the process environment
 }
@@ -128,7 +131,6 @@ type Cache struct {
 	client   API
 	nodeName string
 	selector string
-	strict   bool // enabled: true (or an explicit kubeconfig): Start fails when the API server is unusable
 	// observed: the client was built here with the health-tracking transport, which already reports every
 	// transport-level failure.
 	observed bool
@@ -166,13 +168,12 @@ func New(cfg Config, set Settings) (*Cache, error) {
 	}
 	c := &Cache{
 		logger:  set.Logger,
-		strict:  cfg.Enabled == ModeTrue || cfg.Kubeconfig != "",
 		timeout: set.StartTimeout,
 		workers: set.OwnerWorkers,
 		applier: newApplier(cfg.PodLabels, cfg.PodAnnotations),
 		changed: make(chan struct{}),
 	}
-	c.health = &health{logger: set.Logger, stats: &c.stats, onChange: set.OnReachabilityChange}
+	c.health = &health{logger: set.Logger, stats: &c.stats, onChange: set.OnStatusChange}
 	c.client = set.Client
 	if c.client == nil {
 		rc, err := restConfig(&cfg, env)
@@ -196,6 +197,7 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		return nil, errors.New(`kubernetes: the node name is unknown: set "kubernetes.node_name" or the ` +
 			nodeNameEnv + ` environment variable (in a DaemonSet, from the downward API field spec.nodeName)`)
 	}
+	c.health.node = c.nodeName
 	c.selector = fields.OneTermEqualSelector("spec.nodeName", c.nodeName).String()
 	c.owners = newOwners(c.client, c.logger, &c.stats, c.health, c.observed, &set)
 
@@ -229,8 +231,11 @@ func (c *Cache) listWatch() *cache.ListWatch {
 			opts.FieldSelector = c.selector
 			list, err := c.client.ListPods(ctx, opts)
 			if err != nil {
+				c.refused("list", err)
 				return nil, err
 			}
+			c.health.success()
+			c.health.allowedVerb("list")
 			kept := list.Items[:0]
 			for i := range list.Items {
 				if list.Items[i].Spec.NodeName == c.nodeName {
@@ -244,16 +249,26 @@ func (c *Cache) listWatch() *cache.ListWatch {
 			opts.FieldSelector = c.selector
 			w, err := c.client.WatchPods(ctx, opts)
 			if err != nil {
+				c.refused("watch", err)
 				return nil, err
 			}
+			c.health.success()
+			c.health.allowedVerb("watch")
 			return newNodeFilter(w, c.nodeName), nil
 		},
 	}
 }
 
-// Start checks the API server (bounded), starts the informer and owner workers, and waits (bounded) for the
-// initial sync. With enabled: true an unusable API server is an error; in auto mode it is logged and the informer
-// keeps retrying in the background.
+// pingTimeout bounds the API server check in Start, so that a black-holed API server delays the start of capture
+// by at most this long.
+const pingTimeout = 2 * time.Second
+
+// Start checks the API server (bounded), starts the informer and owner workers, and, when the API server
+// answered, waits (bounded) for the initial sync. It does not fail because of the API server: unreachable,
+// refused (401, 403) or slow, the condition is logged once, reported through Settings.OnStatusChange and
+// Stats, and the informer keeps retrying in the background (client-go's reflector backs off from 0.8s, doubling
+// to 30s, with up to as much again in jitter). Until the cache syncs, lookups find nothing and records flow without Kubernetes attributes.
+// Configuration errors (no credentials, a kubeconfig that does not parse) are New's.
 func (c *Cache) Start(ctx context.Context) error {
 	if c == nil {
 		return nil
@@ -265,20 +280,31 @@ func (c *Cache) Start(ctx context.Context) error {
 	}
 	c.started = true
 
-	pingCtx, cancelPing := context.WithTimeout(ctx, c.timeout)
-	_, err := c.client.ListPods(pingCtx, metav1.ListOptions{FieldSelector: c.selector, Limit: 1})
+	// resourceVersion 0 lets the API server answer from its watch cache: a quorum read of etcd from every node of
+	// a rollout would load the control plane for a reachability check.
+	pingCtx, cancelPing := context.WithTimeout(ctx, min(pingTimeout, c.timeout))
+	_, err := c.client.ListPods(pingCtx, metav1.ListOptions{FieldSelector: c.selector, Limit: 1, ResourceVersion: "0"})
 	cancelPing()
 	if err != nil {
-		err = c.describe(err)
-		if c.strict {
-			return err
-		}
-		c.logger.Warn("Kubernetes metadata unavailable at start; retrying in the background", zap.Error(err))
+		c.refused("list", err)
+		c.classify(err)
+	} else {
+		c.health.success()
+		c.health.allowedVerb("list")
 	}
+	c.health.publish()
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	synced := c.informer.HasSyncedChecker().Done()
 	c.wg.Go(func() { c.informer.RunWithContext(runCtx) })
+	c.wg.Go(func() {
+		select {
+		case <-synced:
+			c.health.markSynced(len(c.indexer.ListKeys()))
+		case <-runCtx.Done():
+		}
+	})
 	for range c.workers {
 		c.wg.Go(func() { c.owners.run(runCtx) })
 	}
@@ -289,30 +315,57 @@ func (c *Cache) Start(ctx context.Context) error {
 	timer := time.NewTimer(c.timeout)
 	defer timer.Stop()
 	select {
-	case <-c.informer.HasSyncedChecker().Done():
-		c.logger.Info("Kubernetes pod cache synced", zap.String("node", c.nodeName), zap.Int("pods", len(c.indexer.ListKeys())))
-		return nil
+	case <-synced:
 	case <-ctx.Done():
-		err = ctx.Err()
 	case <-timer.C:
-		err = fmt.Errorf("the pod cache did not sync within %s", c.timeout)
+		c.logger.Warn("Kubernetes pod cache not synced yet; records flow without Kubernetes attributes until it is",
+			zap.String("node", c.nodeName), zap.Duration("waited", c.timeout))
 	}
-	if c.strict {
-		c.stopLocked()
-		return fmt.Errorf("kubernetes: %w", err)
-	}
-	c.logger.Warn("Kubernetes pod cache not synced yet; lookups find nothing until it is", zap.Error(err))
 	return nil
 }
 
-func (c *Cache) describe(err error) error {
-	switch {
-	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
-		return fmt.Errorf("kubernetes: not allowed to list pods on node %q (RBAC needs get, list and watch on "+
-			"pods; get on replicasets and jobs): %w", c.nodeName, err)
-	default:
-		return fmt.Errorf("kubernetes: the API server is not reachable: %w", err)
+// refused reports a 401 or 403 answer to a list or watch of pods; other errors are left to classify.
+func (c *Cache) refused(verb string, err error) {
+	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		c.health.deniedVerb(verb, err)
 	}
+}
+
+// classify reports a failed list or watch of pods that is not a refusal: a failure without an answer makes the
+// API server unreachable, unless the transport has already seen it; an answer that is an error for another reason
+// (404, 429 after client-go's own retries) is counted only, since the server did answer.
+func (c *Cache) classify(err error) {
+	var status apierrors.APIStatus
+	switch {
+	case errors.Is(err, context.Canceled):
+		// Our own shutdown.
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		// Reported by refused, where the verb is known.
+	case errors.As(err, &status) && status.Status().Code > 0 && status.Status().Code < http.StatusInternalServerError:
+		c.stats.apiErrors.Add(1)
+		c.logger.Debug("Kubernetes API server refused a pod request", zap.Error(err))
+	case c.observed && transportReported(err):
+		// The transport has counted and reported it.
+	default:
+		c.health.failure(err)
+	}
+}
+
+// Following reports whether the cache follows the node's pods (Status().OK(), without the copy): synced, the API
+// server answering, list and watch allowed. False for a nil Cache.
+func (c *Cache) Following() bool {
+	if c == nil {
+		return false
+	}
+	return c.health.ok()
+}
+
+// Status returns the cache's view of the API server (the zero Status for a nil Cache).
+func (c *Cache) Status() Status {
+	if c == nil {
+		return Status{}
+	}
+	return c.health.status()
 }
 
 // Shutdown stops the informer and owner workers and waits for them, bounded by ctx.
@@ -343,17 +396,13 @@ func (c *Cache) stopLocked() {
 }
 
 func (c *Cache) onWatchError(_ context.Context, _ *cache.Reflector, err error) {
-	switch {
-	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled):
+	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
 		// The normal life of a watch: the reflector relists.
 		c.logger.Debug("Kubernetes pod watch restarting", zap.Error(err))
-	case c.observed && transportReported(err):
-		c.logger.Debug("Kubernetes pod watch failed", zap.Error(err))
-	default:
-		// An answer that makes the cache unusable (forbidden, unauthorized), or any failure of a client without
-		// our transport (an injected one).
-		c.health.failure(err)
+		return
 	}
+	c.logger.Debug("Kubernetes pod list or watch failed; retrying", zap.Error(err))
+	c.classify(err)
 }
 
 func (c *Cache) onPod(obj any) {

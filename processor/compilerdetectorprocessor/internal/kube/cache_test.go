@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -495,12 +496,9 @@ func TestAPIErrorsAndRecovery(t *testing.T) {
 		return true, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "team",
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(&metav1.ObjectMeta{Name: "web-renamed"}, appsv1.SchemeGroupVersion.WithKind("Deployment"))}}}, nil
 	})
-	transitions := make(chan bool, 4)
-	tc := startCache(t, Config{}, client, Settings{
-		OwnerNegativeTTL:     time.Millisecond,
-		OnReachabilityChange: func(ok bool) { transitions <- ok },
-	})
-	require.False(t, <-transitions)
+	rec := &statusRecorder{}
+	tc := startCache(t, Config{}, client, Settings{OwnerNegativeTTL: time.Millisecond, OnStatusChange: rec.record})
+	rec.waitFor(t, "the failed owner GET makes the API unreachable", func(s Status) bool { return !s.Reachable })
 	s := tc.Stats()
 	assert.False(t, s.APIReachable)
 	assert.GreaterOrEqual(t, s.APIErrors, uint64(1))
@@ -514,44 +512,54 @@ func TestAPIErrorsAndRecovery(t *testing.T) {
 		r, _ := tc.Resolve(testID(1), "")
 		return r.Workload.Deployment == "web-renamed"
 	}, 5*time.Second, 5*time.Millisecond)
-	require.True(t, <-transitions)
+	rec.waitFor(t, "reachable and synced again", Status.OK)
 	assert.True(t, tc.Stats().APIReachable)
+	assert.NoError(t, tc.Status().Problem())
 }
 
-func TestStartErrors(t *testing.T) {
+// TestStartDoesNotFailOnTheAPIServer: an API server that is unreachable or refuses the requests is not a Start
+// error, whatever kubernetes.enabled says; Start returns at once and the status says what is wrong.
+func TestStartDoesNotFailOnTheAPIServer(t *testing.T) {
 	listFails := func(err error) API {
 		c := fake.NewClientset()
 		c.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, err })
+		c.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) { return true, nil, err })
 		return kubetest.ClientsetAPI{Interface: c}
 	}
-	t.Run("strict, unreachable", func(t *testing.T) {
-		c, err := New(Config{Enabled: ModeTrue, NodeName: testNode}, Settings{Client: listFails(errors.New("connection refused"))})
-		require.NoError(t, err)
-		assert.ErrorContains(t, c.Start(t.Context()), "kubernetes: the API server is not reachable: connection refused")
-		require.NoError(t, c.Shutdown(t.Context()))
-	})
-	t.Run("strict, forbidden", func(t *testing.T) {
+	for _, mode := range []Mode{ModeTrue, ModeAuto} {
+		t.Run(string(mode)+", unreachable", func(t *testing.T) {
+			c, err := New(Config{Enabled: mode, NodeName: testNode}, Settings{Client: listFails(errors.New("connection refused"))})
+			require.NoError(t, err)
+			require.NoError(t, c.Start(t.Context()))
+			_, st := c.Resolve(testID(1), "")
+			assert.Equal(t, StateUnknown, st)
+			s := c.Status()
+			assert.False(t, s.Reachable)
+			assert.False(t, s.Synced)
+			assert.ErrorContains(t, s.Problem(), "kubernetes: the API server is not reachable")
+			assert.ErrorContains(t, s.Problem(), "connection refused")
+			require.NoError(t, c.Shutdown(t.Context()))
+		})
+	}
+	t.Run("forbidden", func(t *testing.T) {
 		c, err := New(Config{Enabled: ModeTrue, NodeName: testNode}, Settings{Client: listFails(apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("rbac")))})
 		require.NoError(t, err)
-		assert.ErrorContains(t, c.Start(t.Context()), `not allowed to list pods on node "node-a" (RBAC needs get, list and watch on pods`)
-		require.NoError(t, c.Shutdown(t.Context()))
-	})
-	t.Run("auto keeps going", func(t *testing.T) {
-		c, err := New(Config{Enabled: ModeAuto, NodeName: testNode}, Settings{Client: listFails(errors.New("connection refused"))})
-		require.NoError(t, err)
 		require.NoError(t, c.Start(t.Context()))
-		_, st := c.Resolve(testID(1), "")
-		assert.Equal(t, StateUnknown, st)
+		s := c.Status()
+		assert.True(t, s.Reachable, "a 403 is an answer")
+		assert.Equal(t, []string{"list"}, s.Denied)
+		assert.ErrorContains(t, s.Problem(), `not allowed to list pods (RBAC needs get, list and watch on pods`)
 		require.NoError(t, c.Shutdown(t.Context()))
 	})
-	t.Run("strict, real transport to a closed port", func(t *testing.T) {
+	t.Run("real transport to a closed port", func(t *testing.T) {
 		kubeconfig := writeKubeconfig(t, "https://127.0.0.1:1")
-		c, err := New(Config{Enabled: ModeTrue, Kubeconfig: kubeconfig, NodeName: testNode}, Settings{StartTimeout: 3 * time.Second})
+		c, err := New(Config{Enabled: ModeTrue, Kubeconfig: kubeconfig, NodeName: testNode}, Settings{StartTimeout: time.Minute})
 		require.NoError(t, err)
-		err = c.Start(t.Context())
-		assert.ErrorContains(t, err, "kubernetes: the API server is not reachable")
-		assert.ErrorContains(t, err, "127.0.0.1:1")
+		begin := time.Now()
+		require.NoError(t, c.Start(t.Context()))
+		assert.Less(t, time.Since(begin), time.Minute, "Start does not wait for a sync that cannot come")
 		assert.False(t, c.Stats().APIReachable)
+		assert.ErrorContains(t, c.Status().Problem(), "127.0.0.1:1")
 		require.NoError(t, c.Shutdown(t.Context()))
 	})
 	t.Run("started twice", func(t *testing.T) {

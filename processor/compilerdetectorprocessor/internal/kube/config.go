@@ -15,7 +15,9 @@ type Mode string
 const (
 	// ModeAuto turns the cache on inside a cluster (service account present) and leaves it silently off outside.
 	ModeAuto Mode = "auto"
-	// ModeTrue requires the cache: an unreachable API server is a Start error.
+	// ModeTrue requires the cache: missing credentials (not a pod with a service account, no kubeconfig) or a
+	// kubeconfig that does not load are Start errors. An API server that is unreachable or refuses the requests is
+	// not: capture starts without Kubernetes attributes and the cache retries in the background.
 	ModeTrue Mode = "true"
 	// ModeFalse turns the cache off.
 	ModeFalse Mode = "false"

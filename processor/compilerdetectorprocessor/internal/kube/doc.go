@@ -3,9 +3,10 @@
 // spec.nodeName, trimmed by a transform so memory stays O(pods on the node)), indexed by container id and pod uid,
 // and resolves owners with cached GETs of the ReplicaSet or Job instead of cluster-wide informers.
 //
-// Lookups never block: they answer from the cache, and owner GETs run on background workers. When the API server
-// goes away, the cache keeps answering with what it has; the condition is counted in [Stats] and logged once per
-// transition.
+// Lookups never block: they answer from the cache, and owner GETs run on background workers. Start does not fail
+// because of the API server: down, refusing (RBAC) or slow, the informer retries in the background and lookups find
+// nothing until the cache syncs. When the API server goes away later, the cache keeps answering with what it has.
+// Each condition is counted in [Stats], logged once per transition, and reported as a [Status].
 //
 // The processor uses it as:
 //

@@ -12,7 +12,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +58,9 @@ func TestIntegrationRealAPIServer(t *testing.T) {
 	ctx := t.Context()
 	_, err := e.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: itNamespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+
+	// The agent may do nothing yet: the pod list is forbidden.
+	t.Run("pods forbidden: start, log once, sync when granted", e.testPodsForbidden)
 
 	// The agent may only read pods: owner GETs are forbidden and the naming rules answer.
 	e.grant(t, agentRules[:1])
@@ -197,6 +203,80 @@ func (e *itEnv) testForbiddenOwners(t *testing.T) {
 	assert.True(t, c.Stats().APIReachable, "forbidden is an answer, not an outage")
 	require.NoError(t, c.Shutdown(t.Context()))
 	require.NoError(t, e.admin.CoreV1().Pods(itNamespace).Delete(t.Context(), pod.Name, *metav1.NewDeleteOptions(0)))
+}
+
+// testPodsForbidden: RBAC without pods list and watch does not fail Start; the refusal is logged once per verb
+// (not once per retry, and never as the API server failing and recovering), and the grant is picked up.
+func (e *itEnv) testPodsForbidden(t *testing.T) {
+	e.grant(t, nil)
+	core, logs := observer.New(zapcore.DebugLevel)
+	c, err := New(Config{Enabled: ModeTrue, NodeName: testNode, Kubeconfig: e.cluster.Kubeconfig(t, e.cluster.AgentConfig)},
+		Settings{Logger: zap.New(core)})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(t.Context()), "a 403 is not a reason to stop capturing")
+	defer func() { require.NoError(t, c.Shutdown(context.Background())) }()
+
+	// The ping, then the reflector's watch-list, list, and a retry after its backoff.
+	require.Eventually(t, func() bool { return c.Stats().APIErrors >= 4 }, 30*time.Second, 10*time.Millisecond)
+	s := c.Status()
+	assert.True(t, s.Reachable)
+	assert.False(t, s.Synced)
+	assert.Contains(t, s.Denied, "list")
+	denied := messages(logs, zapcore.ErrorLevel, "does not allow list on pods")
+	require.Len(t, denied, 1, "logged once, not per retry")
+	assert.LessOrEqual(t, len(messages(logs, zapcore.ErrorLevel, "does not allow watch on pods")), 1)
+	assert.Empty(t, messages(logs, zapcore.InfoLevel, "reachable"), "no failing/succeeding-again flapping")
+	for _, entry := range logs.FilterMessageSnippet("does not allow list on pods").All() {
+		assert.Contains(t, entry.ContextMap()["error"], `cannot list resource "pods"`, "the server's own words name the verb")
+	}
+
+	e.grant(t, agentRules)
+	require.Eventually(t, c.Following, 60*time.Second, 10*time.Millisecond, "synced once RBAC allows it; status %+v", c.Status())
+	// One recovery line per verb at most: the watch-list that now succeeds clears both, or a list succeeds first.
+	again := messages(logs, zapcore.InfoLevel, "on pods again")
+	assert.NotEmpty(t, again)
+	assert.LessOrEqual(t, len(again), 2, "%q", again)
+	assert.Len(t, messages(logs, zapcore.ErrorLevel, "does not allow list on pods"), 1)
+}
+
+// TestIntegrationAPIServerDownAtStart: the cache starts while the API server is down (connections refused), Start
+// returns at once without error, and the cache syncs and follows the node's pods once the API server is up.
+func TestIntegrationAPIServerDownAtStart(t *testing.T) {
+	cluster := kubetest.StartWithAPIServerDown(t)
+	e := &itEnv{cluster: cluster, admin: cluster.Client}
+	core, logs := observer.New(zapcore.InfoLevel)
+	rec := &statusRecorder{}
+	c, err := New(Config{Enabled: ModeTrue, NodeName: testNode, Kubeconfig: cluster.Kubeconfig(t, cluster.AgentConfig)},
+		Settings{Logger: zap.New(core), OnStatusChange: rec.record})
+	require.NoError(t, err)
+	begin := time.Now()
+	require.NoError(t, c.Start(t.Context()))
+	t.Logf("Start returned after %v with the API server down", time.Since(begin))
+	assert.Less(t, time.Since(begin), 5*time.Second, "Start does not wait for an API server that is down")
+	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
+	first := rec.snapshot()
+	require.NotEmpty(t, first)
+	assert.False(t, first[0].Reachable)
+	assert.False(t, first[0].Synced)
+
+	require.NoError(t, cluster.StartAPIServer(t))
+	ctx := t.Context()
+	_, err = e.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: itNamespace}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	e.grant(t, agentRules)
+	id := e.id()
+	e.createPod(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "late"},
+		Spec:       corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Status:     corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{status("c", id, "")}},
+	})
+	// The reflector backs off between attempts (a few seconds after an outage this short, at most 60 s with jitter).
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	require.True(t, c.WaitForContainer(wctx, id))
+	rec.waitFor(t, "OK once synced", Status.OK)
+	assert.Len(t, messages(logs, zapcore.WarnLevel, "not reachable"), 1)
+	assert.Len(t, messages(logs, zapcore.InfoLevel, "reachable again"), 1)
 }
 
 func (e *itEnv) testDeployment(t *testing.T, c *Cache) {

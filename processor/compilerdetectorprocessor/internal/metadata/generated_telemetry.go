@@ -42,6 +42,7 @@ type TelemetryBuilder struct {
 	ProcessorCompilerDetectorK8sAPIErrors           metric.Int64ObservableCounter
 	ProcessorCompilerDetectorK8sLookups             metric.Int64ObservableCounter
 	ProcessorCompilerDetectorK8sPods                metric.Int64ObservableGauge
+	ProcessorCompilerDetectorK8sSynced              metric.Int64ObservableGauge
 }
 
 // observerInt64 binds an Int64Observer to one instrument for a callback.
@@ -81,6 +82,11 @@ func (builder *TelemetryBuilder) RegisterProcessorCompilerDetectorK8sLookupsCall
 // RegisterProcessorCompilerDetectorK8sPodsCallback sets callback for observable ProcessorCompilerDetectorK8sPods metric.
 func (builder *TelemetryBuilder) RegisterProcessorCompilerDetectorK8sPodsCallback(cb metric.Int64Callback) error {
 	return builder.register(builder.ProcessorCompilerDetectorK8sPods, cb)
+}
+
+// RegisterProcessorCompilerDetectorK8sSyncedCallback sets callback for observable ProcessorCompilerDetectorK8sSynced metric.
+func (builder *TelemetryBuilder) RegisterProcessorCompilerDetectorK8sSyncedCallback(cb metric.Int64Callback) error {
+	return builder.register(builder.ProcessorCompilerDetectorK8sSynced, cb)
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -188,6 +194,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_compiler_detector_k8s_pods",
 		metric.WithDescription("Pods of this node in the Kubernetes metadata cache. [Alpha]"),
 		metric.WithUnit("{pod}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorK8sSynced, err = builder.meter.Int64ObservableGauge(
+		"otelcol_processor_compiler_detector_k8s_synced",
+		metric.WithDescription("1 while the Kubernetes pod cache is synced and follows the API server; 0 while the API server is unreachable, refuses the pod list or watch (RBAC), or the cache has not synced yet. [Alpha]"),
+		metric.WithUnit("1"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

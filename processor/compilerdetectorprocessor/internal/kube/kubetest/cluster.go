@@ -66,6 +66,8 @@ type Cluster struct {
 	apiArgs   []string
 	etcd      *process
 	apiserver *process
+	// releasePort closes the socket that holds the API server's port while kube-apiserver has never run.
+	releasePort func()
 }
 
 // BinDir returns the directory holding etcd and kube-apiserver.
@@ -80,6 +82,20 @@ func BinDir() string {
 // Start starts etcd and kube-apiserver on free loopback ports with a fresh data directory, waits for /readyz, and
 // stops both on t.Cleanup. It skips the test when the binaries are missing (fails it when CI=true).
 func Start(t testing.TB) *Cluster {
+	t.Helper()
+	return start(t, true)
+}
+
+// StartWithAPIServerDown is Start without kube-apiserver: etcd runs, and the API server's port is held without
+// listening, so connections to it are refused as they are during a control-plane outage. Config, AgentConfig and
+// Kubeconfig already point at that port (a kubeconfig can be written before the server exists); StartAPIServer
+// brings the API server up on it. Client is usable once it is up.
+func StartWithAPIServerDown(t testing.TB) *Cluster {
+	t.Helper()
+	return start(t, false)
+}
+
+func start(t testing.TB, withAPIServer bool) *Cluster {
 	t.Helper()
 	bin := BinDir()
 	for _, name := range []string{"etcd", "kube-apiserver"} {
@@ -101,7 +117,7 @@ func Start(t testing.TB) *Cluster {
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {
 			t.Fatalf("kubetest: %v", err)
 		}
-		err := c.start(t, bin)
+		err := c.start(t, bin, withAPIServer)
 		if err == nil {
 			t.Cleanup(c.stop)
 			return c
@@ -115,14 +131,18 @@ func Start(t testing.TB) *Cluster {
 	}
 }
 
-func (c *Cluster) start(t testing.TB, bin string) error {
-	ports, err := freePorts(3)
+func (c *Cluster) start(t testing.TB, bin string, withAPIServer bool) error {
+	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	apiPort := ports[2]
+	apiPort, release, err := reservePort()
+	if err != nil {
+		return err
+	}
+	c.releasePort = release
 
 	saKey, saPub, err := serviceAccountKeys(c.dir)
 	if err != nil {
@@ -169,18 +189,25 @@ func (c *Cluster) start(t testing.TB, bin string) error {
 	// The admin client sets up fixtures (a thousand pods for memory measurements): no client-side rate limit.
 	c.Config = &rest.Config{Host: host, BearerToken: adminToken, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: -1}
 	c.AgentConfig = &rest.Config{Host: host, BearerToken: agentToken, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	if err := c.StartAPIServer(t); err != nil {
+	// The clientset does not connect until used.
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
 		return err
 	}
-	c.Client, err = kubernetes.NewForConfig(c.Config)
-	return err
+	if withAPIServer {
+		return c.StartAPIServer(t)
+	}
+	return nil
 }
 
 // StartAPIServer (re)starts kube-apiserver with the same port and etcd, and waits for /readyz. Start calls it; a
-// test that stopped the API server calls it to bring it back.
+// test that stopped the API server, or started the cluster with StartWithAPIServerDown, calls it to bring it up.
 func (c *Cluster) StartAPIServer(t testing.TB) error {
 	if c.apiserver != nil {
 		return errors.New("kube-apiserver already running")
+	}
+	if c.releasePort != nil {
+		c.releasePort()
+		c.releasePort = nil
 	}
 	p, err := startProcess(t, c.dir, filepath.Join(BinDir(), "kube-apiserver"), c.apiArgs...)
 	if err != nil {
@@ -221,6 +248,10 @@ func (c *Cluster) Kubeconfig(t testing.TB, cfg *rest.Config) string {
 }
 
 func (c *Cluster) stop() {
+	if c.releasePort != nil {
+		c.releasePort()
+		c.releasePort = nil
+	}
 	if c.apiserver != nil {
 		c.apiserver.kill() // its state is in etcd, which is thrown away
 		c.apiserver = nil

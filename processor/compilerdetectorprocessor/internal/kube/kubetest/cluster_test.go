@@ -4,7 +4,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"net"
 	"os"
+	"runtime"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -60,5 +65,37 @@ func TestStartStopRestart(t *testing.T) {
 
 	require.NoError(t, c.StartAPIServer(t))
 	_, err = c.Client.CoreV1().Namespaces().Get(t.Context(), "kept", metav1.GetOptions{})
+	require.NoError(t, err)
+}
+
+func TestReservePortRefusesConnections(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the port is held only on Linux")
+	}
+	port, release, err := reservePort()
+	require.NoError(t, err)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	_, err = net.Dial("tcp", addr)
+	assert.True(t, errors.Is(err, syscall.ECONNREFUSED), "a reserved port refuses connections: %v", err)
+	_, err = net.Listen("tcp", addr)
+	assert.Error(t, err, "nobody else can bind it")
+	release()
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "released, the server can bind it")
+	require.NoError(t, l.Close())
+}
+
+// TestStartWithAPIServerDown: the kubeconfig exists before the API server, connections to it are refused, and the
+// API server comes up on the port the kubeconfig names.
+func TestStartWithAPIServerDown(t *testing.T) {
+	c := StartWithAPIServerDown(t)
+	kubeconfig := c.Kubeconfig(t, c.AgentConfig)
+	require.FileExists(t, kubeconfig)
+	_, err := c.Client.CoreV1().Namespaces().Get(t.Context(), "default", metav1.GetOptions{})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.ECONNREFUSED), "refused, like an API server that is down: %v", err)
+
+	require.NoError(t, c.StartAPIServer(t))
+	_, err = c.Client.CoreV1().Namespaces().Get(t.Context(), "default", metav1.GetOptions{})
 	require.NoError(t, err)
 }

@@ -1,0 +1,102 @@
+//go:build linux
+
+package compilerwatch_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+)
+
+// TestDistributionKubernetesAPIDown runs the distribution with kubernetes.enabled: true, as the DaemonSet ships
+// it, while the API server refuses connections: the collector starts and keeps running, records flow, the
+// health_check endpoint the kubelet's liveness probe hits answers 200 (with the legacy health_check and with the
+// component-status one behind its feature gate), and the k8s_synced gauge reads 0.
+func TestDistributionKubernetesAPIDown(t *testing.T) {
+	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+	requireDistribution(t)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"legacy health_check", nil},
+		{"component status health_check", []string{"--feature-gates=+extension.healthcheck.useComponentStatus"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Nothing listens on the API server's address: connections are refused, as during an outage.
+			apiAddr := freePort(t)
+			kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+			require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://`+apiAddr+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600))
+			healthAddr, metricsAddr := freePort(t), freePort(t)
+			config := fmt.Sprintf(`
+receivers:
+  ebpf_exec:
+    batch: {flush_interval: 50ms}
+processors:
+  compiler_detector:
+    only_flagged: false
+    kubernetes:
+      enabled: true
+      kubeconfig: %s
+      node_name: node-outage
+exporters:
+  debug:
+    verbosity: detailed
+extensions:
+  health_check:
+    endpoint: %s
+service:
+  extensions: [health_check]
+  pipelines:
+    logs: {receivers: [ebpf_exec], processors: [compiler_detector], exporters: [debug]}
+  telemetry:%s
+`, kubeconfig, healthAddr, promConfig(metricsAddr))
+			argv := append([]string{requireDistribution(t), "--config", writeConfig(t, config)}, tc.flags...)
+			c := launchCollector(t, argv...)
+			c.waitOutput(t, "Everything is ready", 60*time.Second)
+			c.waitOutput(t, "Kubernetes API server not reachable", 10*time.Second)
+
+			tag := fmt.Sprintf("k8s-outage-%d", time.Now().UnixNano())
+			require.NoError(t, exec.Command("/bin/true", tag).Run())
+			c.waitOutput(t, "Body: Str(/bin/true "+tag+")", 20*time.Second)
+
+			// Probed like the kubelet does, for a while: the reflector keeps retrying meanwhile.
+			for range 5 {
+				resp, err := http.Get("http://" + healthAddr + "/")
+				require.NoError(t, err)
+				_ = resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "liveness stays OK during an API outage")
+				time.Sleep(time.Second)
+			}
+			m := metricsWhenReady(t, metricsAddr)
+			synced, ok := m["otelcol_processor_compiler_detector_k8s_synced"]
+			assert.True(t, ok, "the k8s_synced gauge is exported")
+			assert.Zero(t, synced)
+			select {
+			case err := <-c.done:
+				c.done <- err
+				t.Fatalf("the collector exited during the API outage (%v):\n%s", err, c.out.String())
+			default:
+			}
+			c.stop(t)
+			assert.Len(t, logLines(c.out.String(), "Kubernetes API server not reachable"), 1,
+				"logged once, not per retry")
+			assert.Empty(t, logLines(c.out.String(), "Invalid transition"), "status reports the host accepts")
+		})
+	}
+}
