@@ -11,9 +11,11 @@
 //	AWS_SECRET_ACCESS_KEY=wJalr…       → AWS_SECRET_ACCESS_KEY=****
 //	AKIAIOSFODNN7EXAMPLE               → AKIA****
 //
-// The built-in rules are hand-written scanners, not regular expressions, and
-// run only on arguments that pass a one-pass keyword check (most argv carry
-// no secret). User patterns are Go regexps; one union regexp decides whether
+// The built-in rules are hand-written scanners, not regular expressions.
+// Those that look at one argument run only on arguments that pass a one-pass
+// keyword check (most argv carry no secret); the per-command rules follow
+// the words of the command line (command.go), into shell strings only when
+// one holds a keyword or a password-like short flag. User patterns are Go regexps; one union regexp decides whether
 // any of them matches before the individual patterns locate the spans.
 package redact // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/redact"
 
@@ -76,23 +78,24 @@ func (r *Redactor) Args(args []string) int {
 	if !r.Enabled() || len(args) == 0 {
 		return 0
 	}
-	cmd := commandOf(args[0])
 	changed := 0
 	var spanBuf [8]span
+	var wk walker
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		spans := spanBuf[:0]
-		next := noNext
-
-		if cmd != cmdOther {
-			spans, next = cmd.rule(a, spans)
-		}
-		byCommand := len(spans) > 0 || next != noNext // e.g. mysql -pSECRET
-		if mayContainSecret(a) {
-			spans = builtinSpans(a, spans)
-			if !byCommand && isSecretFlag(a) {
-				next = maskNextWhole
+		secretish := mayContainSecret(a)
+		var next nextRule
+		spans, next = wk.word(a, 0, spans, secretish)
+		if secretish {
+			var shaped nextRule
+			spans, shaped = builtinSpans(a, spans)
+			if next == noNext {
+				next = shaped
 			}
+		}
+		if hasShellWords(a, secretish) {
+			spans = shellSpans(a, 0, spans, 0, secretish)
 		}
 		if r.union != nil && r.union.MatchString(a) {
 			spans = r.extraSpans(a, spans)
@@ -104,27 +107,20 @@ func (r *Redactor) Args(args []string) int {
 			}
 		}
 
-		// The flag's value is the next argument, unless there is none or it
-		// is another flag (then the flag was a boolean or prompts).
-		if next == noNext || i+1 >= len(args) || args[i+1] == "" || args[i+1][0] == '-' {
+		if next == noNext || i+1 >= len(args) {
 			continue
 		}
-		i++
-		v := args[i]
-		var out string
-		switch next {
-		case maskNextWhole:
-			out = Mask
-		case maskNextAfterColon: // user:password, keep the user
-			c := strings.IndexByte(v, ':')
-			if c < 0 || c == len(v)-1 {
-				continue
-			}
-			out = v[:c+1] + Mask
+		v := args[i+1]
+		sp, consume := next.valueSpan(v)
+		if !consume {
+			continue // another flag: the flag was a boolean or prompts
 		}
-		if out != v {
-			args[i] = out
-			changed++
+		i++
+		if sp.end > sp.start {
+			if out := v[:sp.start] + Mask + v[sp.end:]; out != v {
+				args[i] = out
+				changed++
+			}
 		}
 	}
 	return changed
@@ -175,11 +171,95 @@ func apply(s string, spans []span) string {
 	return b.String()
 }
 
-// nextRule says what to do with the argument after a flag.
+// nextRule says what to do with the word after a flag.
 type nextRule uint8
 
 const (
-	noNext             nextRule = iota
-	maskNextWhole               // --password VALUE
-	maskNextAfterColon          // curl -u user:VALUE
+	noNext               nextRule = iota
+	maskNextWhole                 // --password VALUE
+	maskNextAfterColon            // curl -u user:VALUE, --creds user:VALUE
+	maskNextAfterPercent          // smbclient -U user%VALUE
+	maskNextNotPorts              // mongo -p VALUE, but not docker's -p 27017:27017
+	maskNextAWSSecret             // AKIA… followed by its 40-character secret
 )
+
+// valueSpan says which part of v, the word after a flag, to mask. consume
+// is false when v is not the flag's value (it is empty or another flag);
+// an empty span with consume true means the value holds no secret
+// (curl -u user prompts for the password).
+func (n nextRule) valueSpan(v string) (sp span, consume bool) {
+	if !isFlagValue(v) {
+		return span{}, false
+	}
+	switch n {
+	case maskNextWhole:
+		return span{0, len(v)}, true
+	case maskNextAfterColon, maskNextAfterPercent:
+		sep := byte(':')
+		if n == maskNextAfterPercent {
+			sep = '%'
+		}
+		if c := strings.IndexByte(v, sep); c >= 0 && c+1 < len(v) {
+			return span{c + 1, len(v)}, true
+		}
+		return span{}, true
+	case maskNextNotPorts:
+		if isPortMapping(v) {
+			return span{}, false
+		}
+		return span{0, len(v)}, true
+	case maskNextAWSSecret:
+		if isAWSSecret(v) {
+			return span{0, len(v)}, true
+		}
+		return span{}, false
+	}
+	return span{}, false
+}
+
+// isFlagValue reports whether v, the word after a flag that takes a secret,
+// is that secret rather than the next flag. Like getopt and Go's flag
+// packages, a value may start with '-'; only a lone short flag (-h) or a
+// well-formed long flag (--host, --host=db) is taken for the next flag.
+func isFlagValue(v string) bool {
+	if v == "" {
+		return false
+	}
+	if v[0] != '-' {
+		return true
+	}
+	if len(v) <= 2 {
+		return false
+	}
+	if v[1] != '-' {
+		return true // -s3cr3t, or an attached short flag: masking wins
+	}
+	name := v[2:]
+	if e := strings.IndexByte(name, '='); e >= 0 {
+		name = name[:e]
+	}
+	if name == "" || !isAlpha(name[0]) {
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isPortMapping reports whether v looks like a port publication
+// (27017:27017, 127.0.0.1:80:80/tcp) rather than a password.
+func isPortMapping(v string) bool {
+	v = strings.TrimSuffix(strings.TrimSuffix(v, "/tcp"), "/udp")
+	if strings.IndexByte(v, ':') < 0 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c != ':' && c != '.' && c != '-' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}

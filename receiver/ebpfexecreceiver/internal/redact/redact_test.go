@@ -212,6 +212,9 @@ func BenchmarkArgs(b *testing.B) {
 		"benign": benignArgv(),
 		"secret": {"curl", "-sS", "-H", "Authorization: Bearer abcdef0123456789", "-u", "bob:pw",
 			"https://user:pw@api.example/v1/items?limit=10&token=abc", "--data", "{}"},
+		"build-script": {"/bin/sh", "-c", "cd /src/project && ./configure --prefix=/usr --enable-shared && make -j4 CFLAGS='-O2 -g' && make install DESTDIR=/tmp/pkg"},
+		"wrapped":      {"sudo", "-E", "docker", "exec", "-i", "db", "mysql", "-uroot", "-phunter2", "-e", "select 1"},
+		"json":         {"curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"user":"bob","password":"hunter2","remember":true}`, "https://api.example/login"},
 	}
 	for name, argv := range cases {
 		b.Run(name, func(b *testing.B) {

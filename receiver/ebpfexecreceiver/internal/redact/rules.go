@@ -7,77 +7,119 @@ import "strings"
 // costs the (still regexp-free) scanners below.
 func mayContainSecret(s string) bool { return mayContainSecretSkipping(s, &keywordStart) }
 
-// mayContainSecretSkipping is mayContainSecret with the table of bytes that
-// can start a keyword as a parameter, so a test can check keywordStart
+// mayContainSecretSkipping is mayContainSecret with the table of byte pairs
+// that can start a keyword as a parameter, so a test can check keywordStart
 // against an all-true table (no skipping) instead of a copy of the switch.
-func mayContainSecretSkipping(s string, start *[256]bool) bool {
-	for i := 0; i < len(s); i++ {
-		if !start[s[i]] {
-			continue // most bytes: one load, no switch
+//
+// Keywords that are words (pass, token…) match in any case; token prefixes
+// (eyJ, xoxb-, sk_live_, AKIA…) match in their own case only.
+func mayContainSecretSkipping(s string, start *pairTable) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if !start.has(s[i], s[i+1]) {
+			continue // most positions: one load, no switch
 		}
-		switch c := s[i] | 0x20; c { // ASCII lower case (harmless for non-letters)
+		t := s[i:]
+		switch s[i] | 0x20 { // ASCII lower case (harmless for '-' and ':')
 		case 'p':
-			if hasPrefixFold(s[i:], "pass") || hasPrefixFold(s[i:], "pwd") {
+			if hasPrefixFold(t, "pass") || hasPrefixFold(t, "pwd") {
 				return true
 			}
 		case 's':
-			if hasPrefixFold(s[i:], "secret") {
+			if hasPrefixFold(t, "secret") {
 				return true
 			}
 		case 't':
-			if hasPrefixFold(s[i:], "token") {
+			if hasPrefixFold(t, "token") {
 				return true
 			}
 		case 'k':
-			if hasPrefixFold(s[i:], "key") {
+			if hasPrefixFold(t, "key") {
 				return true
 			}
 		case 'a':
-			if hasPrefixFold(s[i:], "auth") || strings.HasPrefix(s[i:], "AKIA") || strings.HasPrefix(s[i:], "ASIA") {
+			if hasPrefixFold(t, "auth") {
 				return true
 			}
 		case 'b':
-			if hasPrefixFold(s[i:], "bearer") {
+			if hasPrefixFold(t, "bearer") {
 				return true
 			}
 		case 'c':
-			if hasPrefixFold(s[i:], "cookie") || hasPrefixFold(s[i:], "credential") {
+			if hasPrefixFold(t, "cookie") || hasPrefixFold(t, "cred") {
 				return true
 			}
-		case 'g':
-			if (len(s)-i >= 4 && s[i+1] == 'h' && s[i+3] == '_') || strings.HasPrefix(s[i:], "github_pat_") || strings.HasPrefix(s[i:], "glpat-") {
+		case 'e':
+			if strings.HasPrefix(t, "eyJ") {
 				return true
 			}
-		case ':': // already lower: ':'|0x20 == ':'
-			if strings.HasPrefix(s[i:], "://") {
+		case '-':
+			if strings.HasPrefix(t, "-----BEGIN") {
 				return true
 			}
+		case ':':
+			if strings.HasPrefix(t, "://") {
+				return true
+			}
+		}
+		if tokenPrefixAt(t) {
+			return true
 		}
 	}
 	return false
 }
 
-// keywordStart marks the bytes that can start a keyword of
-// mayContainSecret: those whose s[i]|0x20 is one of its cases.
-var keywordStart = func() (t [256]bool) {
-	for b := range 256 {
-		switch byte(b) | 0x20 {
-		case 'p', 's', 't', 'k', 'a', 'b', 'c', 'g', ':':
-			t[b] = true
+// pairTable is a set of byte pairs.
+type pairTable [256 * 256 / 64]uint64
+
+func (t *pairTable) has(a, b byte) bool {
+	k := uint(a)<<8 | uint(b)
+	return t[k>>6]&(1<<(k&63)) != 0
+}
+
+func (t *pairTable) add(a, b byte) {
+	k := uint(a)<<8 | uint(b)
+	t[k>>6] |= 1 << (k & 63)
+}
+
+// keywordStart holds the first two bytes of every keyword of
+// mayContainSecret: the word keywords in any case, and the token prefixes.
+// Every keyword is at least two bytes long.
+var keywordStart = func() (t pairTable) {
+	upper := func(c byte) byte {
+		if 'a' <= c && c <= 'z' {
+			return c - ('a' - 'A')
 		}
+		return c
+	}
+	for _, w := range []string{"pass", "pwd", "secret", "token", "key", "auth", "bearer", "cookie", "cred"} {
+		for _, a := range []byte{w[0], upper(w[0])} {
+			for _, b := range []byte{w[1], upper(w[1])} {
+				t.add(a, b)
+			}
+		}
+	}
+	for _, w := range []string{"eyJ", "-----BEGIN", "://"} {
+		t.add(w[0], w[1])
+	}
+	for _, f := range tokenFormats {
+		t.add(f.prefix[0], f.prefix[1])
 	}
 	return t
 }()
 
-// builtinSpans appends the spans of every built-in single-argument rule.
-func builtinSpans(s string, spans []span) []span {
+// builtinSpans appends the spans of every built-in rule that looks at one
+// argument alone. next is set when the argument ends in an AWS access key
+// id whose secret may be the next argument.
+func builtinSpans(s string, spans []span) (_ []span, next nextRule) {
 	spans = keyValueSpans(s, spans)
+	spans = jsonSpans(s, spans)
 	spans = headerSpans(s, spans)
 	spans = bearerSpans(s, spans)
 	spans = urlUserinfoSpans(s, spans)
 	spans = passPrefixSpans(s, spans)
-	spans = tokenFormatSpans(s, spans)
-	return spans
+	spans = pemSpans(s, spans)
+	spans = jwtSpans(s, spans)
+	return tokenFormatSpans(s, spans)
 }
 
 // keyValueSpans masks the value of key=value pairs whose key looks secret:
@@ -118,6 +160,11 @@ func keyValueSpans(s string, spans []span) []span {
 				ve = vs + d
 			}
 		}
+		if isCredsName(bare) { // --src-creds=user:password keeps the user
+			if c := strings.IndexByte(s[vs:ve], ':'); c >= 0 {
+				vs += c + 1
+			}
+		}
 		if ve > vs {
 			spans = append(spans, span{vs, ve})
 		}
@@ -127,6 +174,118 @@ func keyValueSpans(s string, spans []span) []span {
 		from = ve
 	}
 	return spans
+}
+
+// jsonSpans masks the values of secret-named keys in JSON and similar
+// object notations held in one argument (curl -d '{"password":"x"}',
+// Python reprs with single quotes, and JSON whose quotes are
+// backslash-escaped inside a shell string). String, number and literal
+// values are masked; an object or array value is masked whole.
+func jsonSpans(s string, spans []span) []span {
+	for from := 0; from < len(s); {
+		c := strings.IndexByte(s[from:], ':')
+		if c < 0 {
+			break
+		}
+		c += from
+		from = c + 1
+		// The key: a quoted name right before the colon.
+		ke := c
+		for ke > 0 && (s[ke-1] == ' ' || s[ke-1] == '\t') {
+			ke--
+		}
+		if ke == 0 || (s[ke-1] != '"' && s[ke-1] != '\'') {
+			continue
+		}
+		q := s[ke-1]
+		closeQ := ke - 1
+		escaped := closeQ > 0 && s[closeQ-1] == '\\'
+		nameEnd := closeQ
+		if escaped {
+			nameEnd--
+		}
+		open := strings.LastIndexByte(s[:nameEnd], q)
+		if open < 0 || (escaped && (open == 0 || s[open-1] != '\\')) {
+			continue
+		}
+		name := s[open+1 : nameEnd]
+		if name == "" || !allKeyChars(name) || !isSecretName(name, true) {
+			continue
+		}
+		// The value.
+		vs := skipSpaces(s, c+1)
+		if vs >= len(s) {
+			break
+		}
+		var ve int
+		switch {
+		case s[vs] == q && !escaped:
+			vs++
+			ve = vs
+			for ve < len(s) && s[ve] != q {
+				if s[ve] == '\\' {
+					ve++
+				}
+				ve++
+			}
+			ve = min(ve, len(s))
+		case escaped && strings.HasPrefix(s[vs:], `\`+string(q)):
+			vs += 2
+			ve = len(s)
+			if e := strings.Index(s[vs:], `\`+string(q)); e >= 0 {
+				ve = vs + e
+			}
+		case s[vs] == '{' || s[vs] == '[':
+			ve = matchBracket(s, vs)
+		default:
+			ve = vs
+			for ve < len(s) && strings.IndexByte(",}] \t\r\n\"'\\", s[ve]) < 0 {
+				ve++
+			}
+			if lit := s[vs:ve]; lit == "null" || lit == "true" || lit == "false" {
+				continue
+			}
+		}
+		if ve > vs {
+			spans = append(spans, span{vs, ve})
+		}
+		from = max(from, ve)
+	}
+	return spans
+}
+
+// matchBracket returns the end of the object or array that opens at i (just
+// past its closing bracket), or len(s) when it is cut off. Brackets inside
+// double-quoted strings do not count.
+func matchBracket(s string, i int) int {
+	depth := 0
+	for j := i; j < len(s); j++ {
+		switch s[j] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return j + 1
+			}
+		case '"':
+			for j++; j < len(s) && s[j] != '"'; j++ {
+				if s[j] == '\\' {
+					j++
+				}
+			}
+		}
+	}
+	return len(s)
+}
+
+func allKeyChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isKeyChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // headerSpans masks HTTP header values: "Authorization: <scheme> <secret>"
@@ -228,12 +387,45 @@ func urlUserinfoSpans(s string, spans []span) []span {
 			continue
 		}
 		at += as
-		c := strings.IndexByte(s[as:at], ':')
+		user := s[as:at]
+		c := strings.IndexByte(user, ':')
+		if c >= 0 {
+			user = user[:c]
+		}
+		if looksLikeToken(user) { // https://TOKEN@host, https://TOKEN:x-oauth-basic@host
+			spans = append(spans, span{as + tokenPrefixLen(user), as + len(user)})
+		}
 		if c < 0 || as+c+1 == at {
 			continue // no password, or an empty one
 		}
 		spans = append(spans, span{as + c + 1, at})
 	}
+}
+
+// looksLikeToken reports whether a URL user name is a credential rather
+// than a name: 20 or more token characters with a digit, and either both
+// letter cases or 32 or more characters (hex and base64 tokens). Names such
+// as git, oauth2, x-access-token or deploy.bot.2024 stay.
+func looksLikeToken(u string) bool {
+	if len(u) < 20 {
+		return false
+	}
+	var digit, lower, upper bool
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		switch {
+		case '0' <= c && c <= '9':
+			digit = true
+		case 'a' <= c && c <= 'z':
+			lower = true
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case c == '-' || c == '_' || c == '.' || c == '~' || c == '%':
+		default:
+			return false
+		}
+	}
+	return digit && ((lower && upper) || len(u) >= 32)
 }
 
 // passPrefixSpans masks OpenSSL-style "pass:secret" pass phrase arguments
@@ -259,69 +451,29 @@ func passPrefixSpans(s string, spans []span) []span {
 	}
 }
 
-// tokenFormats are credentials recognisable by shape. The prefix is kept.
-var tokenFormats = [...]struct {
-	prefix string
-	minLen int             // of the part after the prefix
-	exact  bool            // exactly minLen characters (AWS key ids)
-	body   func(byte) bool // allowed characters after the prefix
-}{
-	{"AKIA", 16, true, isUpperAlnum}, // AWS access key id
-	{"ASIA", 16, true, isUpperAlnum}, // AWS temporary access key id
-	{"ghp_", 36, false, isAlnum},     // GitHub tokens
-	{"gho_", 36, false, isAlnum},
-	{"ghu_", 36, false, isAlnum},
-	{"ghs_", 36, false, isAlnum},
-	{"ghr_", 36, false, isAlnum},
-	{"github_pat_", 22, false, isWordChar},
-	{"glpat-", 20, false, isTokenChar}, // GitLab personal access token
-}
-
-func tokenFormatSpans(s string, spans []span) []span {
-	for _, f := range tokenFormats {
-		for from := 0; ; {
-			i := strings.Index(s[from:], f.prefix)
-			if i < 0 {
-				break
-			}
-			i += from
-			bs := i + len(f.prefix)
-			from = bs
-			if i > 0 && isAlnum(s[i-1]) {
-				continue
-			}
-			be := bs
-			for be < len(s) && f.body(s[be]) {
-				be++
-			}
-			n := be - bs
-			if n < f.minLen || (f.exact && n != f.minLen) {
-				continue
-			}
-			spans = append(spans, span{bs, be})
-			from = be
-		}
-	}
-	return spans
-}
-
-// isSecretFlag reports whether a is a flag whose value is the next argument:
-// --password, -token, --client-secret (but not --password=x, handled by
-// keyValueSpans, nor --no-password or --password-file).
-func isSecretFlag(a string) bool {
+// secretFlagNext reports what to mask after a flag whose value is the next
+// argument: --password, -token, --client-secret mask it whole; --creds
+// masks the password of user:password. Not --password=x (keyValueSpans),
+// --no-password or --password-file.
+func secretFlagNext(a string) nextRule {
 	if len(a) < 2 || a[0] != '-' || strings.IndexByte(a, '=') >= 0 {
-		return false
+		return noNext
 	}
 	name := strings.TrimLeft(a, "-")
-	if name == "" {
-		return false
+	if name == "" || !allKeyChars(name) || !isSecretName(name, false) {
+		return noNext
 	}
-	for i := 0; i < len(name); i++ {
-		if !isKeyChar(name[i]) {
-			return false
-		}
+	if isCredsName(name) {
+		return maskNextAfterColon
 	}
-	return isSecretName(name, false)
+	return maskNextWhole
+}
+
+// isCredsName reports whether a secret name takes user:password
+// (skopeo --creds, --src-creds, --dest-creds).
+func isCredsName(name string) bool {
+	last, _, _ := segments(name)
+	return hasSuffixFold(last, "creds")
 }
 
 // Words that, as the last segment of a key or flag name (case-insensitive;
@@ -329,7 +481,13 @@ func isSecretFlag(a string) bool {
 var (
 	secretSuffixes = [...]string{
 		"password", "passwd", "passphrase", "secret", "token",
-		"credential", "credentials", "storepass", "keypass",
+		"credential", "credentials", "creds", "pass", "pwd",
+	}
+	// Words that end in a secret suffix without naming a secret.
+	notSecret = [...]string{
+		"bypass", "compass", "encompass", "surpass", "trespass", "overpass",
+		"underpass", "multipass", "onepass", "twopass", "singlepass",
+		"firstpass", "secondpass", "oldpwd",
 	}
 	secretExact = [...]string{
 		"pass", "pwd", "auth", "authorization", "bearer", "cookie",
@@ -367,6 +525,11 @@ func isSecretName(name string, bareKey bool) bool {
 	}
 	for _, w := range secretSuffixes {
 		if hasSuffixFold(last, w) {
+			for _, n := range notSecret {
+				if strings.EqualFold(last, n) {
+					return false
+				}
+			}
 			return true
 		}
 	}
@@ -415,66 +578,6 @@ func segments(name string) (last, prev, first string) {
 	}
 	first = name[:f]
 	return last, prev, first
-}
-
-// command names the few programs whose short flags carry passwords. Other
-// programs use -p, -a and -u for ports, users and paths, so those flags are
-// only masked for these commands.
-type command uint8
-
-const (
-	cmdOther    command = iota
-	cmdCurl             // -u / --user / -U / --proxy-user user:password
-	cmdSSHPass          // -p password, -ppassword
-	cmdMySQL            // -ppassword (attached only: a bare -p prompts)
-	cmdRedisCLI         // -a password
-)
-
-func commandOf(argv0 string) command {
-	base := argv0[strings.LastIndexByte(argv0, '/')+1:]
-	switch base {
-	case "curl":
-		return cmdCurl
-	case "sshpass":
-		return cmdSSHPass
-	case "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow",
-		"mysqlcheck", "mysqlpump", "mariadb", "mariadb-dump", "mariadb-admin":
-		return cmdMySQL
-	case "redis-cli", "valkey-cli":
-		return cmdRedisCLI
-	}
-	return cmdOther
-}
-
-// rule applies the command's own flags to one argument.
-func (c command) rule(a string, spans []span) ([]span, nextRule) {
-	switch c {
-	case cmdCurl:
-		switch {
-		case a == "-u" || a == "--user" || a == "-U" || a == "--proxy-user":
-			return spans, maskNextAfterColon
-		case len(a) > 2 && (strings.HasPrefix(a, "-u") || strings.HasPrefix(a, "-U")):
-			if i := strings.IndexByte(a[2:], ':'); i >= 0 && 2+i+1 < len(a) {
-				spans = append(spans, span{2 + i + 1, len(a)})
-			}
-		}
-	case cmdSSHPass:
-		if a == "-p" {
-			return spans, maskNextWhole
-		}
-		if len(a) > 2 && strings.HasPrefix(a, "-p") {
-			spans = append(spans, span{2, len(a)})
-		}
-	case cmdMySQL:
-		if len(a) > 2 && strings.HasPrefix(a, "-p") {
-			spans = append(spans, span{2, len(a)})
-		}
-	case cmdRedisCLI:
-		if a == "-a" {
-			return spans, maskNextWhole
-		}
-	}
-	return spans, noNext
 }
 
 // valueEnd finds where a header value starting at vs ends: at the quote
