@@ -216,39 +216,14 @@ func keyName(k string) string {
 // (sh -c "ssh host 'mysql -pX'" is two levels below argv).
 const maxShellDepth = 3
 
-// hasShellWords reports whether s may be a command line worth walking: it
-// has a blank, and a secret keyword or a word that some command's rule
-// takes for a password flag.
-func hasShellWords(s string, secretish bool) bool {
-	b := strings.IndexByte(s, ' ')
-	if b < 0 {
-		if b = strings.IndexByte(s, '\n'); b < 0 {
-			return false
-		}
-	}
-	if secretish {
+// hasShellWords reports whether s, with what scanArg found in it, may be a
+// command line worth walking: a blank followed by a command's password
+// flag, or a blank and a secret keyword.
+func hasShellWords(s string, secretish, commandFlag bool) bool {
+	if commandFlag {
 		return true
 	}
-	for from := b; ; {
-		j := strings.Index(s[from:], " -")
-		if j < 0 {
-			break
-		}
-		j += from
-		if isCommandFlagStart(s[j+1:]) {
-			return true
-		}
-		from = j + 2
-	}
-	if strings.IndexByte(s, '\t') < 0 && strings.IndexByte(s, '\n') < 0 {
-		return false
-	}
-	for i := 0; i+2 < len(s); i++ { // rare: words split by tabs or newlines
-		if s[i+1] == '-' && (s[i] == '\t' || s[i] == '\n') && isCommandFlagStart(s[i+1:]) {
-			return true
-		}
-	}
-	return false
+	return secretish && strings.IndexAny(s, " \t\n") >= 0
 }
 
 // isCommandFlagStart reports whether w starts like a flag that a command
@@ -342,9 +317,13 @@ func shellSpans(s string, base int, spans []span, depth int, anySecret bool) []s
 				continue
 			}
 		}
-		secretish := anySecret && mayContainSecret(text)
+		secretish, commandFlag := false, false
+		if anySecret || quoted {
+			secretish, commandFlag = scanArg(text, &keywordStart)
+			secretish = secretish && anySecret // without a keyword in s, none in text
+		}
 		spans, next = wk.word(text, base+ts, spans, secretish)
-		if quoted && depth < maxShellDepth && hasShellWords(text, secretish) {
+		if quoted && depth < maxShellDepth && hasShellWords(text, secretish, commandFlag) {
 			spans = shellSpans(text, base+ts, spans, depth+1, secretish)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// noSkip makes mayContainSecretSkipping look at every position: the
+// noSkip makes scanArg look at every position: the
 // reference that keywordStart's skipping must agree with.
 var noSkip = func() (t pairTable) {
 	for i := range t {
@@ -16,7 +16,8 @@ var noSkip = func() (t pairTable) {
 
 func TestMayContainSecretTable(t *testing.T) {
 	words := []string{"pass", "pwd", "secret", "token", "key", "auth", "bearer", "cookie", "credential", "creds",
-		"eyJ", "-----BEGIN", "://", "PASS", "Pwd", "SeCrEt", "CRED", "EyJ", "x", "", "\x1a//", "\x10ass", "\x0d----BEGIN"}
+		"eyJ", "-----BEGIN", "://", "PASS", "Pwd", "SeCrEt", "CRED", "EyJ", "x", "", "\x1a//", "\x10ass", "\x0d----BEGIN",
+		" -p", "\t-w", "\n-a", " --user", " --proxy-user", " -x", "\x00-p", " -"}
 	for _, f := range tokenFormats {
 		words = append(words, f.prefix, strings.ToLower(f.prefix), f.prefix[:len(f.prefix)-1])
 	}
@@ -24,8 +25,10 @@ func TestMayContainSecretTable(t *testing.T) {
 	for b := range 256 {
 		for _, w := range words {
 			for _, s := range []string{string(rune(b)) + w, w + string([]byte{byte(b)}), string([]byte{byte(b)}) + w[min(1, len(w)):], "ab" + string([]byte{byte(b)}) + w} {
-				if got, want := mayContainSecret(s), mayContainSecretSkipping(s, &noSkip); got != want {
-					t.Errorf("mayContainSecret(%q) = %v, want %v", s, got, want)
+				gotS, gotF := scanArg(s, &keywordStart)
+				wantS, wantF := scanArg(s, &noSkip)
+				if gotS != wantS || gotF != wantF {
+					t.Errorf("scanArg(%q) = %v, %v, want %v, %v", s, gotS, gotF, wantS, wantF)
 				}
 				n++
 			}

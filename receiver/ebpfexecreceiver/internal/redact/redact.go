@@ -84,7 +84,7 @@ func (r *Redactor) Args(args []string) int {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		spans := spanBuf[:0]
-		secretish := mayContainSecret(a)
+		secretish, commandFlag := scanArg(a, &keywordStart)
 		var next nextRule
 		spans, next = wk.word(a, 0, spans, secretish)
 		if secretish {
@@ -94,7 +94,7 @@ func (r *Redactor) Args(args []string) int {
 				next = shaped
 			}
 		}
-		if hasShellWords(a, secretish) {
+		if hasShellWords(a, secretish, commandFlag) {
 			spans = shellSpans(a, 0, spans, 0, secretish)
 		}
 		if r.union != nil && r.union.MatchString(a) {

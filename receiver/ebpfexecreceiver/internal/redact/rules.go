@@ -5,67 +5,81 @@ import "strings"
 // mayContainSecret is the cheap pre-check: one pass, no allocation, true
 // when s contains a keyword some built-in rule needs. A false positive only
 // costs the (still regexp-free) scanners below.
-func mayContainSecret(s string) bool { return mayContainSecretSkipping(s, &keywordStart) }
+func mayContainSecret(s string) bool {
+	secret, _ := scanArg(s, &keywordStart)
+	return secret
+}
 
-// mayContainSecretSkipping is mayContainSecret with the table of byte pairs
-// that can start a keyword as a parameter, so a test can check keywordStart
-// against an all-true table (no skipping) instead of a copy of the switch.
+// scanArg is the one pass over an argument. secret reports a keyword some
+// built-in rule needs; commandFlag, a blank followed by a flag that some
+// command's rule reads (-p, -w, --user…), which makes a shell string worth
+// walking without any keyword. commandFlag is complete only when secret is
+// false (the scan stops at the first keyword).
 //
-// Keywords that are words (pass, token…) match in any case; token prefixes
-// (eyJ, xoxb-, sk_live_, AKIA…) match in their own case only.
-func mayContainSecretSkipping(s string, start *pairTable) bool {
+// start is the table of byte pairs that can start a keyword, a parameter so
+// a test can check keywordStart against an all-true table (no skipping)
+// instead of a copy of the switch. Keywords that are words (pass, token…)
+// match in any case; token prefixes (eyJ, xoxb-, sk_live_, AKIA…) in their
+// own case only.
+func scanArg(s string, start *pairTable) (secret, commandFlag bool) {
 	for i := 0; i+1 < len(s); i++ {
 		if !start.has(s[i], s[i+1]) {
 			continue // most positions: one load, no switch
+		}
+		if c := s[i]; c == ' ' || c == '\t' || c == '\n' {
+			if s[i+1] == '-' && isCommandFlagStart(s[i+1:]) {
+				commandFlag = true
+			}
+			continue
 		}
 		t := s[i:]
 		switch s[i] | 0x20 { // ASCII lower case (harmless for '-' and ':')
 		case 'p':
 			if hasPrefixFold(t, "pass") || hasPrefixFold(t, "pwd") {
-				return true
+				return true, commandFlag
 			}
 		case 's':
 			if hasPrefixFold(t, "secret") {
-				return true
+				return true, commandFlag
 			}
 		case 't':
 			if hasPrefixFold(t, "token") {
-				return true
+				return true, commandFlag
 			}
 		case 'k':
 			if hasPrefixFold(t, "key") {
-				return true
+				return true, commandFlag
 			}
 		case 'a':
 			if hasPrefixFold(t, "auth") {
-				return true
+				return true, commandFlag
 			}
 		case 'b':
 			if hasPrefixFold(t, "bearer") {
-				return true
+				return true, commandFlag
 			}
 		case 'c':
 			if hasPrefixFold(t, "cookie") || hasPrefixFold(t, "cred") {
-				return true
+				return true, commandFlag
 			}
 		case 'e':
 			if strings.HasPrefix(t, "eyJ") {
-				return true
+				return true, commandFlag
 			}
 		case '-':
 			if strings.HasPrefix(t, "-----BEGIN") {
-				return true
+				return true, commandFlag
 			}
 		case ':':
 			if strings.HasPrefix(t, "://") {
-				return true
+				return true, commandFlag
 			}
 		}
 		if tokenPrefixAt(t) {
-			return true
+			return true, commandFlag
 		}
 	}
-	return false
+	return false, commandFlag
 }
 
 // pairTable is a set of byte pairs.
@@ -98,7 +112,7 @@ var keywordStart = func() (t pairTable) {
 			}
 		}
 	}
-	for _, w := range []string{"eyJ", "-----BEGIN", "://"} {
+	for _, w := range []string{"eyJ", "-----BEGIN", "://", " -", "\t-", "\n-"} {
 		t.add(w[0], w[1])
 	}
 	for _, f := range tokenFormats {
