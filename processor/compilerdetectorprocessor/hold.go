@@ -40,8 +40,9 @@ type releasedBatch struct {
 }
 
 // maxHeldRecords bounds the records held at once, so memory stays bounded when the API server lags behind a burst
-// of new containers (a held exec record is about 1-2 KB). Past it, route releases the oldest held batches of the
-// node at once (takeOldest): they go on without waiting further, counted as hold-expired, and nothing is dropped.
+// of new containers (a held exec record is about 1-2 KB). Past it, the ConsumeLogs that crossed it releases the
+// oldest held batches of the node at once (takeOldest): they go on without waiting further, counted as
+// hold-expired, and nothing is dropped.
 const maxHeldRecords = 20000
 
 // heldRef points at a held batch from the node-wide arrival list. Batches leave their queue from the front, so a

@@ -588,7 +588,8 @@ func (p *compilerDetector) appendEvicted(ld plog.Logs, st *stats, now time.Time)
 	st.evictedWindows = nil
 }
 
-// appendSummary adds a summary record for e to ld, under a copy of the resource of the window's first finding.
+// appendSummary adds a summary record for e to ld, under a copy of its container's resource (the one with the most
+// Kubernetes attributes seen).
 func (p *compilerDetector) appendSummary(ld plog.Logs, e *dedupEntry, now time.Time) {
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.SetSchemaUrl(semconv.SchemaURL)
