@@ -5,10 +5,10 @@ import (
 	"sync"
 )
 
-// maxKnownCompilers bounds the processes remembered as reported compilers. A container can exec compilers as
-// fast as it likes; past the bound the oldest are forgotten, which only makes a later stage of theirs reported
-// instead of suppressed.
-const maxKnownCompilers = 16384
+// maxKnownCompilers bounds the processes remembered as reported compilers (about 220 bytes each). A container can
+// exec compilers as fast as it likes; past the bound the oldest are forgotten, which only makes a later stage of
+// theirs reported instead of suppressed. An entry matters only while its compiler runs its stages.
+const maxKnownCompilers = 4096
 
 // knownProcs remembers, per container and pid, the processes whose exec was a compiler execution that the
 // processor reported (flagged, deduplicated or excluded), with the executable name the kernel gave for it. A stage
