@@ -208,6 +208,79 @@ func TestKernelExecOriginOverlay(t *testing.T) {
 	})
 }
 
+// TestKernelExecOriginContainerMounts covers the other mounts of a container: a file bind-mounted from the node is
+// "host", whatever the container's root is; a file on a tmpfs is "tmpfs". The container's own files are "image"
+// or "upper_layer" on an overlay root, and have no origin on any other root (here a plain directory on the node's
+// filesystem, as with the vfs driver), where an image file cannot be told from one written at runtime.
+func TestKernelExecOriginContainerMounts(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	_, sink := startReceiver(t, nil)
+	bb, err := exec.LookPath("busybox")
+	require.NoError(t, err)
+	bb, err = filepath.EvalSymlinks(bb)
+	require.NoError(t, err)
+
+	for _, root := range []struct {
+		name    string
+		overlay bool
+		own     string // the origin of the image's /bin/busybox
+		runtime string // of a copy made at runtime in /opt
+	}{
+		{"overlay root", true, "image", "upper_layer"},
+		{"plain directory root", false, "", ""},
+	} {
+		t.Run(root.name, func(t *testing.T) {
+			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+				Overlay:  root.overlay,
+				TmpfsTmp: true,
+				Mounts:   []ebpfexectest.Mount{{Destination: "/opt/node/busybox", Source: bb}},
+			})
+			if !root.overlay {
+				// The case needs the root to be on a filesystem that is not overlayfs (nor a tmpfs).
+				requireHostOrigin(t, c.Rootfs())
+			}
+			c.MustExec(t, "mkdir", "-p", "/opt/copy", "/tmp/mem")
+			c.MustExec(t, "cp", "/bin/busybox", "/opt/copy/busybox")
+			c.MustExec(t, "cp", "/bin/busybox", "/tmp/mem/busybox")
+
+			for _, tc := range []struct {
+				name, shell, argv0, want, wantParent string
+			}{
+				{"image file", "/bin/busybox", "/bin/busybox", root.own, root.own},
+				{"runtime copy", "/bin/busybox", "/opt/copy/busybox", root.runtime, root.own},
+				{"bind mount from the node", "/bin/busybox", "/opt/node/busybox", "host", root.own},
+				{"tmpfs", "/bin/busybox", "/tmp/mem/busybox", "tmpfs", root.own},
+				{"image file under a shell from the node", "/opt/node/busybox", "/bin/busybox", root.own, "host"},
+				{"node file under a runtime shell", "/opt/copy/busybox", "/opt/node/busybox", "host", root.runtime},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tg := tag(t)
+					// "; true" keeps the shell from exec'ing its last command in place: the shell is the parent.
+					c.MustExec(t, tc.shell, "sh", "-c", tc.argv0+" echo "+tg+"; true")
+					r := waitFor(t, sink, tc.argv0+" under "+tc.shell, func(r execRecord) bool {
+						return hasArg(tg)(r) && r.str("process.command") == tc.argv0 && r.res["container.id"] == c.ID()
+					})
+					assert.Equal(t, tc.shell, r.str("compilerwatch.parent.executable.path"))
+					assertOrigin(t, r, attrOrigin, tc.want)
+					assertOrigin(t, r, attrParentOrigin, tc.wantParent)
+				})
+			}
+		})
+	}
+}
+
+// assertOrigin checks an origin attribute: absent when want is "".
+func assertOrigin(t *testing.T, r execRecord, key, want string) {
+	t.Helper()
+	got, ok := r.attrs[key]
+	if want == "" {
+		assert.False(t, ok, "%s = %v, want it absent", key, got)
+		return
+	}
+	assert.Equal(t, want, got, key)
+}
+
 // runUntilRecorded starts the program at path with argv[0] set to a unique tag and the argument "30" (it is a
 // copy of sleep), with files from fd 3 on, waits for its exec record, and returns it together with the
 // /proc/<pid>/exe link read while the process still ran. The process is killed before returning.
