@@ -10,8 +10,12 @@
 //
 // Kernel requirements (the true minimum for what is used here):
 //   - BTF (CONFIG_DEBUG_INFO_BTF) for CO-RE and tp_btf;
-//   - 5.8: BPF ring buffer and bpf_ktime_get_boot_ns;
-//   - bounded loops (5.3) and tp_btf (5.5) are below that.
+//   - 5.8: BPF ring buffer, bpf_ringbuf_query and bpf_ktime_get_boot_ns;
+//   - bounded loops (5.3), tp_btf and loads through BTF pointers (5.5) and
+//     BTF-verified global functions (5.6) are below that;
+//   - the direct program: 6.2 (bpf_rdonly_cast);
+//   - overlayfs built as a module: its BTF (CONFIG_DEBUG_INFO_BTF_MODULES,
+//     5.11) for the overlay layer; without it only that fact is missing.
 // No kprobes, fentry/fexit or LSM hooks are used: many clusters lack them.
 //
 // Two programs, one record format. The loader tries handle_exec_btf first
