@@ -270,6 +270,65 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 	}
 }
 
+// TestKernelExecOriginUserNamespaceMounts runs, inside a container, a process that makes its own mounts in a new
+// user and mount namespace (unshare -Urm), as an attacker who wants a file it wrote at runtime to pass as "host" or
+// "image" would. A bind mount of the container's own overlay keeps the file's layer; a bind mount of a plain
+// directory root, or a file on an overlayfs mounted inside the user namespace, has no origin: the container could
+// have made either, so neither is "host" nor "image". A tmpfs or ramfs mounted there is "tmpfs".
+func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	_, sink := startReceiver(t, nil)
+
+	for _, root := range []struct {
+		name    string
+		overlay bool
+		bound   string // the origin of a runtime copy reached through a bind mount made in the user namespace
+	}{
+		{"overlay root", true, "upper_layer"},
+		{"plain directory root", false, ""},
+	} {
+		t.Run(root.name, func(t *testing.T) {
+			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: root.overlay})
+			if !root.overlay {
+				requireHostOrigin(t, c.Rootfs())
+			}
+			c.MustExec(t, "sh", "-c", "mkdir -p /opt/copy /mnt/bind /mnt/mem /mnt/ram /mnt/ovl /tmp/work /tmp/up && "+
+				"cp /bin/busybox /opt/copy/busybox")
+			// Each case runs its commands as root of a new user namespace with its own mount namespace; the
+			// last command runs busybox echo with the tag from the path given.
+			if res, err := c.Exec(t, "busybox", "unshare", "-Urm", "true"); err != nil || res.ExitCode != 0 {
+				msg := fmt.Sprintf("the container cannot create a user namespace: %v %+v", err, res)
+				if ebpfexectest.InCI() {
+					t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
+				}
+				t.Skip(msg)
+			}
+			for _, tc := range []struct {
+				name, setup, exe, want string
+			}{
+				{"bind mount of files of the container root", "mount --bind /opt/copy /mnt/bind", "/mnt/bind/busybox", root.bound},
+				{"tmpfs", "mount -t tmpfs none /mnt/mem && cp /bin/busybox /mnt/mem/", "/mnt/mem/busybox", "tmpfs"},
+				{"ramfs", "mount -t ramfs none /mnt/ram && cp /bin/busybox /mnt/ram/", "/mnt/ram/busybox", "tmpfs"},
+				{"overlayfs mounted in the user namespace, lower layer", "mount -t tmpfs none /tmp/work && mkdir /tmp/work/u /tmp/work/w && " +
+					"mount -t overlay none -o lowerdir=/opt/copy,upperdir=/tmp/work/u,workdir=/tmp/work/w /mnt/ovl", "/mnt/ovl/busybox", ""},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tg := tag(t)
+					res, err := c.Exec(t, "busybox", "unshare", "-Urm", "sh", "-c", tc.setup+" && "+tc.exe+" echo "+tg)
+					require.NoError(t, err)
+					require.Zero(t, res.ExitCode, "%+v", res)
+					r := waitFor(t, sink, tc.exe, func(r execRecord) bool {
+						return hasArg(tg)(r) && r.str("process.command") == tc.exe && r.res["container.id"] == c.ID()
+					})
+					assert.Equal(t, tc.exe, r.str("process.executable.path"))
+					assertOrigin(t, r, attrOrigin, tc.want)
+				})
+			}
+		})
+	}
+}
+
 // assertOrigin checks an origin attribute: absent when want is "".
 func assertOrigin(t *testing.T, r execRecord, key, want string) {
 	t.Helper()
