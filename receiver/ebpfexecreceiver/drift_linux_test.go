@@ -273,8 +273,9 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 // TestKernelExecOriginUserNamespaceMounts runs, inside a container, a process that makes its own mounts in a new
 // user and mount namespace (unshare -Urm), as an attacker who wants a file it wrote at runtime to pass as "host" or
 // "image" would. A bind mount of the container's own overlay keeps the file's layer; a bind mount of a plain
-// directory root, or a file on an overlayfs mounted inside the user namespace, has no origin: the container could
-// have made either, so neither is "host" nor "image". A tmpfs or ramfs mounted there is "tmpfs".
+// directory root, or a file on an overlayfs mounted inside the user namespace (even once chroot made it the
+// process's root), has no origin: the container could have made either, so neither is "host" nor "image". A tmpfs
+// or ramfs mounted there is "tmpfs".
 func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
 	ebpfexectest.RequireRoot(t)
 	ebpfexectest.RequireBinary(t, "runc", "busybox")
@@ -304,18 +305,22 @@ func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
 				}
 				t.Skip(msg)
 			}
+			const ovl = "mount -t tmpfs none /tmp/work && mkdir /tmp/work/u /tmp/work/w && " +
+				"mount -t overlay none -o lowerdir=/opt/copy,upperdir=/tmp/work/u,workdir=/tmp/work/w /mnt/ovl"
 			for _, tc := range []struct {
 				name, setup, exe, want string
 			}{
-				{"bind mount of files of the container root", "mount --bind /opt/copy /mnt/bind", "/mnt/bind/busybox", root.bound},
-				{"tmpfs", "mount -t tmpfs none /mnt/mem && cp /bin/busybox /mnt/mem/", "/mnt/mem/busybox", "tmpfs"},
-				{"ramfs", "mount -t ramfs none /mnt/ram && cp /bin/busybox /mnt/ram/", "/mnt/ram/busybox", "tmpfs"},
-				{"overlayfs mounted in the user namespace, lower layer", "mount -t tmpfs none /tmp/work && mkdir /tmp/work/u /tmp/work/w && " +
-					"mount -t overlay none -o lowerdir=/opt/copy,upperdir=/tmp/work/u,workdir=/tmp/work/w /mnt/ovl", "/mnt/ovl/busybox", ""},
+				{"bind mount of files of the container root", "mount --bind /opt/copy /mnt/bind &&", "/mnt/bind/busybox", root.bound},
+				{"tmpfs", "mount -t tmpfs none /mnt/mem && cp /bin/busybox /mnt/mem/ &&", "/mnt/mem/busybox", "tmpfs"},
+				{"ramfs", "mount -t ramfs none /mnt/ram && cp /bin/busybox /mnt/ram/ &&", "/mnt/ram/busybox", "tmpfs"},
+				{"overlayfs mounted in the user namespace, lower layer", ovl + " &&", "/mnt/ovl/busybox", ""},
+				{"overlayfs mounted in the user namespace, upper layer", ovl + " && mkdir /mnt/ovl/up && cp /bin/busybox /mnt/ovl/up/ &&", "/mnt/ovl/up/busybox", ""},
+				// The overlay made the process's root: its lower layer still says nothing of the image.
+				{"chroot into an overlayfs mounted in the user namespace", ovl + " && busybox chroot /mnt/ovl", "/busybox", ""},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					tg := tag(t)
-					res, err := c.Exec(t, "busybox", "unshare", "-Urm", "sh", "-c", tc.setup+" && "+tc.exe+" echo "+tg)
+					res, err := c.Exec(t, "busybox", "unshare", "-Urm", "sh", "-c", tc.setup+" "+tc.exe+" echo "+tg)
 					require.NoError(t, err)
 					require.Zero(t, res.ExitCode, "%+v", res)
 					r := waitFor(t, sink, tc.exe, func(r execRecord) bool {

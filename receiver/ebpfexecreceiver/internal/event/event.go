@@ -85,7 +85,9 @@ type File struct {
 // could have made itself (a filesystem mounted, or a mount made, inside a
 // user namespace), whose contents may have been written at runtime. A
 // process outside any container sees the node's own files: "host" unless
-// overlay or memory.
+// overlay or memory. A lower-layer file of an overlay mounted from inside a
+// user namespace (rootless runtimes, or a process in the container that
+// then chroots into it) has no origin either.
 func (f File) Origin(inContainer bool) Origin {
 	switch {
 	case f.Magic == 0:
@@ -99,11 +101,15 @@ func (f File) Origin(inContainer bool) Origin {
 	}
 	overlay := f.Magic == MagicOverlay
 	layer := OriginUnknown
-	if overlay && f.Flags&FileOverlayKnown != 0 {
+	switch {
+	case !overlay || f.Flags&FileOverlayKnown == 0:
+	case f.Flags&FileOverlayUpper != 0:
+		layer = OriginUpperLayer
+	case f.Flags&FileUserNSFS == 0:
+		// The lower layers of an overlay mounted from a user namespace are
+		// whatever directories its mounter chose, possibly written at
+		// runtime: "image" only for one the node mounted.
 		layer = OriginImage
-		if f.Flags&FileOverlayUpper != 0 {
-			layer = OriginUpperLayer
-		}
 	}
 	switch {
 	case !inContainer:

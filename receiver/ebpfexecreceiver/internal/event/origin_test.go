@@ -44,7 +44,9 @@ func TestFileOrigin(t *testing.T) {
 		{"overlay layer not readable (no overlay types)", File{Magic: MagicOverlay, Flags: root}, true, OriginUnknown},
 		{"own overlay bind-mounted again", File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileOverlayUpper | FileRootFS}, true, OriginUpperLayer},
 		{"own overlay bind-mounted again in a user namespace", File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileRootFS | FileUserNSMount}, true, OriginImage},
-		{"rootless overlay root", File{Magic: MagicOverlay, Flags: upper | FileUserNSFS | FileUserNSMount}, true, OriginUpperLayer},
+		{"rootless overlay root, upper", File{Magic: MagicOverlay, Flags: upper | FileUserNSFS | FileUserNSMount}, true, OriginUpperLayer},
+		// Also a root the process chose: an overlay it mounted in a user namespace over runtime files, then chroot.
+		{"rootless overlay root, lower", File{Magic: MagicOverlay, Flags: image | FileUserNSFS | FileUserNSMount}, true, OriginUnknown},
 
 		// A container root that is not overlayfs: image and runtime files look alike.
 		{"btrfs root", File{Magic: btrfs, Flags: root}, true, OriginUnknown},
@@ -58,6 +60,7 @@ func TestFileOrigin(t *testing.T) {
 		{"node overlay bind-mounted in", File{Magic: MagicOverlay, Flags: FileOverlayKnown}, true, OriginHost},
 		{"node mount in a user namespace's mount namespace", File{Magic: ext4, Flags: FileUserNSMount}, true, OriginUnknown},
 		{"overlay mounted in a user namespace", File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileUserNSFS | FileUserNSMount}, true, OriginUnknown},
+		{"overlay mounted in a user namespace, upper", File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileOverlayUpper | FileUserNSFS | FileUserNSMount}, true, OriginUnknown},
 		{"fuse mounted in a user namespace", File{Magic: fuse, Flags: FileUserNSFS | FileUserNSMount}, true, OriginUnknown},
 		{"detached mount", File{Magic: ext4, Flags: FileUserNSMount}, true, OriginUnknown},
 
@@ -67,6 +70,7 @@ func TestFileOrigin(t *testing.T) {
 		{"host on an overlay root, lower", File{Magic: MagicOverlay, Flags: image}, false, OriginImage},
 		{"host on an overlay root, upper", File{Magic: MagicOverlay, Flags: upper}, false, OriginUpperLayer},
 		{"host on an overlay root, layer unknown", File{Magic: MagicOverlay, Flags: root}, false, OriginUnknown},
+		{"host, overlay mounted in a user namespace, lower", File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileUserNSFS}, false, OriginUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
