@@ -3,6 +3,7 @@
 package ebpfexecreceiver
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -220,6 +221,10 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 	require.NoError(t, err)
 	bb, err = filepath.EvalSymlinks(bb)
 	require.NoError(t, err)
+	// This test binary, run in the container as the helper that executes a memfd.
+	self, err := os.Executable()
+	require.NoError(t, err)
+	requireStatic(t, self)
 
 	for _, root := range []struct {
 		name    string
@@ -234,7 +239,10 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
 				Overlay:  root.overlay,
 				TmpfsTmp: true,
-				Mounts:   []ebpfexectest.Mount{{Destination: "/opt/node/busybox", Source: bb}},
+				Mounts: []ebpfexectest.Mount{
+					{Destination: "/opt/node/busybox", Source: bb},
+					{Destination: "/opt/node/helper", Source: self},
+				},
 			})
 			if !root.overlay {
 				// The case needs the root to be on a filesystem that is not overlayfs (nor a tmpfs).
@@ -266,7 +274,74 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 					assertOrigin(t, r, attrParentOrigin, tc.wantParent)
 				})
 			}
+
+			t.Run("memfd", func(t *testing.T) {
+				tg := tag(t)
+				res, err := c.ExecWith(t, ebpfexectest.ExecOptions{Env: []string{memfdExecEnv + "=/bin/busybox"}},
+					"/opt/node/helper", "busybox", "echo", tg)
+				require.NoError(t, err)
+				require.Zero(t, res.ExitCode, "%+v", res)
+				r := waitFor(t, sink, "a memfd run by the helper", func(r execRecord) bool {
+					return hasArg(tg)(r) && r.str("process.command") == "busybox" && r.res["container.id"] == c.ID()
+				})
+				assert.Equal(t, "/memfd:cw-drift (deleted)", r.str("process.executable.path"))
+				assertOrigin(t, r, attrOrigin, "memfd")
+				assertOrigin(t, r, attrParentOrigin, "host")
+			})
 		})
+	}
+}
+
+// memfdExecEnv makes this test binary a helper: it copies the file the variable names into a memfd and executes
+// the memfd with its own arguments as argv, as fileless malware does. Tests run it inside containers.
+const memfdExecEnv = "COMPILERWATCH_DRIFT_MEMFD_EXEC"
+
+func init() {
+	if src := os.Getenv(memfdExecEnv); src != "" {
+		err := memfdExec(src, os.Args[1:])
+		fmt.Fprintln(os.Stderr, "memfd exec:", err)
+		os.Exit(1)
+	}
+}
+
+// memfdExec returns only on failure.
+func memfdExec(src string, argv []string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.MemfdCreate("cw-drift", unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) { // before 6.3
+		fd, err = unix.MemfdCreate("cw-drift", 0)
+	}
+	if err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", fd), argv, os.Environ())
+}
+
+// requireStatic stops t unless the executable at path is statically linked, so that it runs in a busybox rootfs.
+// Tests are built with CGO_ENABLED=0, like the distribution; a cgo build is not.
+func requireStatic(t *testing.T, path string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	require.NoError(t, err)
+	defer func() { _ = f.Close() }()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			msg := path + " is dynamically linked: build the tests with CGO_ENABLED=0"
+			if ebpfexectest.InCI() {
+				t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
+			}
+			t.Skip(msg)
+		}
 	}
 }
 
