@@ -10,8 +10,12 @@
 //
 // Kernel requirements (the true minimum for what is used here):
 //   - BTF (CONFIG_DEBUG_INFO_BTF) for CO-RE and tp_btf;
-//   - 5.8: BPF ring buffer and bpf_ktime_get_boot_ns;
-//   - bounded loops (5.3) and tp_btf (5.5) are below that.
+//   - 5.8: BPF ring buffer, bpf_ringbuf_query and bpf_ktime_get_boot_ns;
+//   - bounded loops (5.3), tp_btf and loads through BTF pointers (5.5) and
+//     BTF-verified global functions (5.6) are below that;
+//   - the direct program: 6.2 (bpf_rdonly_cast);
+//   - overlayfs built as a module: its BTF (CONFIG_DEBUG_INFO_BTF_MODULES,
+//     5.11) for the overlay layer; without it only that fact is missing.
 // No kprobes, fentry/fexit or LSM hooks are used: many clusters lack them.
 //
 // Two programs, one record format. The loader tries handle_exec_btf first
@@ -71,14 +75,19 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FLAG_PARENT_DELETED (1U << 10)
 #define FLAG_CGROUP_V1      (1U << 11)
 
-/* Origins: identical to event.Origin in Go. */
-#define ORIGIN_UNKNOWN 0
-#define ORIGIN_IMAGE 1
-#define ORIGIN_UPPER 2
-#define ORIGIN_MEMFD 3
-#define ORIGIN_TMPFS 4
-#define ORIGIN_DELETED 5
-#define ORIGIN_HOST 6
+/*
+ * Facts about an executed file: identical to event.FileFlags in Go. The
+ * kernel reports them with the filesystem's magic; user space, which knows
+ * whether the process runs in a container, decides the origin from them.
+ */
+#define FILE_MEMFD        (1U << 0) /* memfd_create() */
+#define FILE_UNLINKED     (1U << 1)
+#define FILE_OVL_KNOWN    (1U << 2) /* overlayfs, and its layer was read */
+#define FILE_OVL_UPPER    (1U << 3) /* overlayfs upper layer */
+#define FILE_ROOT_MOUNT   (1U << 4) /* on the mount of the exec'ing task's root */
+#define FILE_ROOT_FS      (1U << 5) /* on the filesystem (superblock) of that root */
+#define FILE_USERNS_FS    (1U << 6) /* filesystem mounted from a user namespace */
+#define FILE_USERNS_MOUNT (1U << 7) /* mount outside every mount namespace the initial user namespace owns */
 
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define TMPFS_MAGIC 0x01021994
@@ -122,9 +131,11 @@ struct event {
 	__u16 filename_len;
 	__u16 cgroup_len;
 	__u8 ancestor_count;
-	__u8 exe_origin;
-	__u8 pexe_origin;
+	__u8 exe_facts;  /* FILE_* */
+	__u8 pexe_facts; /* FILE_* */
 	__u8 _pad;
+	__u32 exe_magic;  /* the executable's filesystem magic (statfs f_type), 0 for none */
+	__u32 pexe_magic; /* the parent's */
 	char comm[TASK_COMM_LEN];
 };
 
@@ -463,6 +474,17 @@ static __always_inline int walk_path_impl(__u32 off, __u64 dentry_p, __u64 vfsmn
 		}
 		if (dentry == root_dentry && vfsmnt == root_mnt)
 			goto done;
+		if (dentry == mnt_root) {
+			/*
+			 * Still on a mount's root after MOUNT_STACK crossings: either
+			 * the top (global root, internal mount), or more mounts
+			 * stacked on one directory than the walk crosses. The names
+			 * above them are unknown: truncated, never a shorter path.
+			 */
+			if (READ(direct, mnt, mnt_parent) == mnt)
+				goto done;
+			break;
+		}
 		const unsigned char *name;
 		struct dentry *parent = dentry_up(dentry, &name, direct);
 		if (parent == dentry) {
@@ -525,38 +547,80 @@ __noinline int put_exe_name_btf(__u32 off, __u64 dentry_p)
 	return put_exe_name_impl(off, dentry_p, true);
 }
 
-/* Where the executed file lives: overlay layer, memfd, tmpfs, deleted, host. */
-static __always_inline __u8 file_origin(struct scratch *s, struct file *f, const bool direct)
+/*
+ * The facts user space decides an executed file's origin from (FILE_*), and
+ * its filesystem's magic in *magic. root_mnt is the exec'ing task's root.
+ * Every read is a load through a BTF pointer, but for the mount's namespace
+ * (container_of) and the overlay layer.
+ */
+static __always_inline __u8 file_facts(struct scratch *s, struct file *f, struct vfsmount *root_mnt, __u32 *magic,
+				       const bool direct)
 {
+	*magic = 0;
 	if (!f)
-		return ORIGIN_UNKNOWN;
+		return 0;
 	struct dentry *d = f->f_path.dentry;
+	struct vfsmount *vfsmnt = f->f_path.mnt;
 	struct inode *inode = f->f_inode;
-	if (!d || !inode)
-		return ORIGIN_UNKNOWN;
-	unsigned long magic = inode->i_sb->s_magic;
+	if (!d || !vfsmnt || !inode)
+		return 0;
+	struct super_block *sb = inode->i_sb;
+	unsigned long m = sb->s_magic;
+	__u8 facts = 0;
+	*magic = m;
 
-	if (magic == TMPFS_MAGIC || magic == HUGETLBFS_MAGIC) {
+	if (m == TMPFS_MAGIC || m == HUGETLBFS_MAGIC) {
 		/* memfd_create names its dentry "memfd:<name>". */
 		char pfx[6] = {};
 		bpf_probe_read_kernel(pfx, sizeof(pfx), d->d_name.name);
 		if (pfx[0] == 'm' && pfx[1] == 'e' && pfx[2] == 'm' && pfx[3] == 'f' && pfx[4] == 'd' &&
 		    pfx[5] == ':')
-			return ORIGIN_MEMFD;
+			facts |= FILE_MEMFD;
 	}
 	if (dentry_unlinked(d))
-		return ORIGIN_DELETED;
-	if (magic == TMPFS_MAGIC)
-		return ORIGIN_TMPFS;
-	if (magic == OVERLAYFS_SUPER_MAGIC) {
-		if (!bpf_core_type_exists(struct ovl_inode))
-			return ORIGIN_UNKNOWN;
-		/* container_of: arithmetic the verifier refuses on a BTF pointer. */
-		__u64 oi_p = as_scalar(s, inode) - bpf_core_field_offset(struct ovl_inode, vfs_inode);
-		struct ovl_inode *oi = direct ? btf_cast(oi_p, struct ovl_inode) : (void *)oi_p;
-		return READ(direct, oi, __upperdentry) ? ORIGIN_UPPER : ORIGIN_IMAGE;
+		facts |= FILE_UNLINKED;
+	/*
+	 * The overlay layer: ovl_inode.__upperdentry, set once the file is in
+	 * the upper layer. Where overlayfs is a module, struct ovl_inode lives
+	 * in the module's BTF: bpf_rdonly_cast() takes vmlinux type ids only,
+	 * so both programs read the field with a helper call at the offset
+	 * CO-RE finds in the module's BTF. Without the type (the module was not
+	 * loaded when the program was), the layer is unknown and FILE_OVL_KNOWN
+	 * stays clear.
+	 */
+	if (m == OVERLAYFS_SUPER_MAGIC && bpf_core_type_exists(struct ovl_inode)) {
+		__u64 upper_p = as_scalar(s, inode) - bpf_core_field_offset(struct ovl_inode, vfs_inode) +
+				bpf_core_field_offset(struct ovl_inode, __upperdentry);
+		__u64 upper = 0;
+		if (bpf_probe_read_kernel(&upper, sizeof(upper), (void *)upper_p) == 0) {
+			facts |= FILE_OVL_KNOWN;
+			if (upper)
+				facts |= FILE_OVL_UPPER;
+		}
 	}
-	return ORIGIN_HOST;
+	if (vfsmnt == root_mnt)
+		facts |= FILE_ROOT_MOUNT;
+	if (root_mnt && sb == root_mnt->mnt_sb)
+		facts |= FILE_ROOT_FS;
+	if (sb->s_user_ns->level != 0)
+		facts |= FILE_USERNS_FS;
+	/*
+	 * The mount's namespace: NULL once detached, an error pointer for the
+	 * kernel's internal mounts, else owned by a user namespace whose level
+	 * is 0 only for the initial one.
+	 */
+	__u64 mnt_p = as_scalar(s, vfsmnt) - bpf_core_field_offset(struct mount, mnt);
+	struct mnt_namespace *ns;
+	if (direct)
+		ns = btf_cast(mnt_p, struct mount)->mnt_ns;
+	else
+		ns = BPF_CORE_READ((struct mount *)mnt_p, mnt_ns);
+	__u64 ns_v = as_scalar(s, ns);
+	if (ns_v == 0 || ns_v >= (__u64)-4095)
+		facts |= FILE_USERNS_MOUNT;
+	else if ((direct ? ns->user_ns->level : BPF_CORE_READ(ns, user_ns, level)) != 0)
+		facts |= FILE_USERNS_MOUNT;
+	return facts;
 }
 
 /* Walk a kernfs (cgroup) node to its root, leaf first. */
@@ -720,7 +784,8 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 		flags |= FLAG_EXE_DELETED;
 	e->exe_len = n;
 	off += n;
-	e->exe_origin = file_origin(s, file, direct);
+	struct vfsmount *root_mnt = fs->root.mnt;
+	e->exe_facts = file_facts(s, file, root_mnt, &e->exe_magic, direct);
 
 	/* The working directory, as /proc/<pid>/cwd shows it. */
 	struct dentry *pwd = fs->pwd.dentry;
@@ -747,7 +812,7 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 	}
 	e->pexe_len = n;
 	off += n;
-	e->pexe_origin = file_origin(s, pfile, direct);
+	e->pexe_facts = file_facts(s, pfile, root_mnt, &e->pexe_magic, direct);
 
 	/* The filename as invoked (before symlink and shebang resolution). */
 	n = 0;

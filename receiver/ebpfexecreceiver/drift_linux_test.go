@@ -3,6 +3,7 @@
 package ebpfexecreceiver
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -206,6 +207,217 @@ func TestKernelExecOriginOverlay(t *testing.T) {
 		assert.Equal(t, "/tmp/shell/busybox", r.str("compilerwatch.parent.executable.path"))
 		assert.Equal(t, "upper_layer", r.str(attrParentOrigin))
 	})
+}
+
+// TestKernelExecOriginContainerMounts covers the other mounts of a container: a file bind-mounted from the node is
+// "host", whatever the container's root is; a file on a tmpfs is "tmpfs". The container's own files are "image"
+// or "upper_layer" on an overlay root, and have no origin on any other root (here a plain directory on the node's
+// filesystem, as with the vfs driver), where an image file cannot be told from one written at runtime.
+func TestKernelExecOriginContainerMounts(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	_, sink := startReceiver(t, nil)
+	bb, err := exec.LookPath("busybox")
+	require.NoError(t, err)
+	bb, err = filepath.EvalSymlinks(bb)
+	require.NoError(t, err)
+	// This test binary, run in the container as the helper that executes a memfd.
+	self, err := os.Executable()
+	require.NoError(t, err)
+	requireStatic(t, self)
+
+	for _, root := range []struct {
+		name    string
+		overlay bool
+		own     string // the origin of the image's /bin/busybox
+		runtime string // of a copy made at runtime in /opt
+	}{
+		{"overlay root", true, "image", "upper_layer"},
+		{"plain directory root", false, "", ""},
+	} {
+		t.Run(root.name, func(t *testing.T) {
+			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+				Overlay:  root.overlay,
+				TmpfsTmp: true,
+				Mounts: []ebpfexectest.Mount{
+					{Destination: "/opt/node/busybox", Source: bb},
+					{Destination: "/opt/node/helper", Source: self},
+				},
+			})
+			if !root.overlay {
+				// The case needs the root to be on a filesystem that is not overlayfs (nor a tmpfs).
+				requireHostOrigin(t, c.Rootfs())
+			}
+			c.MustExec(t, "mkdir", "-p", "/opt/copy", "/tmp/mem")
+			c.MustExec(t, "cp", "/bin/busybox", "/opt/copy/busybox")
+			c.MustExec(t, "cp", "/bin/busybox", "/tmp/mem/busybox")
+
+			for _, tc := range []struct {
+				name, shell, argv0, want, wantParent string
+			}{
+				{"image file", "/bin/busybox", "/bin/busybox", root.own, root.own},
+				{"runtime copy", "/bin/busybox", "/opt/copy/busybox", root.runtime, root.own},
+				{"bind mount from the node", "/bin/busybox", "/opt/node/busybox", "host", root.own},
+				{"tmpfs", "/bin/busybox", "/tmp/mem/busybox", "tmpfs", root.own},
+				{"image file under a shell from the node", "/opt/node/busybox", "/bin/busybox", root.own, "host"},
+				{"node file under a runtime shell", "/opt/copy/busybox", "/opt/node/busybox", "host", root.runtime},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tg := tag(t)
+					// "; true" keeps the shell from exec'ing its last command in place: the shell is the parent.
+					c.MustExec(t, tc.shell, "sh", "-c", tc.argv0+" echo "+tg+"; true")
+					r := waitFor(t, sink, tc.argv0+" under "+tc.shell, func(r execRecord) bool {
+						return hasArg(tg)(r) && r.str("process.command") == tc.argv0 && r.res["container.id"] == c.ID()
+					})
+					assert.Equal(t, tc.shell, r.str("compilerwatch.parent.executable.path"))
+					assertOrigin(t, r, attrOrigin, tc.want)
+					assertOrigin(t, r, attrParentOrigin, tc.wantParent)
+				})
+			}
+
+			t.Run("memfd", func(t *testing.T) {
+				tg := tag(t)
+				res, err := c.ExecWith(t, ebpfexectest.ExecOptions{Env: []string{memfdExecEnv + "=/bin/busybox"}},
+					"/opt/node/helper", "busybox", "echo", tg)
+				require.NoError(t, err)
+				require.Zero(t, res.ExitCode, "%+v", res)
+				r := waitFor(t, sink, "a memfd run by the helper", func(r execRecord) bool {
+					return hasArg(tg)(r) && r.str("process.command") == "busybox" && r.res["container.id"] == c.ID()
+				})
+				assert.Equal(t, "/memfd:cw-drift (deleted)", r.str("process.executable.path"))
+				assertOrigin(t, r, attrOrigin, "memfd")
+				assertOrigin(t, r, attrParentOrigin, "host")
+			})
+		})
+	}
+}
+
+// memfdExecEnv makes this test binary a helper: it copies the file the variable names into a memfd and executes
+// the memfd with its own arguments as argv, as fileless malware does. Tests run it inside containers.
+const memfdExecEnv = "COMPILERWATCH_DRIFT_MEMFD_EXEC"
+
+func init() {
+	if src := os.Getenv(memfdExecEnv); src != "" {
+		err := memfdExec(src, os.Args[1:])
+		fmt.Fprintln(os.Stderr, "memfd exec:", err)
+		os.Exit(1)
+	}
+}
+
+// memfdExec returns only on failure.
+func memfdExec(src string, argv []string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.MemfdCreate("cw-drift", unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) { // before 6.3
+		fd, err = unix.MemfdCreate("cw-drift", 0)
+	}
+	if err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", fd), argv, os.Environ())
+}
+
+// requireStatic stops t unless the executable at path is statically linked, so that it runs in a busybox rootfs.
+// Tests are built with CGO_ENABLED=0, like the distribution; a cgo build is not.
+func requireStatic(t *testing.T, path string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	require.NoError(t, err)
+	defer func() { _ = f.Close() }()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			msg := path + " is dynamically linked: build the tests with CGO_ENABLED=0"
+			if ebpfexectest.InCI() {
+				t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
+			}
+			t.Skip(msg)
+		}
+	}
+}
+
+// TestKernelExecOriginUserNamespaceMounts runs, inside a container, a process that makes its own mounts in a new
+// user and mount namespace (unshare -Urm), as an attacker who wants a file it wrote at runtime to pass as "host" or
+// "image" would. A bind mount of the container's own overlay keeps the file's layer; a bind mount of a plain
+// directory root, or a file on an overlayfs mounted inside the user namespace (even once chroot made it the
+// process's root), has no origin: the container could have made either, so neither is "host" nor "image". A tmpfs
+// or ramfs mounted there is "tmpfs".
+func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
+	ebpfexectest.RequireRoot(t)
+	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	_, sink := startReceiver(t, nil)
+
+	for _, root := range []struct {
+		name    string
+		overlay bool
+		bound   string // the origin of a runtime copy reached through a bind mount made in the user namespace
+	}{
+		{"overlay root", true, "upper_layer"},
+		{"plain directory root", false, ""},
+	} {
+		t.Run(root.name, func(t *testing.T) {
+			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: root.overlay})
+			if !root.overlay {
+				requireHostOrigin(t, c.Rootfs())
+			}
+			c.MustExec(t, "sh", "-c", "mkdir -p /opt/copy /mnt/bind /mnt/mem /mnt/ram /mnt/ovl /tmp/work /tmp/up && "+
+				"cp /bin/busybox /opt/copy/busybox")
+			// Each case runs its commands as root of a new user namespace with its own mount namespace; the
+			// last command runs busybox echo with the tag from the path given.
+			if res, err := c.Exec(t, "busybox", "unshare", "-Urm", "true"); err != nil || res.ExitCode != 0 {
+				msg := fmt.Sprintf("the container cannot create a user namespace: %v %+v", err, res)
+				if ebpfexectest.InCI() {
+					t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
+				}
+				t.Skip(msg)
+			}
+			const ovl = "mount -t tmpfs none /tmp/work && mkdir /tmp/work/u /tmp/work/w && " +
+				"mount -t overlay none -o lowerdir=/opt/copy,upperdir=/tmp/work/u,workdir=/tmp/work/w /mnt/ovl"
+			for _, tc := range []struct {
+				name, setup, exe, want string
+			}{
+				{"bind mount of files of the container root", "mount --bind /opt/copy /mnt/bind &&", "/mnt/bind/busybox", root.bound},
+				{"tmpfs", "mount -t tmpfs none /mnt/mem && cp /bin/busybox /mnt/mem/ &&", "/mnt/mem/busybox", "tmpfs"},
+				{"ramfs", "mount -t ramfs none /mnt/ram && cp /bin/busybox /mnt/ram/ &&", "/mnt/ram/busybox", "tmpfs"},
+				{"overlayfs mounted in the user namespace, lower layer", ovl + " &&", "/mnt/ovl/busybox", ""},
+				{"overlayfs mounted in the user namespace, upper layer", ovl + " && mkdir /mnt/ovl/up && cp /bin/busybox /mnt/ovl/up/ &&", "/mnt/ovl/up/busybox", ""},
+				// The overlay made the process's root: its lower layer still says nothing of the image.
+				{"chroot into an overlayfs mounted in the user namespace", ovl + " && busybox chroot /mnt/ovl", "/busybox", ""},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tg := tag(t)
+					res, err := c.Exec(t, "busybox", "unshare", "-Urm", "sh", "-c", tc.setup+" "+tc.exe+" echo "+tg)
+					require.NoError(t, err)
+					require.Zero(t, res.ExitCode, "%+v", res)
+					r := waitFor(t, sink, tc.exe, func(r execRecord) bool {
+						return hasArg(tg)(r) && r.str("process.command") == tc.exe && r.res["container.id"] == c.ID()
+					})
+					assert.Equal(t, tc.exe, r.str("process.executable.path"))
+					assertOrigin(t, r, attrOrigin, tc.want)
+				})
+			}
+		})
+	}
+}
+
+// assertOrigin checks an origin attribute: absent when want is "".
+func assertOrigin(t *testing.T, r execRecord, key, want string) {
+	t.Helper()
+	got, ok := r.attrs[key]
+	if want == "" {
+		assert.False(t, ok, "%s = %v, want it absent", key, got)
+		return
+	}
+	assert.Equal(t, want, got, key)
 }
 
 // runUntilRecorded starts the program at path with argv[0] set to a unique tag and the argument "30" (it is a

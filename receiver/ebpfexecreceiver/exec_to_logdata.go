@@ -179,7 +179,7 @@ func (c *logsConverter) Append(ev *event.Event) {
 		cg.records, cg.haveBatch = records, true
 		c.touched = append(c.touched, cg)
 	}
-	c.fill(cg.records.AppendEmpty(), ev, cg.attr, observed)
+	c.fill(cg.records.AppendEmpty(), ev, cg.attr, cg.info.ContainerID != "", observed)
 }
 
 // appendAll appends a whole batch; tests and benchmarks use it.
@@ -233,8 +233,9 @@ func (c *logsConverter) newResource(info cgroup.Info) plog.LogRecordSlice {
 }
 
 // fill writes one record. String attributes the kernel left empty are
-// omitted rather than exported as "".
-func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr string, observed pcommon.Timestamp) {
+// omitted rather than exported as "". inContainer says whether the cgroup
+// names a container, which the origins depend on.
+func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr string, inContainer bool, observed pcommon.Timestamp) {
 	c.pending.Records++
 	if ev.Truncated != 0 {
 		c.pending.TruncatedRecords++
@@ -257,7 +258,7 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	}
 
 	attrs := lr.Attributes()
-	attrs.EnsureCapacity(recordAttrCount(ev, userName, cgroupAttr))
+	attrs.EnsureCapacity(recordAttrCount(ev, userName, cgroupAttr, inContainer))
 	attrs.PutInt(string(semconv.ProcessPIDKey), int64(ev.PID))
 	attrs.PutInt(string(semconv.ProcessParentPIDKey), int64(ev.ParentPID))
 	if ev.VPID != 0 && ev.VPID != ev.PID {
@@ -315,14 +316,14 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	}
 	// These three are valid UTF-8 already: constants, and the cgroup
 	// value, validated when cached.
-	putValidStr(attrs, attrExecutableOrigin, ev.ExeOrigin.String())
-	putValidStr(attrs, attrParentExecutableOri, ev.ParentOrigin.String())
+	putValidStr(attrs, attrExecutableOrigin, ev.ExeFile.Origin(inContainer).String())
+	putValidStr(attrs, attrParentExecutableOri, ev.ParentFile.Origin(inContainer).String())
 	putValidStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
 }
 
 // recordAttrCount is how many attributes fill puts on the record of ev, so
 // that the map is allocated once at its exact size.
-func recordAttrCount(ev *event.Event, userName, cgroupAttr string) int {
+func recordAttrCount(ev *event.Event, userName, cgroupAttr string, inContainer bool) int {
 	n := 6 // pid, parent pid, args count, uid, real uid, gid
 	count := func(present bool) {
 		if present {
@@ -347,8 +348,8 @@ func recordAttrCount(ev *event.Event, userName, cgroupAttr string) int {
 		n += 2
 	}
 	count(ev.Truncated != 0)
-	count(ev.ExeOrigin.String() != "")
-	count(ev.ParentOrigin.String() != "")
+	count(ev.ExeFile.Origin(inContainer) != event.OriginUnknown)
+	count(ev.ParentFile.Origin(inContainer) != event.OriginUnknown)
 	count(cgroupAttr != "")
 	return n
 }

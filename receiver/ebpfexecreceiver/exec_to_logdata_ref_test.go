@@ -61,12 +61,12 @@ func referenceConvert(hostName, scopeVersion string, users userResolver, redacto
 			records = sl.LogRecords()
 			groups[key] = records
 		}
-		referenceFill(records.AppendEmpty(), &ev, users, redactor, cgAttr, pcommon.NewTimestampFromTime(now))
+		referenceFill(records.AppendEmpty(), &ev, users, redactor, cgAttr, info.ContainerID != "", pcommon.NewTimestampFromTime(now))
 	}
 	return ld
 }
 
-func referenceFill(lr plog.LogRecord, ev *event.Event, users userResolver, redactor *redact.Redactor, cgroupAttr string, observed pcommon.Timestamp) {
+func referenceFill(lr plog.LogRecord, ev *event.Event, users userResolver, redactor *redact.Redactor, cgroupAttr string, inContainer bool, observed pcommon.Timestamp) {
 	for i, a := range ev.Args {
 		ev.Args[i] = validUTF8(a)
 	}
@@ -132,8 +132,8 @@ func referenceFill(lr plog.LogRecord, ev *event.Event, users userResolver, redac
 			tr.AppendEmpty().SetStr(n)
 		}
 	}
-	put(attrExecutableOrigin, ev.ExeOrigin.String())
-	put(attrParentExecutableOri, ev.ParentOrigin.String())
+	put(attrExecutableOrigin, ev.ExeFile.Origin(inContainer).String())
+	put(attrParentExecutableOri, ev.ParentFile.Origin(inContainer).String())
 	put(string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
 }
 
@@ -162,8 +162,11 @@ func referenceEvents(t testing.TB) []event.Event {
 	add(func(e *event.Event) { e.Truncated = 0x7f })
 	add(func(e *event.Event) { e.Truncated = event.TruncCgroup })
 	add(func(e *event.Event) { e.Truncated = 0xffffffff })
-	for o := event.OriginUnknown; o <= event.OriginHost+1; o++ {
-		add(func(e *event.Event) { e.ExeOrigin, e.ParentOrigin = o, event.OriginHost+1-o })
+	for _, cg := range []string{dockerCgroup, hostCgroup} {
+		for _, f := range originFiles {
+			add(func(e *event.Event) { e.CgroupPath, e.ExeFile, e.ParentFile = cg, f, imageFile })
+			add(func(e *event.Event) { e.CgroupPath, e.ExeFile, e.ParentFile = cg, upperFile, f })
+		}
 	}
 	add(func(e *event.Event) { e.Ancestors = nil })
 	add(func(e *event.Event) { e.Ancestors = []event.Ancestor{{PID: 0}} })
@@ -282,7 +285,8 @@ func TestRecordAttrCount(t *testing.T) {
 	c := newLogsConverter("node-1", "v1", users, nil)
 	for i, ev := range referenceEvents(t) {
 		name, _ := users.userName(ev.UID)
-		want := recordAttrCount(&ev, name, c.cgroup(ev.CgroupPath, ev.CgroupV1).attr)
+		cg := c.cgroup(ev.CgroupPath, ev.CgroupV1)
+		want := recordAttrCount(&ev, name, cg.attr, cg.info.ContainerID != "")
 		c.Append(&ev)
 		lr := c.Take().ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
 		require.Equal(t, lr.Attributes().Len(), want, "event %d", i)
@@ -303,4 +307,18 @@ func TestTakeReleasesBatch(t *testing.T) {
 		require.False(t, e.haveBatch, "cgroup %q", path)
 		require.Equal(t, plog.LogRecordSlice{}, e.records, "cgroup %q", path)
 	}
+}
+
+// originFiles are files as the kernel reports them, one per way to decide an origin.
+var originFiles = []event.File{
+	{},
+	{Magic: event.MagicTmpfs, Flags: event.FileMemfd},
+	{Magic: 0xef53, Flags: event.FileUnlinked | event.FileRootMount | event.FileRootFS},
+	{Magic: event.MagicTmpfs},
+	imageFile,
+	upperFile,
+	{Magic: event.MagicOverlay, Flags: event.FileRootMount | event.FileRootFS},
+	{Magic: 0xef53, Flags: event.FileRootMount | event.FileRootFS},
+	{Magic: 0xef53},
+	{Magic: 0xef53, Flags: event.FileUserNSMount},
 }

@@ -65,11 +65,17 @@ func fullEvent() event.Event {
 		Argc:          5,
 		CgroupPath:    dockerCgroup,
 		Ancestors:     []event.Ancestor{{PID: 4200, Comm: "gcc", ExeName: "gcc-12"}, {PID: 1, Comm: "bash"}},
-		ExeOrigin:     event.OriginUpperLayer,
-		ParentOrigin:  event.OriginImage,
+		ExeFile:       upperFile,
+		ParentFile:    imageFile,
 		Truncated:     event.TruncArgs | event.TruncAncestors,
 	}
 }
+
+// Files on a container's overlay root, as the kernel reports them.
+var (
+	imageFile = event.File{Magic: event.MagicOverlay, Flags: event.FileOverlayKnown | event.FileRootMount | event.FileRootFS}
+	upperFile = event.File{Magic: event.MagicOverlay, Flags: imageFile.Flags | event.FileOverlayUpper}
+)
 
 // minimalEvent has only what every exec has.
 func minimalEvent() event.Event {
@@ -189,9 +195,17 @@ func TestConvertAttributeRules(t *testing.T) {
 		{"every truncation", func(e *event.Event) {
 			e.Truncated = event.TruncArgs | event.TruncPath | event.TruncCwd | event.TruncParentPath | event.TruncFilename | event.TruncCgroup | event.TruncAncestors
 		}, "compilerwatch.truncated", []any{"args", "path", "cwd", "parent_path", "filename", "cgroup", "ancestors"}},
-		{"origin unknown", func(e *event.Event) { e.ExeOrigin = event.OriginUnknown }, "compilerwatch.executable.origin", nil},
-		{"parent origin unknown", func(e *event.Event) { e.ParentOrigin = event.OriginUnknown }, "compilerwatch.parent.executable.origin", nil},
-		{"memfd origin", func(e *event.Event) { e.ExeOrigin = event.OriginMemfd }, "compilerwatch.executable.origin", "memfd"},
+		{"origin", func(*event.Event) {}, "compilerwatch.executable.origin", "upper_layer"},
+		{"parent origin", func(*event.Event) {}, "compilerwatch.parent.executable.origin", "image"},
+		{"origin unknown", func(e *event.Event) { e.ExeFile = event.File{} }, "compilerwatch.executable.origin", nil},
+		{"parent origin unknown", func(e *event.Event) { e.ParentFile = event.File{} }, "compilerwatch.parent.executable.origin", nil},
+		{"memfd origin", func(e *event.Event) { e.ExeFile.Flags |= event.FileMemfd }, "compilerwatch.executable.origin", "memfd"},
+		{"own non-overlay root: no origin", func(e *event.Event) {
+			e.ExeFile = event.File{Magic: 0x9123683e, Flags: event.FileRootMount | event.FileRootFS}
+		}, "compilerwatch.executable.origin", nil},
+		{"host process: host", func(e *event.Event) {
+			e.CgroupPath, e.ParentFile = hostCgroup, event.File{Magic: 0xef53, Flags: event.FileRootMount | event.FileRootFS}
+		}, "compilerwatch.parent.executable.origin", "host"},
 		{"no ancestors: no parent command", func(e *event.Event) { e.Ancestors = nil }, "compilerwatch.parent.command", nil},
 		{"no ancestors: no list", func(e *event.Event) { e.Ancestors = nil }, "compilerwatch.ancestors", nil},
 		{"no ancestors: no executable names", func(e *event.Event) { e.Ancestors = nil }, "compilerwatch.ancestors.executable.name", nil},

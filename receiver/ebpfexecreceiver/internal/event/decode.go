@@ -126,27 +126,21 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 	}
 
 	*ev = Event{
-		Time:         time.Unix(0, int64(h.BootNs)+bootOffset),
-		PID:          h.Pid,
-		ParentPID:    h.Ppid,
-		VPID:         h.Vpid,
-		UID:          h.Uid,
-		RUID:         h.Ruid,
-		GID:          h.Gid,
-		Argc:         h.Argc,
-		Comm:         d.str(cstring(int8Bytes(h.Comm[:]))),
-		Args:         ev.Args[:0],
-		Ancestors:    ev.Ancestors[:0],
-		ExeOrigin:    Origin(h.ExeOrigin),
-		ParentOrigin: Origin(h.PexeOrigin),
-		Truncated:    Truncation(h.Flags & probe.TruncationMask),
-		CgroupV1:     h.Flags&probe.FlagCgroupV1 != 0,
-	}
-	if ev.ExeOrigin > OriginHost {
-		ev.ExeOrigin = OriginUnknown
-	}
-	if ev.ParentOrigin > OriginHost {
-		ev.ParentOrigin = OriginUnknown
+		Time:       time.Unix(0, int64(h.BootNs)+bootOffset),
+		PID:        h.Pid,
+		ParentPID:  h.Ppid,
+		VPID:       h.Vpid,
+		UID:        h.Uid,
+		RUID:       h.Ruid,
+		GID:        h.Gid,
+		Argc:       h.Argc,
+		Comm:       d.str(cstring(int8Bytes(h.Comm[:]))),
+		Args:       ev.Args[:0],
+		Ancestors:  ev.Ancestors[:0],
+		ExeFile:    File{Magic: h.ExeMagic, Flags: FileFlags(h.ExeFacts)},
+		ParentFile: File{Magic: h.PexeMagic, Flags: FileFlags(h.PexeFacts)},
+		Truncated:  Truncation(h.Flags & probe.TruncationMask),
+		CgroupV1:   h.Flags&probe.FlagCgroupV1 != 0,
 	}
 
 	ev.Args = d.args(field(lens[0]), ev.Args)

@@ -75,7 +75,8 @@ func TestDecode(t *testing.T) {
 	base := rawRecord{
 		hdr: probe.RawEvent{
 			BootNs: 5_000_000_000, Pid: 4242, Ppid: 4200, Vpid: 7, Uid: 1000, Ruid: 1001, Gid: 100,
-			Argc: 3, Comm: comm("cc1"), ExeOrigin: uint8(OriginImage), PexeOrigin: uint8(OriginHost),
+			Argc: 3, Comm: comm("cc1"), ExeFacts: uint8(FileOverlayKnown | FileRootMount), PexeFacts: uint8(FileUnlinked),
+			ExeMagic: MagicOverlay, PexeMagic: 0xef53,
 		},
 		args:      []byte("gcc\x00-c\x00x.c\x00"),
 		exe:       []string{"usr", "bin", "gcc-12"},
@@ -106,8 +107,8 @@ func TestDecode(t *testing.T) {
 			assert.Equal(t, "/kubepods/besteffort/pod1/abc", ev.CgroupPath)
 			assert.Equal(t, []Ancestor{{PID: 4200, Comm: "sh", ExeName: "busybox"}, {PID: 1, Comm: "init"}}, ev.Ancestors)
 			assert.Equal(t, "sh", ev.ParentComm())
-			assert.Equal(t, OriginImage, ev.ExeOrigin)
-			assert.Equal(t, OriginHost, ev.ParentOrigin)
+			assert.Equal(t, File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileRootMount}, ev.ExeFile)
+			assert.Equal(t, File{Magic: 0xef53, Flags: FileUnlinked}, ev.ParentFile)
 			assert.Nil(t, ev.Truncated.Names())
 			assert.False(t, ev.CgroupV1)
 		}},
@@ -156,10 +157,6 @@ func TestDecode(t *testing.T) {
 		}},
 		{"no parent executable (kernel thread parent)", func(r *rawRecord) { r.pexe = nil }, func(t *testing.T, ev *Event) {
 			assert.Equal(t, "", ev.ParentExePath)
-		}},
-		{"unknown origin values are dropped", func(r *rawRecord) { r.hdr.ExeOrigin = 200 }, func(t *testing.T, ev *Event) {
-			assert.Equal(t, OriginUnknown, ev.ExeOrigin)
-			assert.Equal(t, "", ev.ExeOrigin.String())
 		}},
 	}
 	d := NewDecoder()
@@ -336,7 +333,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		Time: time.Unix(0, 123456789), PID: 10, ParentPID: 9, VPID: 1, UID: 1, RUID: 2, GID: 3, Argc: 2,
 		Comm: "gcc", Filename: "/usr/bin/cc", ExePath: "/usr/bin/gcc-12", Cwd: "/src", ParentExePath: "/bin/sh",
 		Args: []string{"cc", "-c"}, CgroupPath: "/kubepods/pod1/abc", Ancestors: []Ancestor{{PID: 9, Comm: "sh", ExeName: "busybox"}},
-		ExeOrigin: OriginUpperLayer, ParentOrigin: OriginImage,
+		ExeFile:    File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileOverlayUpper | FileRootMount | FileRootFS},
+		ParentFile: File{Magic: MagicTmpfs, Flags: FileMemfd | FileUserNSMount},
 	}
 	var out Event
 	require.NoError(t, NewDecoder().Decode(Encode(&in), 0, &out))

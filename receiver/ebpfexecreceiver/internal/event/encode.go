@@ -27,7 +27,8 @@ func Encode(ev *Event) []byte {
 		Flags:   uint32(ev.Truncated),
 		ArgsLen: uint16(len(args)), ExeLen: uint16(len(exe)), CwdLen: uint16(len(cwd)), PexeLen: uint16(len(pexe)),
 		FilenameLen: uint16(len(fn)), CgroupLen: uint16(len(cg)), AncestorCount: uint8(len(ev.Ancestors)),
-		ExeOrigin: uint8(ev.ExeOrigin), PexeOrigin: uint8(ev.ParentOrigin),
+		ExeFacts: uint8(ev.ExeFile.Flags), PexeFacts: uint8(ev.ParentFile.Flags),
+		ExeMagic: ev.ExeFile.Magic, PexeMagic: ev.ParentFile.Magic,
 	}
 	if !ev.Time.IsZero() {
 		h.BootNs = uint64(ev.Time.UnixNano())

@@ -4,8 +4,8 @@ package event // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexe
 
 import "time"
 
-// Origin says where an executed file lives. OriginUnknown means the kernel
-// could not tell, and the attribute is left out rather than guessed.
+// Origin says where an executed file lives. OriginUnknown means it cannot
+// be told, and the attribute is left out rather than guessed.
 type Origin uint8
 
 const (
@@ -13,9 +13,9 @@ const (
 	OriginImage             // overlayfs lower layer
 	OriginUpperLayer        // overlayfs upper layer: created or copied up after start
 	OriginMemfd
-	OriginTmpfs
+	OriginTmpfs // a memory filesystem: tmpfs or ramfs
 	OriginDeleted
-	OriginHost // not on an overlay
+	OriginHost // a mount from the node: not the container's own root filesystem
 )
 
 // String returns the attribute value of design.md, or "" for OriginUnknown.
@@ -35,6 +35,97 @@ func (o Origin) String() string {
 		return "host"
 	}
 	return ""
+}
+
+// FileFlags are the facts the kernel reports about an executed file, the
+// FILE_* bits of bpf/exec.c.
+type FileFlags uint8
+
+const (
+	FileMemfd        FileFlags = 1 << iota // made by memfd_create
+	FileUnlinked                           // unlinked from its directory
+	FileOverlayKnown                       // on overlayfs, and the layer was read
+	FileOverlayUpper                       // on overlayfs' upper layer
+	// FileRootMount: on the mount of the exec'ing process's root.
+	FileRootMount
+	// FileRootFS: on the filesystem (superblock) of that root, through any
+	// mount of it, such as a bind mount of one of its directories.
+	FileRootFS
+	// FileUserNSFS: the filesystem was mounted from inside a user namespace.
+	FileUserNSFS
+	// FileUserNSMount: the mount is detached, internal, or in a mount
+	// namespace a user namespace owns, where a process inside a container may
+	// have made it.
+	FileUserNSMount
+)
+
+// Filesystem magics (statfs f_type) the origin depends on.
+const (
+	MagicOverlay = 0x794c7630
+	MagicTmpfs   = 0x01021994
+	MagicRamfs   = 0x858458f6
+)
+
+// File is what the kernel reports about an executed file: its filesystem's
+// magic, 0 when there is no file, and the facts about it.
+type File struct {
+	Magic uint32
+	Flags FileFlags
+}
+
+// Origin decides where the file lives. inContainer says whether the
+// process runs in a container (its cgroup names one); the root then is the
+// container's root filesystem.
+//
+// The layer of an overlay root tells an image file from one written at
+// runtime; on any other root filesystem (btrfs, zfs, devmapper, vfs,
+// fuse-overlayfs, a plain directory) it cannot be told, and the origin is
+// unknown. "host" is only for a file on another mount that the container's
+// runtime made from the node: never for a mount a process in the container
+// could have made itself (a filesystem mounted, or a mount made, inside a
+// user namespace), whose contents may have been written at runtime. A
+// process outside any container sees the node's own files: "host" unless
+// overlay or memory. A lower-layer file of an overlay mounted from inside a
+// user namespace (rootless runtimes, or a process in the container that
+// then chroots into it) has no origin either.
+func (f File) Origin(inContainer bool) Origin {
+	switch {
+	case f.Magic == 0:
+		return OriginUnknown
+	case f.Flags&FileMemfd != 0:
+		return OriginMemfd
+	case f.Flags&FileUnlinked != 0:
+		return OriginDeleted
+	case f.Magic == MagicTmpfs || f.Magic == MagicRamfs:
+		return OriginTmpfs
+	}
+	overlay := f.Magic == MagicOverlay
+	layer := OriginUnknown
+	switch {
+	case !overlay || f.Flags&FileOverlayKnown == 0:
+	case f.Flags&FileOverlayUpper != 0:
+		layer = OriginUpperLayer
+	case f.Flags&FileUserNSFS == 0:
+		// The lower layers of an overlay mounted from a user namespace are
+		// whatever directories its mounter chose, possibly written at
+		// runtime: "image" only for one the node mounted.
+		layer = OriginImage
+	}
+	switch {
+	case !inContainer:
+		if overlay {
+			return layer
+		}
+		return OriginHost
+	case f.Flags&FileRootMount != 0:
+		return layer
+	case overlay && f.Flags&FileRootFS != 0:
+		// The container's own overlay, mounted once more inside it.
+		return layer
+	case f.Flags&(FileUserNSFS|FileUserNSMount) != 0:
+		return OriginUnknown
+	}
+	return OriginHost
 }
 
 // Truncation bits, one per captured field that can be cut short.
@@ -118,8 +209,10 @@ type Event struct {
 
 	Ancestors []Ancestor // Ancestors[0] is the parent
 
-	ExeOrigin    Origin
-	ParentOrigin Origin
+	// What the kernel reports about the executable and the parent's, to
+	// decide their origins from.
+	ExeFile    File
+	ParentFile File
 
 	Truncated Truncation
 }

@@ -44,11 +44,11 @@ func TestDecodeKernelSeeds(t *testing.T) {
 			assert.True(t, strings.HasSuffix(ev.Filename, "/s.sh"))
 		}},
 		{"kernel_memfd", func(t *testing.T, ev *Event) {
-			assert.Equal(t, OriginMemfd, ev.ExeOrigin)
+			assert.Equal(t, OriginMemfd, ev.ExeFile.Origin(false))
 			assert.Equal(t, "/memfd:seed (deleted)", ev.ExePath)
 		}},
 		{"kernel_deleted", func(t *testing.T, ev *Event) {
-			assert.Equal(t, OriginDeleted, ev.ExeOrigin)
+			assert.Equal(t, OriginDeleted, ev.ExeFile.Origin(false))
 			assert.True(t, strings.HasSuffix(ev.ExePath, "/del (deleted)"))
 		}},
 	}

@@ -39,9 +39,11 @@ type execEvent struct {
 	FilenameLen   uint16
 	CgroupLen     uint16
 	AncestorCount uint8
-	ExeOrigin     uint8
-	PexeOrigin    uint8
+	ExeFacts      uint8
+	PexeFacts     uint8
 	Pad           uint8
+	ExeMagic      uint32
+	PexeMagic     uint32
 	Comm          [16]int8
 }
 

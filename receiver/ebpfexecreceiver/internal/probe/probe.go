@@ -23,6 +23,9 @@ const (
 	PathDepthHardMax = 128
 	AncestorsHardMax = 16
 	PathBytesMax     = 4096
+	// MountStack is how many mounts stacked on one directory a path walk
+	// crosses; a path below more is reported truncated.
+	MountStack = 3
 )
 
 // Flags in RawEvent.Flags beyond the truncation bits (bits 0..7), which are

@@ -34,6 +34,12 @@ var programNames = map[Variant]string{
 // attaches it to tp_btf/sched_process_exec and opens the ring buffer.
 // Errors name the cause in terms a user can act on.
 func Load(cfg Config) (*Probe, error) {
+	return load(cfg, ebpf.ProgramOptions{})
+}
+
+// load is Load with program options; tests set the kernel types CO-RE
+// relocates against, to load as on a kernel built otherwise.
+func load(cfg Config, progOpts ebpf.ProgramOptions) (*Probe, error) {
 	if err := CheckPrivileges(); err != nil {
 		return nil, err
 	}
@@ -89,7 +95,7 @@ func Load(cfg Config) (*Probe, error) {
 	if err := spec.LoadAndAssign(&p.maps, nil); err != nil {
 		return nil, explainLoadError(err)
 	}
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+	opts := &ebpf.CollectionOptions{Programs: progOpts, MapReplacements: map[string]*ebpf.Map{
 		execMapEvents:     p.maps.Events,
 		execMapScratchMap: p.maps.ScratchMap,
 		execMapStats:      p.maps.Stats,

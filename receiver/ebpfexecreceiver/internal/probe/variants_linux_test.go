@@ -335,10 +335,10 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 	// Spot checks against what the records must hold.
 	var ev event.Event
 	_ = dec.Decode(rd[tags[len(tags)-1]], 0, &ev)
-	if ev.ExePath != "/tmp/up/busybox" || ev.Cwd != "/tmp/up" || ev.ExeOrigin != event.OriginUpperLayer ||
+	if ev.ExePath != "/tmp/up/busybox" || ev.Cwd != "/tmp/up" || ev.ExeFile.Origin(true) != event.OriginUpperLayer ||
 		ev.CgroupPath != c.CgroupPath() {
 		t.Errorf("container exec: exe %q cwd %q origin %v cgroup %q; want /tmp/up/busybox, /tmp/up, upper_layer, %s",
-			ev.ExePath, ev.Cwd, ev.ExeOrigin, ev.CgroupPath, c.CgroupPath())
+			ev.ExePath, ev.Cwd, ev.ExeFile.Origin(true), ev.CgroupPath, c.CgroupPath())
 	}
 	_ = dec.Decode(rd[tags[11]], 0, &ev) // the 255-byte name
 	if want := filepath.Join(dir, "n"+strings.Repeat("d", 254), strings.Repeat("x", 255)); ev.ExePath != want {
