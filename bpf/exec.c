@@ -611,7 +611,6 @@ _Static_assert(CGROUP_DEPTH_MAX * NAME_CHUNK <= PATH_BYTES_MAX, "the kept cgroup
 
 /* cgroup->ancestors[] replaced the ancestor_ids[] array in 6.0: CO-RE flavour. */
 struct cgroup___v60 {
-	int level;
 	struct cgroup *ancestors[];
 } __attribute__((preserve_access_index));
 
@@ -620,7 +619,7 @@ struct cgroup___v60 {
  * ancestor at level CGROUP_DEPTH_MAX when it is deeper. Components are
  * written leaf first like every path; the top of the hierarchy is complete.
  */
-static __always_inline int walk_cgroup_impl(__u32 off, __u64 cgrp_p, const bool direct)
+static __always_inline int walk_cgroup_impl(__u32 off, __u64 cgrp_p, __u64 kn_p, __s32 level, const bool direct)
 {
 	struct scratch *s = scratch_get();
 	__u32 start = off;
@@ -630,11 +629,9 @@ static __always_inline int walk_cgroup_impl(__u32 off, __u64 cgrp_p, const bool 
 	if (!s || !cgrp_p || off > DATA_MASK)
 		return 0;
 	struct cgroup *cgrp = direct ? btf_cast(cgrp_p, struct cgroup) : (void *)cgrp_p;
-	struct kernfs_node *kn = READ(direct, cgrp, kn);
-	/* level is in every kernel this program loads on (4.5+). */
-	if (!bpf_core_field_exists(struct cgroup, level))
+	struct kernfs_node *kn = direct ? btf_cast(kn_p, struct kernfs_node) : (void *)kn_p;
+	if (level < 0)
 		return WALK_TRUNC;
-	int level = READ(direct, cgrp, level);
 	if (level > CGROUP_DEPTH_MAX) {
 		trunc = WALK_TRUNC;
 		/* The ancestor at level CGROUP_DEPTH_MAX. */
@@ -688,14 +685,14 @@ static __always_inline int walk_cgroup_impl(__u32 off, __u64 cgrp_p, const bool 
 	return (off - start) | WALK_TRUNC;
 }
 
-__noinline int walk_cgroup(__u32 off, __u64 cgrp_p)
+__noinline int walk_cgroup(__u32 off, __u64 cgrp_p, __u64 kn_p, __s32 level)
 {
-	return walk_cgroup_impl(off, cgrp_p, false);
+	return walk_cgroup_impl(off, cgrp_p, kn_p, level, false);
 }
 
-__noinline int walk_cgroup_btf(__u32 off, __u64 cgrp_p)
+__noinline int walk_cgroup_btf(__u32 off, __u64 cgrp_p, __u64 kn_p, __s32 level)
 {
-	return walk_cgroup_impl(off, cgrp_p, true);
+	return walk_cgroup_impl(off, cgrp_p, kn_p, level, true);
 }
 
 /*
@@ -866,8 +863,18 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 
 	/* The cgroup path. */
 	bool v1 = false;
-	__u64 cg = as_scalar(s, task_cgroup(task, &v1));
-	r = direct ? walk_cgroup_btf(off, cg) : walk_cgroup(off, cg);
+	struct cgroup *cgrp = task_cgroup(task, &v1);
+	/*
+	 * The cgroup's node and level: plain loads here, where cgrp is a BTF
+	 * pointer in both programs, so a cgroup of common depth costs no helper
+	 * call more than its names. level is in every kernel this program
+	 * loads on (4.5+); without it the path is left empty, flagged.
+	 */
+	__s32 cg_level = -1;
+	if (bpf_core_field_exists(struct cgroup, level))
+		cg_level = cgrp->level;
+	__u64 cg = as_scalar(s, cgrp), cg_kn = as_scalar(s, cgrp->kn);
+	r = direct ? walk_cgroup_btf(off, cg, cg_kn, cg_level) : walk_cgroup(off, cg, cg_kn, cg_level);
 	n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_CGROUP;
