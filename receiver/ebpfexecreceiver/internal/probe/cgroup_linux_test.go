@@ -37,7 +37,8 @@ const (
 // cgroupfs may, moves a process of the container to the bottom and lets it
 // exec. The record must keep the top of the cgroup path, which names the
 // container and its pod, flagged truncated: in the cgroup v2 hierarchy, and
-// in a v1 hierarchy with the process at the v2 root. Four programs record
+// in a v1 hierarchy with the process at the v2 root. A path of exactly the
+// kept depth is complete. Four programs record
 // each exec at once: the portable and direct ones, each also relocated
 // against this kernel's types without cgroup->ancestors[] (as before 6.0),
 // which makes them climb one parent at a time. All four records must be
@@ -73,34 +74,37 @@ func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 	if got := cgroup.Parse(c.CgroupPath()); got != want {
 		t.Fatalf("the container's own cgroup %s parses as %+v, want %+v", c.CgroupPath(), got, want)
 	}
-	kept := c.CgroupPath()
-	for range keptCgroupLevels - strings.Count(c.CgroupPath(), "/") {
-		kept += "/d"
+	// The container's cgroup with levels sub-cgroups "d" below it.
+	below := func(levels int) string {
+		return c.CgroupPath() + strings.Repeat("/d", levels)
 	}
+	top := keptCgroupLevels - strings.Count(c.CgroupPath(), "/") // sub-cgroup levels that fit
 
-	cases := []struct {
+	type testCase struct {
 		name      string
 		hierarchy string   // where the chain of sub-cgroups is made
 		toRoot    []string // hierarchies whose root the process moves to first
+		levels    int      // sub-cgroups below the container's
 		v1        bool
-	}{
-		{"cgroup v2", unified, nil, false},
+		wantPath  string
+		truncated bool
+	}
+	cases := []testCase{
+		{"cgroup v2", unified, nil, deepCgroupLevels, false, below(top), true},
+		{"cgroup v2, exactly the kept levels: complete", unified, nil, top, false, below(top), false},
+		{"cgroup v2, one level more: truncated", unified, nil, top + 1, false, below(top), true},
 	}
 	if unified != cgroupRoot {
 		// The v1 fallback takes the first controller, in the kernel's
 		// order, in which the task is below the root: cpuset comes before
 		// cpu, so the process leaves the container's cpuset cgroup.
-		cases = append(cases, struct {
-			name      string
-			hierarchy string
-			toRoot    []string
-			v1        bool
-		}{"cgroup v1", filepath.Join(cgroupRoot, "cpu"), []string{unified, filepath.Join(cgroupRoot, "cpuset")}, true})
+		cases = append(cases, testCase{"cgroup v1", filepath.Join(cgroupRoot, "cpu"),
+			[]string{unified, filepath.Join(cgroupRoot, "cpuset")}, deepCgroupLevels, true, below(top), true})
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tag := fmt.Sprintf("%s%d", prefix, i)
-			leaf := nestCgroups(t, filepath.Join(tc.hierarchy, c.CgroupPath()), deepCgroupLevels)
+			leaf := nestCgroups(t, filepath.Join(tc.hierarchy, c.CgroupPath()), tc.levels)
 			execFromCgroup(t, c, tag, filepath.Join(unified, c.CgroupPath()), leaf, tc.toRoot)
 
 			recs := map[string][]byte{}
@@ -117,9 +121,9 @@ func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 			if err := event.NewDecoder().Decode(ref, 0, &ev); err != nil {
 				t.Fatal(err)
 			}
-			if ev.CgroupPath != kept || ev.Truncated&event.TruncCgroup == 0 || ev.CgroupV1 != tc.v1 {
-				t.Errorf("cgroup %q (v1 %v), truncated %v; want %q (v1 %v), truncated [cgroup]",
-					ev.CgroupPath, ev.CgroupV1, ev.Truncated.Names(), kept, tc.v1)
+			if ev.CgroupPath != tc.wantPath || (ev.Truncated&event.TruncCgroup != 0) != tc.truncated || ev.CgroupV1 != tc.v1 {
+				t.Errorf("cgroup %q (v1 %v), truncated %v; want %q (v1 %v), cgroup truncated %v",
+					ev.CgroupPath, ev.CgroupV1, ev.Truncated.Names(), tc.wantPath, tc.v1, tc.truncated)
 			}
 			if got := cgroup.Parse(ev.CgroupPath); got != want {
 				t.Errorf("the recorded cgroup parses as %+v, want the container's %+v", got, want)
