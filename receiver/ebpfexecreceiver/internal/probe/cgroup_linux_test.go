@@ -40,8 +40,8 @@ const (
 // in a v1 hierarchy with the process at the v2 root. A path of exactly the
 // kept depth is complete. Four programs record
 // each exec at once: the portable and direct ones, each also relocated
-// against this kernel's types without cgroup->ancestors[] (as before 6.0),
-// which makes them climb one parent at a time. All four records must be
+// against this kernel's types renamed as before 6.0 (no
+// cgroup->ancestors[]), which makes them climb one parent at a time. All four records must be
 // byte for byte the same.
 func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 	ebpfexectest.RequireRoot(t)
@@ -50,7 +50,7 @@ func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(unified, "cgroup.procs")); err != nil {
 		unified = cgroupRoot // a pure cgroup v2 host
 	}
-	preV60 := withoutCgroupAncestors(t)
+	preV60 := typesBefore60(t)
 	probes := map[string]*probe.Probe{
 		"portable": load(t, probe.VariantPortable),
 		"direct":   load(t, probe.VariantDirect),
@@ -58,10 +58,10 @@ func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 	for _, v := range []probe.Variant{probe.VariantPortable, probe.VariantDirect} {
 		p, err := probe.LoadWithKernelTypes(testConfig(v), preV60, nil)
 		if err != nil {
-			t.Fatalf("%s without cgroup->ancestors[]: %v", v, err)
+			t.Fatalf("%s, types as before 6.0: %v", v, err)
 		}
 		t.Cleanup(func() { _ = p.Close() })
-		probes[string(v)+" without ancestors[]"] = p
+		probes[string(v)+" as before 6.0"] = p
 	}
 	prefix := fmt.Sprintf("cw-deepcg-%d-", time.Now().UnixNano())
 	cols := map[string]*collector{}
@@ -132,30 +132,34 @@ func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 	}
 }
 
-// withoutCgroupAncestors returns this kernel's types with
-// cgroup->ancestors[] renamed away, as on kernels before 6.0 (type ids
-// unchanged, so every other relocation still matches the running kernel).
-func withoutCgroupAncestors(t *testing.T) *btf.Spec {
+// typesBefore60 returns this kernel's types as a kernel before 6.0
+// names them: no cgroup->ancestors[], and kernfs_node's parent link named
+// parent (renamed __parent in 6.15). Type ids are unchanged, so every other
+// relocation still matches the running kernel.
+func typesBefore60(t *testing.T) *btf.Spec {
 	t.Helper()
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec := kernel.Copy()
-	var cg *btf.Struct
-	if err := spec.TypeByName("cgroup", &cg); err != nil {
-		t.Fatal(err)
-	}
-	renamed := false
-	for i := range cg.Members {
-		if cg.Members[i].Name == "ancestors" {
-			cg.Members[i].Name = "ancestors_hidden"
-			renamed = true
+	rename := func(typ, from, to string) {
+		var st *btf.Struct
+		if err := spec.TypeByName(typ, &st); err != nil {
+			t.Fatal(err)
+		}
+		for i := range st.Members {
+			if st.Members[i].Name == from {
+				st.Members[i].Name = to
+				return
+			}
+		}
+		if typ == "cgroup" {
+			t.Fatalf("struct cgroup of this kernel has no %s: it already runs the fallback", from)
 		}
 	}
-	if !renamed {
-		t.Fatal("struct cgroup of this kernel has no ancestors[]: it already runs the fallback")
-	}
+	rename("cgroup", "ancestors", "ancestors_hidden")
+	rename("kernfs_node", "__parent", "parent") // already so before 6.15
 	return spec
 }
 
