@@ -15,7 +15,10 @@
 //     BTF-verified global functions (5.6) are below that;
 //   - the direct program: 6.2 (bpf_rdonly_cast);
 //   - overlayfs built as a module: its BTF (CONFIG_DEBUG_INFO_BTF_MODULES,
-//     5.11) for the overlay layer; without it only that fact is missing.
+//     5.11) for the overlay layer; without it only that fact is missing;
+//   - a cgroup deeper than CGROUP_DEPTH_MAX is cut at the leaf: 6.0+ jumps
+//     to the kept top with cgroup->ancestors[]; before 6.0 the walk climbs
+//     one parent at a time, up to CGROUP_SKIP_MAX levels.
 // No kprobes, fentry/fexit or LSM hooks are used: many clusters lack them.
 //
 // Two programs, one record format. The loader tries handle_exec_btf first
@@ -32,7 +35,8 @@
 //   ancestors (n x (struct ancestor, then its exe_len bytes of executable
 //   name, NUL-terminated))
 // Paths are written leaf first as NUL-terminated components; user space
-// reverses them. This keeps the walk a simple forward write.
+// reverses them. This keeps the walk a simple forward write. A truncated
+// file path keeps its deepest components, a truncated cgroup path its top.
 
 #include "vmlinux.h"
 #include "bpf/bpf_helpers.h"
@@ -623,27 +627,95 @@ static __always_inline __u8 file_facts(struct scratch *s, struct file *f, struct
 	return facts;
 }
 
-/* Walk a kernfs (cgroup) node to its root, leaf first. */
-static __always_inline int walk_kernfs_impl(__u32 off, __u64 kn_p, const bool direct)
+/*
+ * The cgroup path keeps the levels nearest the root. A container's identity
+ * (/kubepods/<qos>/pod<uid>/<id>, or the systemd slices and scope) sits
+ * there, while a process that can write its cgroupfs (a privileged pod, a
+ * delegated cgroup in a user namespace) adds levels at the leaf only: however
+ * deep it nests, it cannot push its container out of the path, nor replace
+ * the path with names it chose. 16 levels hold every runtime layout, nested
+ * ones (kind, docker-in-docker) included, with room to spare. Deeper levels
+ * are dropped and the path is flagged truncated. 16 names of at most
+ * NAME_MAX bytes and a NUL fill PATH_BYTES_MAX exactly, so the byte budget
+ * never cuts the top either.
+ */
+#define CGROUP_DEPTH_MAX 16
+_Static_assert(CGROUP_DEPTH_MAX * NAME_CHUNK <= PATH_BYTES_MAX, "the kept cgroup levels fit one path");
+/*
+ * Without cgroup->ancestors[] (before 6.0), the walk climbs to level
+ * CGROUP_DEPTH_MAX one parent at a time, at most this many steps. A task
+ * deeper than CGROUP_DEPTH_MAX + CGROUP_SKIP_MAX there gets an empty path
+ * flagged truncated: never the leaf's names, which the task chose.
+ */
+#define CGROUP_SKIP_MAX 1024
+
+/* cgroup->ancestors[] replaced the ancestor_ids[] array in 6.0: CO-RE flavour. */
+struct cgroup___v60 {
+	struct cgroup *ancestors[];
+} __attribute__((preserve_access_index));
+
+/*
+ * Walk a cgroup to its hierarchy's root through its kernfs nodes, from its
+ * ancestor at level CGROUP_DEPTH_MAX when it is deeper. Components are
+ * written leaf first like every path; the top of the hierarchy is complete.
+ */
+static __always_inline int walk_cgroup_impl(__u32 off, __u64 cgrp_p, __u64 kn_p, __s32 level, const bool direct)
 {
 	struct scratch *s = scratch_get();
-	struct kernfs_node *kn = direct ? btf_cast(kn_p, struct kernfs_node) : (void *)kn_p;
 	__u32 start = off;
 	__u32 limit = off + PATH_BYTES_MAX;
-	__u32 depth = max_path_depth;
+	int trunc = 0;
 
-	if (depth > PATH_DEPTH_HARD_MAX)
-		depth = PATH_DEPTH_HARD_MAX;
-	if (!s || off > DATA_SIZE)
+	if (!s || !cgrp_p || off > DATA_MASK)
 		return 0;
-	/* One step past the limit, as in walk_path. */
-	for (int i = 0; i <= PATH_DEPTH_HARD_MAX; i++) {
+	struct cgroup *cgrp = direct ? btf_cast(cgrp_p, struct cgroup) : (void *)cgrp_p;
+	struct kernfs_node *kn = direct ? btf_cast(kn_p, struct kernfs_node) : (void *)kn_p;
+	if (level < 0)
+		return WALK_TRUNC;
+	if (level > CGROUP_DEPTH_MAX) {
+		trunc = WALK_TRUNC;
+		/* The ancestor at level CGROUP_DEPTH_MAX. */
+		__u64 top = 0;
+		if (bpf_core_field_exists(struct cgroup___v60, ancestors)) {
+			/*
+			 * ancestors[i] is the ancestor at level i. A helper call in
+			 * both programs: the verifier refuses plain loads from an
+			 * array of pointers past the end of a struct.
+			 */
+			bpf_probe_read_kernel(&top, sizeof(top),
+					      (void *)cgrp_p + bpf_core_field_offset(struct cgroup___v60, ancestors) +
+						      CGROUP_DEPTH_MAX * sizeof(top));
+		} else {
+			/*
+			 * Up the cgroup's own parent links (cgroup->self.parent),
+			 * which every kernel has: no field that changed name is
+			 * read in the loop, so no CO-RE relocation that fails on
+			 * this kernel can be hoisted into it.
+			 */
+			int skip = level - CGROUP_DEPTH_MAX;
+			if (skip > CGROUP_SKIP_MAX)
+				return WALK_TRUNC;
+			struct cgroup_subsys_state *css = &cgrp->self;
+			for (int i = 0; i < CGROUP_SKIP_MAX; i++) {
+				if (i >= skip || !css)
+					break;
+				css = READ(direct, css, parent);
+			}
+			if (css)
+				top = as_scalar(s, css) - bpf_core_field_offset(struct cgroup, self);
+		}
+		if (!top)
+			return WALK_TRUNC;
+		kn = direct ? btf_cast(top, struct cgroup)->kn : BPF_CORE_READ((struct cgroup *)top, kn);
+	}
+	/* One step past the limit, to reach the root, which has no name. */
+	for (int i = 0; i <= CGROUP_DEPTH_MAX; i++) {
 		if (!kn)
-			return off - start;
+			return (off - start) | trunc;
 		struct kernfs_node *parent = kn_parent(kn, direct);
 		if (!parent)
-			return off - start; /* the hierarchy root has no name to add */
-		if (i >= depth)
+			return (off - start) | trunc;
+		if (i >= CGROUP_DEPTH_MAX)
 			break;
 		/* kernfs names live outside the node: a helper call in both programs. */
 		if (!put_name(s, &off, limit, READ(direct, kn, name)))
@@ -653,14 +725,14 @@ static __always_inline int walk_kernfs_impl(__u32 off, __u64 kn_p, const bool di
 	return (off - start) | WALK_TRUNC;
 }
 
-__noinline int walk_kernfs(__u32 off, __u64 kn_p)
+__noinline int walk_cgroup(__u32 off, __u64 cgrp_p, __u64 kn_p, __s32 level)
 {
-	return walk_kernfs_impl(off, kn_p, false);
+	return walk_cgroup_impl(off, cgrp_p, kn_p, level, false);
 }
 
-__noinline int walk_kernfs_btf(__u32 off, __u64 kn_p)
+__noinline int walk_cgroup_btf(__u32 off, __u64 cgrp_p, __u64 kn_p, __s32 level)
 {
-	return walk_kernfs_impl(off, kn_p, true);
+	return walk_cgroup_impl(off, cgrp_p, kn_p, level, true);
 }
 
 /*
@@ -668,12 +740,13 @@ __noinline int walk_kernfs_btf(__u32 off, __u64 kn_p)
  * the v2 root (no v2 in use, or a hybrid host whose runtime only uses v1),
  * fall back to the first v1 hierarchy in which it is not at the root.
  */
-static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *task, bool *v1)
+static __always_inline struct cgroup *task_cgroup(struct task_struct *task, bool *v1)
 {
 	struct css_set *cgroups = task->cgroups;
-	struct kernfs_node *kn = cgroups->dfl_cgrp->kn;
+	struct cgroup *cgrp = cgroups->dfl_cgrp;
+	struct kernfs_node *kn = cgrp->kn;
 	if (kn && kn_parent(kn, true))
-		return kn;
+		return cgrp;
 
 	__u32 count = CGROUP_SUBSYS_HARD_MAX;
 	if (bpf_core_enum_value_exists(enum cgroup_subsys_id, CGROUP_SUBSYS_COUNT))
@@ -688,10 +761,11 @@ static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *ta
 #define TRY_SUBSYS(i)                                                            \
 	if ((i) < count) {                                                       \
 		struct cgroup_subsys_state *css = *(subsys + (i));               \
-		struct kernfs_node *k = css ? css->cgroup->kn : NULL;            \
+		struct cgroup *c = css ? css->cgroup : NULL;                     \
+		struct kernfs_node *k = c ? c->kn : NULL;                        \
 		if (k && kn_parent(k, true)) {                                   \
 			*v1 = true;                                              \
-			return k;                                                \
+			return c;                                                \
 		}                                                                \
 	}
 	TRY_SUBSYS(0) TRY_SUBSYS(1) TRY_SUBSYS(2) TRY_SUBSYS(3)
@@ -699,7 +773,7 @@ static __always_inline struct kernfs_node *task_cgroup_kn(struct task_struct *ta
 	TRY_SUBSYS(8) TRY_SUBSYS(9) TRY_SUBSYS(10) TRY_SUBSYS(11)
 	TRY_SUBSYS(12) TRY_SUBSYS(13) TRY_SUBSYS(14) TRY_SUBSYS(15)
 #undef TRY_SUBSYS
-	return kn;
+	return cgrp;
 }
 
 static __always_inline int walk_path_any(__u32 off, __u64 d, __u64 m, __u64 rd, __u64 rm, const bool direct)
@@ -829,8 +903,18 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 
 	/* The cgroup path. */
 	bool v1 = false;
-	__u64 kn = as_scalar(s, task_cgroup_kn(task, &v1));
-	r = direct ? walk_kernfs_btf(off, kn) : walk_kernfs(off, kn);
+	struct cgroup *cgrp = task_cgroup(task, &v1);
+	/*
+	 * The cgroup's node and level: plain loads here, where cgrp is a BTF
+	 * pointer in both programs, so a cgroup of common depth costs no helper
+	 * call more than its names. level is in every kernel this program
+	 * loads on (4.5+); without it the path is left empty, flagged.
+	 */
+	__s32 cg_level = -1;
+	if (bpf_core_field_exists(struct cgroup, level))
+		cg_level = cgrp->level;
+	__u64 cg = as_scalar(s, cgrp), cg_kn = as_scalar(s, cgrp->kn);
+	r = direct ? walk_cgroup_btf(off, cg, cg_kn, cg_level) : walk_cgroup(off, cg, cg_kn, cg_level);
 	n = WALK_LEN(r);
 	if (r & WALK_TRUNC)
 		flags |= TRUNC_CGROUP;

@@ -73,6 +73,21 @@ func TestParse(t *testing.T) {
 			Info{ContainerID: id1, Runtime: RuntimePodman}},
 		{"podman conmon", "/machine.slice/libpod-conmon-" + id1 + ".scope", Info{}},
 
+		// Truncated by the kernel: the 16 levels nearest the root, the
+		// sub-cgroups a container made below itself cut at the leaf.
+		{"truncated cgroupfs: the top keeps the container",
+			"/kubepods/besteffort/pod" + pod + "/" + id1 + strings.Repeat("/d", 12),
+			Info{ContainerID: id1, PodUID: pod}},
+		{"truncated systemd: the top keeps the container",
+			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope" + strings.Repeat("/sub", 12),
+			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"truncated kind node: the inner container is still in the top",
+			"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope" + strings.Repeat("/x", 11),
+			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"truncated at the container's own level",
+			"/kubepods/pod" + pod + "/" + id1,
+			Info{ContainerID: id1, PodUID: pod}},
+
 		// host slices: no container
 		{"empty", "", Info{}},
 		{"root", "/", Info{}},

@@ -150,7 +150,11 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 		ev.ParentExePath = d.cachedPath(field(lens[3]), ev.Truncated&TruncParentPath != 0, h.Flags&probe.FlagParentDeleted != 0)
 	}
 	ev.Filename = d.str(cstring(field(lens[4])))
-	ev.CgroupPath = d.cachedPath(field(lens[5]), ev.Truncated&TruncCgroup != 0, false)
+	// The kernel keeps the top of a cgroup path, cutting levels at the leaf:
+	// even truncated, it starts at the root. Only a cgroup the kernel could
+	// not place at all comes empty and truncated, and stays empty.
+	cg := field(lens[5])
+	ev.CgroupPath = d.cachedPath(cg, len(cg) == 0 && ev.Truncated&TruncCgroup != 0, false)
 	for i := 0; i < int(h.AncestorCount); i++ {
 		if len(data) < ancestorSize {
 			return fmt.Errorf("%w: ancestor %d is cut short", ErrMalformed, i)

@@ -132,6 +132,18 @@ func TestDecode(t *testing.T) {
 			assert.Equal(t, "src", ev.Cwd)
 			assert.Equal(t, []string{"args", "path", "cwd", "ancestors"}[1:], ev.Truncated.Names())
 		}},
+		{"a truncated cgroup keeps its top: absolute", func(r *rawRecord) {
+			r.hdr.Flags = uint32(TruncCgroup)
+		}, func(t *testing.T, ev *Event) {
+			assert.Equal(t, "/kubepods/besteffort/pod1/abc", ev.CgroupPath)
+			assert.Equal(t, []string{"cgroup"}, ev.Truncated.Names())
+		}},
+		{"a cgroup the kernel could not place: empty", func(r *rawRecord) {
+			r.hdr.Flags = uint32(TruncCgroup)
+			r.cgroup = nil
+		}, func(t *testing.T, ev *Event) {
+			assert.Equal(t, "", ev.CgroupPath)
+		}},
 		{"deleted executable", func(r *rawRecord) {
 			r.hdr.Flags = probe.FlagExeDeleted
 			r.exe = []string{"tmp", "x"}

@@ -204,7 +204,7 @@ type Event struct {
 	ParentExePath string   // the parent's executable path
 	Args          []string // argv as captured (possibly truncated)
 	Argc          uint32   // the real argc, even when Args is truncated
-	CgroupPath    string   // v2 path, or a v1 path when no v2 cgroup is in use
+	CgroupPath    string   // v2 path, or a v1 path when no v2 cgroup is in use; truncated, its top levels
 	CgroupV1      bool     // CgroupPath came from a v1 hierarchy
 
 	Ancestors []Ancestor // Ancestors[0] is the parent
