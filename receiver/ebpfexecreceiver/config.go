@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
 
 // Hard limits. The BPF program sizes its scratch buffers and loop bounds
@@ -18,12 +20,17 @@ import (
 const (
 	// MaxArgsBytesLimit is the largest max_args_bytes: the size of the BPF
 	// per-CPU scratch buffer argv is copied into.
-	MaxArgsBytesLimit = 32768
+	MaxArgsBytesLimit = probe.ArgsBytesHardMax
 	// MaxPathDepthLimit is the largest max_path_depth: the bound of the
 	// verifier-checked dentry walk.
-	MaxPathDepthLimit = 128
+	MaxPathDepthLimit = probe.PathDepthHardMax
+	// MinPathDepth is the smallest max_path_depth. The limit bounds only the
+	// executable, working directory and parent paths: the cgroup walk keeps
+	// the top probe.CgroupDepthMax levels whatever it is, so no value of it
+	// can drop the component that names the container.
+	MinPathDepth = 1
 	// AncestorsLimit is the largest ancestors value.
-	AncestorsLimit = 16
+	AncestorsLimit = probe.AncestorsHardMax
 	// MaxRingBufferSize bounds ring_buffer_size. The kernel caps a ring
 	// buffer below 4 GiB; 1 GiB of locked kernel memory per node is already
 	// far beyond any sane setting.
@@ -117,13 +124,21 @@ func (cfg *Config) Validate() error {
 	if err := checkRange("max_args_bytes", cfg.MaxArgsBytes, 1, MaxArgsBytesLimit); err != nil {
 		return err
 	}
-	if err := checkRange("max_path_depth", cfg.MaxPathDepth, 1, MaxPathDepthLimit); err != nil {
+	if err := checkRange("max_path_depth", cfg.MaxPathDepth, MinPathDepth, MaxPathDepthLimit); err != nil {
 		return err
 	}
 	// At least 1: the first ancestor is the parent, whose comm every record
 	// carries (compilerwatch.parent.command).
 	if err := checkRange("ancestors", cfg.Ancestors, 1, AncestorsLimit); err != nil {
 		return err
+	}
+	// The ring must take the largest record these limits allow: the kernel
+	// drops a record that does not fit, every time.
+	rec := probe.MaxRecordSize(cfg.MaxArgsBytes, cfg.MaxPathDepth, cfg.Ancestors)
+	if need := ByteSize(probe.MinRingBufferSize(rec)); cfg.RingBufferSize < need {
+		return fmt.Errorf(`"ring_buffer_size" must be at least %s to hold the largest record (%d bytes with `+
+			`"max_args_bytes" %d, "max_path_depth" %d, "ancestors" %d), got %s`,
+			need, rec, cfg.MaxArgsBytes, cfg.MaxPathDepth, cfg.Ancestors, cfg.RingBufferSize)
 	}
 	if cfg.Batch.MaxSize < 1 {
 		return fmt.Errorf(`"batch.max_size" must be at least 1, got %d`, cfg.Batch.MaxSize)

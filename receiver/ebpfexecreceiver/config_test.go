@@ -1,7 +1,6 @@
 package ebpfexecreceiver
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -36,6 +36,12 @@ func TestLoadConfig(t *testing.T) {
 	off := createDefaultConfig().(*Config)
 	off.Redaction.Enabled = false
 
+	smallest := createDefaultConfig().(*Config)
+	smallest.RingBufferSize = 16 << 10
+	smallest.MaxArgsBytes = 256
+	smallest.MaxPathDepth = MinPathDepth
+	smallest.Ancestors = 1
+
 	tests := []struct {
 		name       string
 		want       *Config // for valid entries
@@ -53,6 +59,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "max_args_bytes_too_large", validation: `"max_args_bytes" must be between 1 and 32768, got 65536`},
 		{name: "max_args_bytes_zero", validation: `"max_args_bytes" must be between 1 and 32768, got 0`},
 		{name: "max_path_depth_too_large", validation: `"max_path_depth" must be between 1 and 128, got 129`},
+		{name: "max_path_depth_zero", validation: `"max_path_depth" must be between 1 and 128, got 0`},
+		{name: "ring_buffer_below_largest_record", validation: `"ring_buffer_size" must be at least 32KiB to hold the largest record (25776 bytes`},
+		{name: "ring_buffer_below_largest_record_at_limits", validation: `"ring_buffer_size" must be at least 64KiB to hold the largest record (57808 bytes`},
+		{name: "ring_buffer_smallest", want: smallest},
 		{name: "ancestors_too_large", validation: `"ancestors" must be between 1 and 16, got 17`},
 		{name: "ancestors_zero", validation: `"ancestors" must be between 1 and 16, got 0`},
 		{name: "batch_max_size_zero", validation: `"batch.max_size" must be at least 1, got 0`},
@@ -91,10 +101,32 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	assert.True(t, cfg.Redaction.Enabled, "redaction is on by default")
 }
 
-func TestRingBufferSizeAtPageSize(t *testing.T) {
+func TestRingBufferSizeFitsLargestRecord(t *testing.T) {
+	// The largest record: the 80-byte header, argv, three walked paths of
+	// min(4096, depth*256) bytes, a 4096-byte filename, a cgroup path of 16
+	// levels (4096 bytes, whatever the depth), and per ancestor 24 bytes and
+	// an executable name of up to 256. The kernel takes it with an 8-byte header, padded to 8, only
+	// into a larger ring.
+	tests := []struct {
+		args, depth, ancestors int
+		record                 int
+		min                    ByteSize
+	}{
+		{defaultMaxArgsBytes, defaultMaxPathDepth, defaultAncestors, 80 + 4096 + 3*4096 + 4096 + 4096 + 4*280, 32 << 10},
+		{MaxArgsBytesLimit, MaxPathDepthLimit, AncestorsLimit, 80 + 32768 + 3*4096 + 4096 + 4096 + 16*280, 64 << 10},
+		{1, MinPathDepth, 1, 80 + 1 + 3*256 + 4096 + 4096 + 280, 16 << 10},
+		{4096, 12, 4, 80 + 4096 + 3*3072 + 4096 + 4096 + 4*280, 32 << 10},
+	}
+	for _, tt := range tests {
+		cfg := createDefaultConfig().(*Config)
+		cfg.MaxArgsBytes, cfg.MaxPathDepth, cfg.Ancestors = tt.args, tt.depth, tt.ancestors
+		assert.Equal(t, tt.record, probe.MaxRecordSize(tt.args, tt.depth, tt.ancestors))
+		cfg.RingBufferSize = tt.min
+		assert.NoError(t, cfg.Validate(), "%+v at %s", tt, tt.min)
+		cfg.RingBufferSize = tt.min / 2
+		assert.ErrorContains(t, cfg.Validate(), `"ring_buffer_size" must be at least `+tt.min.String(), "%+v", tt)
+	}
 	cfg := createDefaultConfig().(*Config)
-	cfg.RingBufferSize = ByteSize(os.Getpagesize())
-	require.NoError(t, cfg.Validate())
 	cfg.RingBufferSize = MaxRingBufferSize
 	require.NoError(t, cfg.Validate())
 }

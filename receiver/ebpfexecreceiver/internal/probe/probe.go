@@ -5,6 +5,7 @@ package probe // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexe
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/ringbuf"
 )
@@ -26,7 +27,48 @@ const (
 	// MountStack is how many mounts stacked on one directory a path walk
 	// crosses; a path below more is reported truncated.
 	MountStack = 3
+	// NameChunk is the most one path component takes in a record: NAME_MAX
+	// and its NUL. A path walk writes one component per level.
+	NameChunk = 256
+	// RingbufHeaderSize is the kernel's header before every ring buffer
+	// record (BPF_RINGBUF_HDR_SZ); records are padded to 8 bytes.
+	RingbufHeaderSize = 8
+	// CgroupDepthMax is how many cgroup levels from the root the cgroup walk
+	// keeps (CGROUP_DEPTH_MAX in bpf/exec.c), whatever max_path_depth is.
+	CgroupDepthMax = 16
 )
+
+// recordWalkedPaths are the path fields the BPF program fills by walking
+// dentries, one component per level up to max_path_depth: the executable,
+// the working directory and the parent's executable. The cgroup path keeps
+// at most CgroupDepthMax levels, and the filename is copied as a string of
+// up to PathBytesMax.
+const recordWalkedPaths = 3
+
+// MaxRecordSize is the largest record the BPF program writes with these
+// limits: the header, argv, the walked paths, the filename, the cgroup path
+// and the ancestors, each followed by its executable's name. The sizes come
+// from the generated record types.
+func MaxRecordSize(maxArgsBytes, maxPathDepth, ancestors int) int {
+	walked := min(PathBytesMax, maxPathDepth*NameChunk)
+	cgroup := min(PathBytesMax, CgroupDepthMax*NameChunk)
+	return int(unsafe.Sizeof(RawEvent{})) +
+		min(maxArgsBytes, ArgsBytesHardMax) +
+		recordWalkedPaths*walked + PathBytesMax + cgroup +
+		min(ancestors, AncestorsHardMax)*(int(unsafe.Sizeof(RawAncestor{}))+NameChunk)
+}
+
+// MinRingBufferSize is the smallest ring buffer that can take one record
+// of maxRecord bytes: the kernel refuses a reservation unless the padded
+// record with its header is smaller than the ring.
+func MinRingBufferSize(maxRecord int) int {
+	need := (maxRecord + RingbufHeaderSize + 7) &^ 7
+	size := 1
+	for size <= need {
+		size <<= 1
+	}
+	return size
+}
 
 // Flags in RawEvent.Flags beyond the truncation bits (bits 0..7), which are
 // identical to event.Truncation.
