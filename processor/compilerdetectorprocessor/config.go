@@ -29,6 +29,11 @@ const (
 	maxDedupKeyFields   = 6
 )
 
+// maxDedupWindow bounds "dedup.window". A repeat is reported only when its
+// window closes, so a longer window hides how often a compiler keeps
+// running, and keeps each key's state that long.
+const maxDedupWindow = 24 * time.Hour
+
 // Config is the compiler_detector configuration. See design.md, "Processor compiler_detector".
 type Config struct {
 	// ContainersOnly flags only execs whose resource has container.id, which is the rule's scope.
@@ -144,6 +149,9 @@ func (cfg *Config) Validate() error {
 	if cfg.Dedup.Window < 0 {
 		add(fmt.Errorf(`"dedup.window" must not be negative, got %s`, cfg.Dedup.Window))
 	}
+	if cfg.Dedup.Window > maxDedupWindow {
+		add(fmt.Errorf(`"dedup.window" must be at most %s, got %s`, maxDedupWindow, cfg.Dedup.Window))
+	}
 	if cfg.Dedup.Window > 0 && len(cfg.Dedup.Key) == 0 {
 		add(errors.New(`"dedup.key" must not be empty while "dedup.window" is set (use window: 0 to disable dedup)`))
 	}
@@ -173,8 +181,31 @@ func (cfg *Config) Validate() error {
 		seen[k] = true
 	}
 
+	// Exclusions on Kubernetes attributes match only what the pod cache adds.
+	if cfg.Kubernetes.Enabled == kube.ModeFalse {
+		for _, key := range cfg.Exclude.kubernetesKeys() {
+			add(fmt.Errorf(`%q needs Kubernetes metadata, but "kubernetes.enabled" is false: it could never match`, key))
+		}
+	}
+
 	// kubernetes: kube.Config.Validate, which the collector calls on nested configs.
 	return errors.Join(errs...)
+}
+
+// kubernetesKeys names the exclusions that match attributes only the pod
+// cache adds (k8s.namespace.name, container.image.name, k8s.pod.label.*).
+func (x ExcludeConfig) kubernetesKeys() []string {
+	var keys []string
+	if len(x.Namespaces) > 0 {
+		keys = append(keys, "exclude.namespaces")
+	}
+	if len(x.Images) > 0 {
+		keys = append(keys, "exclude.images")
+	}
+	if len(x.PodLabels) > 0 {
+		keys = append(keys, "exclude.pod_labels")
+	}
+	return keys
 }
 
 func (e CompilerEntry) validate() error {

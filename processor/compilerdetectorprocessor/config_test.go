@@ -95,6 +95,22 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_k8s"), errs: []string{
 			`"kubernetes.enabled" must be auto, true or false, got "sometimes"`,
 		}},
+		{id: component.NewIDWithName(metadata.Type, "wait_unbounded"), errs: []string{
+			`"kubernetes.wait_for_metadata" must be between 0s and 1m0s, got 10m0s`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "dedup_window_unbounded"), errs: []string{
+			`"dedup.window" must be at most 24h0m0s, got 168h0m0s`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "dedup_window_longest"), expected: func() *Config {
+			c := def()
+			c.Dedup.Window = 24 * time.Hour
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "k8s_exclusions_without_k8s"), errs: []string{
+			`"exclude.namespaces" needs Kubernetes metadata, but "kubernetes.enabled" is false`,
+			`"exclude.images" needs Kubernetes metadata`,
+			`"exclude.pod_labels" needs Kubernetes metadata`,
+		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_exclude_values"), errs: []string{
 			`"exclude.namespaces[0]" is empty`,
 			`"exclude.pod_labels" has an empty label key`,

@@ -190,16 +190,22 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 // auto outside a cluster); records then flow without Kubernetes attributes and nothing is held. kube.New fails on
 // configuration errors only; Start does not fail because of the API server.
 func (p *compilerDetector) startKube(ctx context.Context) error {
-	cache, err := kube.New(p.cfg.Kubernetes, kube.Settings{Logger: p.logger, OnStatusChange: p.reportKubeStatus})
+	cache, err := kube.New(p.cfg.Kubernetes, p.kubeSettings())
 	if err != nil {
 		return fmt.Errorf("kubernetes: %w", err)
 	}
 	if cache == nil {
+		// Validate refuses these with enabled: false; with auto it is only known now.
+		if keys := p.cfg.Exclude.kubernetesKeys(); len(keys) > 0 {
+			p.logger.Warn(`Kubernetes metadata is off ("kubernetes.enabled" is auto and this is not a pod in a cluster): `+
+				`exclusions on Kubernetes attributes will never match`, zap.Strings("keys", keys))
+		}
 		return nil
 	}
 	if err := cache.Start(ctx); err != nil {
 		return fmt.Errorf("kubernetes: %w", err)
 	}
+	cache.CheckNode(ctx)
 	p.kube = cache
 	p.enricher = kubeEnricher{cache}
 	p.hold = newHolder(p.enricher, p.cfg.Kubernetes.WaitForMetadata)
@@ -227,6 +233,17 @@ func (p *compilerDetector) reportKubeStatus(s kube.Status) {
 		return
 	}
 	componentstatus.ReportStatus(p.host, componentstatus.NewRecoverableErrorEvent(s.Problem()))
+}
+
+// kubeSettings are the pod cache's settings: the labels that exclude.pod_labels names are kept and copied even
+// when kubernetes.pod_labels does not select them, or the exclusion could never match.
+func (p *compilerDetector) kubeSettings() kube.Settings {
+	set := kube.Settings{Logger: p.logger, OnStatusChange: p.reportKubeStatus}
+	for k := range p.cfg.Exclude.PodLabels {
+		set.KeepLabels = append(set.KeepLabels, k)
+	}
+	slices.Sort(set.KeepLabels)
+	return set
 }
 
 // kubeEnricher adapts the pod cache to the hold path: a record is ready unless its pod is known and its

@@ -128,3 +128,12 @@ func (a *restAPI) GetJob(ctx context.Context, namespace, name string) (*batchv1.
 	}
 	return job, nil
 }
+
+// GetNode gets one Node (nodeGetter).
+func (a *restAPI) GetNode(ctx context.Context, name string) (*corev1.Node, error) {
+	node := &corev1.Node{}
+	if err := a.core.Get().Resource("nodes").Name(name).Do(ctx).Into(node); err != nil {
+		return nil, err
+	}
+	return node, nil
+}

@@ -99,6 +99,9 @@ type Settings struct {
 	// OnStatusChange, when set, is called from Start with the first Status, then on each change of its Synced,
 	// Reachable or Denied parts, in order and never concurrently. It must not call back into the Cache.
 	OnStatusChange func(Status)
+	// KeepLabels are label keys kept and copied as k8s.pod.label.<key> besides kubernetes.pod_labels: the keys
+	// that exclude.pod_labels matches on.
+	KeepLabels []string
 
 	env *environment // tests only; nil = the process environment
 }
@@ -170,7 +173,7 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		logger:  set.Logger,
 		timeout: set.StartTimeout,
 		workers: set.OwnerWorkers,
-		applier: newApplier(cfg.PodLabels, cfg.PodAnnotations),
+		applier: newApplier(withKeys(cfg.PodLabels, set.KeepLabels), cfg.PodAnnotations),
 		changed: make(chan struct{}),
 	}
 	c.health = &health{logger: set.Logger, stats: &c.stats, onChange: set.OnStatusChange}

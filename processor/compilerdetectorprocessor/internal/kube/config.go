@@ -57,6 +57,11 @@ type Config struct {
 	PodAnnotations []string `mapstructure:"pod_annotations"`
 }
 
+// MaxWaitForMetadata bounds "kubernetes.wait_for_metadata". The informer
+// sees a container's id milliseconds after the kubelet reports it; a longer
+// hold only delays findings, and every held record waits in memory.
+const MaxWaitForMetadata = time.Minute
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{Enabled: ModeAuto, WaitForMetadata: 5 * time.Second}
@@ -69,8 +74,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf(`"kubernetes.enabled" must be auto, true or false, got %q`, c.Enabled)
 	}
-	if c.WaitForMetadata < 0 {
-		return fmt.Errorf(`"kubernetes.wait_for_metadata" must not be negative, got %s`, c.WaitForMetadata)
+	if c.WaitForMetadata < 0 || c.WaitForMetadata > MaxWaitForMetadata {
+		return fmt.Errorf(`"kubernetes.wait_for_metadata" must be between 0s and %s, got %s`, MaxWaitForMetadata, c.WaitForMetadata)
 	}
 	if err := validateKeys("kubernetes.pod_labels", c.PodLabels); err != nil {
 		return err

@@ -47,6 +47,14 @@ func (s keySelector) has(k string) bool {
 
 func (s keySelector) empty() bool { return !s.all && len(s.keys) == 0 }
 
+// withKeys adds extra keys to a selection ("*" in either selects all).
+func withKeys(selected, extra []string) []string {
+	if len(extra) == 0 {
+		return selected
+	}
+	return append(append([]string(nil), selected...), extra...)
+}
+
 // podTrimmer builds the informer's TransformFunc. It keeps only what lookups and attributes use, so the cache holds
 // a few hundred bytes per pod instead of the full object (managedFields, volumes, env, probes and
 // last-applied-configuration annotations dominate a real pod's size). Strings are made valid UTF-8 here, once per

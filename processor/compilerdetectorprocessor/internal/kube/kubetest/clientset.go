@@ -39,6 +39,11 @@ func (c ClientsetAPI) GetJob(ctx context.Context, namespace, name string) (*batc
 	return c.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
+// GetNode gets one Node.
+func (c ClientsetAPI) GetNode(ctx context.Context, name string) (*corev1.Node, error) {
+	return c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+}
+
 // IsWatchListSemanticsUnSupported forwards the clientset's answer (the fake clientset cannot stream lists).
 func (c ClientsetAPI) IsWatchListSemanticsUnSupported() bool {
 	return watchlist.DoesClientNotSupportWatchListSemantics(c.Interface)
