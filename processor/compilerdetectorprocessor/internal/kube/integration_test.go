@@ -67,6 +67,7 @@ func TestIntegrationRealAPIServer(t *testing.T) {
 	t.Run("forbidden owners fall back to naming rules", e.testForbiddenOwners)
 
 	e.grant(t, agentRules)
+	t.Run("node check", e.testNodeCheck)
 	c := e.startCache(t, Config{PodLabels: []string{"app"}, PodAnnotations: []string{"team.example/owner"}})
 	t.Run("deployment, pending container, then found", func(t *testing.T) { e.testDeployment(t, c) })
 	t.Run("daemonset, statefulset, job and cronjob", func(t *testing.T) { e.testWorkloads(t, c) })
@@ -654,4 +655,39 @@ func (e *itEnv) testAPIServerStopped(t *testing.T, c *Cache) {
 	defer cancel2()
 	require.True(t, c.WaitForContainer(wctx2, id2))
 	assert.True(t, c.Stats().APIReachable)
+}
+
+// testNodeCheck runs CheckNode over the REST client: quiet while the role has nothing on nodes (as shipped), a
+// warning once it may read them and the node does not exist, and quiet again once it does.
+func (e *itEnv) testNodeCheck(t *testing.T) {
+	ctx := t.Context()
+	check := func() *observer.ObservedLogs {
+		core, logs := observer.New(zapcore.DebugLevel)
+		cfg := Config{Enabled: ModeTrue, NodeName: "node-check", Kubeconfig: e.cluster.Kubeconfig(t, e.cluster.AgentConfig)}
+		c, err := New(cfg, Settings{Logger: zap.New(core), StartTimeout: 30 * time.Second})
+		require.NoError(t, err)
+		c.CheckNode(ctx)
+		return logs
+	}
+	warnings := func(logs *observer.ObservedLogs) int {
+		return logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("node not found").Len()
+	}
+
+	logs := check()
+	assert.Zero(t, warnings(logs), "forbidden: quiet")
+	assert.Equal(t, 1, logs.FilterMessageSnippet("node check skipped").Len())
+
+	e.grant(t, append(slices.Clone(agentRules), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}))
+	defer e.grant(t, agentRules) // t.Context is canceled by cleanup time
+	require.Eventually(t, func() bool { return warnings(check()) == 1 }, 30*time.Second, 100*time.Millisecond,
+		"a node name that matches no node")
+
+	_, err := e.admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-check"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = e.admin.CoreV1().Nodes().Delete(context.Background(), "node-check", metav1.DeleteOptions{})
+	})
+	logs = check()
+	assert.Zero(t, warnings(logs))
+	assert.Zero(t, logs.FilterMessageSnippet("node check skipped").Len(), "the GET answered")
 }
