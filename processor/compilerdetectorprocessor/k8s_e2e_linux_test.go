@@ -86,7 +86,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: "web-5d9c8b7f6-x7k2p", Labels: map[string]string{"app": "web", "pod-template-hash": "5d9c8b7f6"},
+			Name: "web-5d9c8b7f6-x7k2p", Labels: map[string]string{"app": "web", "pod-template-hash": "5d9c8b7f6", "team": "build"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr(true)}},
 		},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "registry.example/team/app:1.2.3"}}},
@@ -103,6 +103,8 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		cfg.Kubernetes.NodeName = node
 		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
 		cfg.Kubernetes.PodLabels = []string{"app"}
+		// Not in pod_labels: the cache keeps it because an exclusion matches on it.
+		cfg.Exclude.PodLabels = map[string]string{"team": "build"}
 	})
 
 	// The container's cgroup carries the pod uid, as the kubelet's would.
@@ -147,6 +149,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		"k8s.replicaset.name":          rs.Name,
 		"k8s.deployment.name":          dep.Name,
 		"k8s.pod.label.app":            "web",
+		"k8s.pod.label.team":           "build",
 	}
 	for _, tag := range []string{early, later} {
 		i := slices.IndexFunc(execRecords(sink), inContainer(tag))
