@@ -223,3 +223,34 @@ func validateWithDistribution(t *testing.T, r rendered) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", strings.TrimSpace(string(out)))
 }
+
+// TestChartValuesDocumented: every value in values.yaml has a row in the chart's README (a map documented as a
+// whole, like resources, counts for its keys).
+func TestChartValuesDocumented(t *testing.T) {
+	raw, err := os.ReadFile("helm/compilerwatch/values.yaml")
+	require.NoError(t, err)
+	var values map[string]any
+	require.NoError(t, yaml.Unmarshal(raw, &values))
+	readme, err := os.ReadFile("helm/compilerwatch/README.md")
+	require.NoError(t, err)
+	doc := string(readme)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		if strings.Contains(doc, "`"+path+"`") {
+			return
+		}
+		if m, ok := v.(map[string]any); ok && len(m) > 0 {
+			for k, child := range m {
+				walk(path+"."+k, child)
+			}
+			return
+		}
+		// Rows that group siblings: `serviceMonitor.enabled`, `.interval`.
+		parent, last := path[:strings.LastIndex(path, ".")+1], path[strings.LastIndex(path, ".")+1:]
+		assert.True(t, parent != "" && strings.Contains(doc, "`."+last+"`") && strings.Contains(doc, "`"+parent),
+			"values.yaml %s is not documented in the chart's README", path)
+	}
+	for k, v := range values {
+		walk(k, v)
+	}
+}
