@@ -61,7 +61,7 @@ image:
 	set -e; cd build && for arch in $(IMAGE_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -o linux-$$arch/otelcol-compilerwatch "-ldflags=-s -w" -gcflags= .; \
 	done
-	$(GO) run ./cmd/imagebuild -root . -out build/image
+	$(GO) run ./deploy/image -root . -out build/image
 
 ## run: build, then run the collector as root with testdata/config.yaml.
 run: build

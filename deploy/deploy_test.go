@@ -725,7 +725,7 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{
 		"go run " + ocb,
 		"GOOS=linux GOARCH=${TARGETARCH} go " + fmt.Sprintf(goBuild, "${TARGETARCH}"),
-		"go run ./cmd/imagebuild -root . -rootfs " + rootfsDir + " -arch ${TARGETARCH}",
+		"go run ./deploy/image -root . -rootfs " + rootfsDir + " -arch ${TARGETARCH}",
 	} {
 		assert.Contains(t, run, want, "the build stage runs this")
 	}

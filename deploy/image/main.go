@@ -1,4 +1,4 @@
-// Command imagebuild writes the otelcol-compilerwatch OCI image (`make image`): an OCI layout with the
+// Command image writes the otelcol-compilerwatch OCI image (`make image`): an OCI layout with the
 // linux/amd64 + linux/arm64 index, its tar for `ctr images import`, and one `docker load` archive per
 // architecture. It reads build/linux-<arch>/otelcol-compilerwatch, which `make image` cross-builds first.
 package main
