@@ -60,8 +60,8 @@ func (r rendered) config(t *testing.T) map[string]any {
 	return collectorConfig(t, &cm)
 }
 
-// TestChartLint: helm lint --strict, and a render with no backend and no stdout refuses with a message
-// naming both values.
+// TestChartLint: helm lint --strict, and the renders that must be refused: no backend and no stdout (the
+// message names both values), a digest that is not one, and misspelt values (values.schema.json).
 func TestChartLint(t *testing.T) {
 	kv := "--kube-version=" + helmtest.KubeVersion
 	helmtest.Run(t, "lint", "--strict", kv, helmtest.Chart, "--set", "exporter.endpoint=otel:4317")
@@ -71,7 +71,14 @@ func TestChartLint(t *testing.T) {
 	assert.Contains(t, stderr, "set exporter.endpoint (an OTLP gRPC backend, host:port) or stdout.enabled=true")
 	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "image.digest=latest")
 	require.Error(t, err)
-	assert.Contains(t, stderr, "image.digest must be sha256:")
+	assert.Contains(t, stderr, "'/image/digest': 'latest' does not match pattern", "values.schema.json checks the digest")
+	// A misspelt value is refused rather than ignored.
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "clustername=prod")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "clustername")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "compilerDetector.exclude.namespace[0]=ci")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "namespace")
 }
 
 // TestChartMatchesManifests: with the plain manifests' name and backend, the chart renders the same pod, the
