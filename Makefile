@@ -4,6 +4,8 @@ SHELL := /bin/bash
 GO ?= go
 OCB_VERSION := v0.165.0
 OCB := $(GO) run go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+# Helm for the chart tests (internal/helmtest runs the same version through `go run`).
+HELM_VERSION := v3.22.0
 GOLANGCI_LINT := $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 BIN := build/otelcol-compilerwatch
 CLANG ?= clang-19
@@ -82,6 +84,8 @@ test: generate-check build k8s-binaries image
 	$(GO) vet ./...
 	@# The arm64 build embeds the same BPF object; its spec is parsed by the tests on this machine.
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -trimpath -c -o /dev/null ./receiver/ebpfexecreceiver/internal/probe
+	@# Compile Helm once, before the test packages that run it start in parallel.
+	CGO_ENABLED=0 $(GO) run helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) version --short
 	$(TEST_LIKE_OCB) -count=1 -timeout 25m ./...
 
 ## test-unit: only the tests that need neither root nor the kernel.

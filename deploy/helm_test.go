@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -260,4 +261,13 @@ func TestChartValuesDocumented(t *testing.T) {
 	for k, v := range values {
 		walk(k, v)
 	}
+}
+
+// TestHelmVersionPinnedOnce: `make test` compiles the Helm that the tests run.
+func TestHelmVersionPinnedOnce(t *testing.T) {
+	raw, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^HELM_VERSION\s*:?=\s*(\S+)`).FindSubmatch(raw)
+	require.NotNil(t, m, "Makefile sets HELM_VERSION")
+	assert.Equal(t, helmtest.Version, string(m[1]))
 }
