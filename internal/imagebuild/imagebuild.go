@@ -134,6 +134,10 @@ type Result struct {
 // Build writes the OCI layout (with its tar) and one docker archive per platform into opts.OutDir.
 func Build(opts Options) (Result, error) {
 	res := Result{Images: map[string]v1.Hash{}, Sizes: map[string]int64{}}
+	// OutDir is removed first: refuse anything that is not a directory of its own.
+	if out := filepath.Clean(opts.OutDir); out == "." || out == "/" || out == filepath.Clean(opts.RepoRoot) {
+		return res, fmt.Errorf("output directory %q: want a directory of its own, such as build/image", opts.OutDir)
+	}
 	if err := os.RemoveAll(opts.OutDir); err != nil {
 		return res, err
 	}
@@ -210,7 +214,6 @@ func Image(opts Options, p v1.Platform) (v1.Image, error) {
 		Entrypoint: Entrypoint,
 		Cmd:        Cmd,
 		User:       User,
-		WorkingDir: "/",
 		Labels:     Labels,
 	}
 	cf.History = []v1.History{{Created: cf.Created, CreatedBy: "make image (internal/imagebuild)", Comment: "static collector binary, default config, /etc files"}}

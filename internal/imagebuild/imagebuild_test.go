@@ -81,6 +81,10 @@ func TestBuildIsReproducible(t *testing.T) {
 		results = append(results, res)
 	}
 	assert.Equal(t, results[0], results[1], "the same inputs give the same digests")
+	for _, out := range []string{"", ".", "/", root} {
+		_, err := imagebuild.Build(imagebuild.Options{RepoRoot: root, OutDir: out, Created: created})
+		assert.ErrorContains(t, err, "a directory of its own", "output %q", out)
+	}
 	assert.NotEqual(t, results[0].Images["amd64"], results[0].Images["arm64"])
 
 	out := filepath.Join(root, "a")
@@ -217,6 +221,7 @@ func checkOutputs(t *testing.T, out string, indexDigest v1.Hash) {
 		assert.Equal(t, imagebuild.User, cf.Config.User)
 		assert.Equal(t, imagebuild.Labels, cf.Config.Labels)
 		assert.Empty(t, cf.Config.Env, "no environment: no PATH for a shell the image does not have")
+		assert.Empty(t, cf.Config.WorkingDir, "like FROM scratch in the Dockerfile")
 
 		var want []string
 		for _, d := range imagebuild.Dirs() {
