@@ -155,6 +155,8 @@ func TestChartValues(t *testing.T) {
 			assert.Equal(t, []any{map[string]any{"key": "k8s.cluster.name", "value": "prod-eu", "action": "upsert"}},
 				lookup(t, cfg, "processors", "resource/cluster", "attributes"))
 			assert.NotContains(t, lookup(t, cfg, "service", "telemetry", "metrics").(map[string]any), "readers")
+			assert.Equal(t, false, lookup(t, cfg, "exporters", "debug", "use_internal_logger"), "findings as plain text on stdout")
+			validateWithDistribution(t, r)
 		},
 	}, {
 		name: "capabilities and presets",
