@@ -251,6 +251,10 @@ func checkOutputs(t *testing.T, out string, indexDigest v1.Hash) {
 		archive := filepath.Join(out, imagebuild.DockerArchive(p.Architecture))
 		dimg, err := tarball.ImageFromPath(archive, &tag)
 		require.NoError(t, err, archive)
+		dm, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(archive) })
+		require.NoError(t, err)
+		require.Len(t, dm, 1)
+		assert.Equal(t, []string{imagebuild.Ref()}, dm[0].RepoTags, "docker load tags the image with its reference")
 		for _, get := range []func(v1.Image) (v1.Hash, error){
 			func(i v1.Image) (v1.Hash, error) { return i.ConfigName() },
 			func(i v1.Image) (v1.Hash, error) {
