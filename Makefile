@@ -4,6 +4,8 @@ SHELL := /bin/bash
 GO ?= go
 OCB_VERSION := v0.165.0
 OCB := $(GO) run go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+# Helm for the chart tests (internal/helmtest runs the same version through `go run`).
+HELM_VERSION := v3.22.0
 GOLANGCI_LINT := $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 BIN := build/otelcol-compilerwatch
 CLANG ?= clang-19
@@ -16,7 +18,7 @@ export K8S_BIN_DIR
 TEST_LIKE_OCB := CGO_ENABLED=0 $(GO) test -trimpath
 GO_SOURCES := $(shell find receiver processor -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all build run demo test test-unit generate generate-check k8s-binaries bench lint clean deps
+.PHONY: all build image run demo test test-unit generate generate-check k8s-binaries bench lint clean deps
 
 all: build
 
@@ -51,6 +53,18 @@ $(BIN): builder-config.yaml $(GO_SOURCES)
 	$(OCB) --config builder-config.yaml
 	@ls -l $(BIN)
 
+## image: cross-build the collector for linux/amd64 and linux/arm64 into build/linux-<arch>/, then write the
+## OCI image (no Docker engine) into build/image/: oci/ (layout, multi-arch index), oci.tar (ctr images
+## import) and one docker-archive per architecture (docker load). ocb generates the sources; `go build` runs
+## with ocb's own flags, so the amd64 build reuses `make build`'s cache.
+IMAGE_ARCHES := amd64 arm64
+image:
+	$(OCB) --config builder-config.yaml --skip-compilation
+	set -e; cd build && for arch in $(IMAGE_ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -o linux-$$arch/otelcol-compilerwatch "-ldflags=-s -w" -gcflags= .; \
+	done
+	$(GO) run ./deploy/image -root . -out build/image
+
 ## run: build, then run the collector as root with testdata/config.yaml.
 run: build
 	@[ "$$(id -u)" = 0 ] || { echo "make run: run as root (or grant CAP_BPF and CAP_PERFMON; CAP_SYS_RESOURCE too on kernels before 5.11)"; exit 1; }
@@ -66,8 +80,12 @@ k8s-binaries:
 	bash processor/compilerdetectorprocessor/internal/kube/kubetest/build-k8s-binaries.sh
 
 ## test: vet, freshness of generated code, unit, kernel, container, k8s and e2e tests.
-test: generate-check build k8s-binaries
+test: generate-check build k8s-binaries image
 	$(GO) vet ./...
+	@# The arm64 build embeds the same BPF object; its spec is parsed by the tests on this machine.
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -trimpath -c -o /dev/null ./receiver/ebpfexecreceiver/internal/probe
+	@# Compile Helm once, before the test packages that run it start in parallel.
+	CGO_ENABLED=0 $(GO) run helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) version --short
 	$(TEST_LIKE_OCB) -count=1 -timeout 25m ./...
 
 ## test-unit: only the tests that need neither root nor the kernel.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
@@ -47,6 +48,7 @@ func distributionFactories() []distributionFactory {
 		{self, compilerdetectorprocessor.NewFactory()},
 		{"go.opentelemetry.io/collector/processor/batchprocessor", batchprocessor.NewFactory()},
 		{"go.opentelemetry.io/collector/processor/memorylimiterprocessor", memorylimiterprocessor.NewFactory()},
+		{"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor", resourceprocessor.NewFactory()},
 		{"go.opentelemetry.io/collector/exporter/otlpexporter", otlpexporter.NewFactory()},
 		{"go.opentelemetry.io/collector/exporter/otlphttpexporter", otlphttpexporter.NewFactory()},
 		{"go.opentelemetry.io/collector/exporter/debugexporter", debugexporter.NewFactory()},

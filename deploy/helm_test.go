@@ -1,0 +1,275 @@
+package deploy_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/compilerwatch/compilerwatch/internal/helmtest"
+	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+)
+
+// rendered is `helm template` output: the documents by kind.
+type rendered map[string][][]byte
+
+func renderChart(t *testing.T, set ...string) rendered {
+	t.Helper()
+	docs, err := splitDocuments(helmtest.Template(t, "cw", namespace, set...))
+	require.NoError(t, err)
+	out := rendered{}
+	for _, d := range docs {
+		var tm struct{ Kind string }
+		require.NoError(t, sigsyaml.Unmarshal(d, &tm))
+		out[tm.Kind] = append(out[tm.Kind], d)
+	}
+	return out
+}
+
+// one decodes the only object of kind strictly into obj (a k8s.io/api type) or a map.
+func (r rendered) one(t *testing.T, kind string, obj any) {
+	t.Helper()
+	require.Len(t, r[kind], 1, "one %s", kind)
+	require.NoError(t, decodeStrict(r[kind][0], obj), kind)
+}
+
+func (r rendered) daemonSet(t *testing.T) *appsv1.DaemonSet {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	r.one(t, "DaemonSet", &ds)
+	return &ds
+}
+
+func (r rendered) config(t *testing.T) map[string]any {
+	t.Helper()
+	var cm corev1.ConfigMap
+	r.one(t, "ConfigMap", &cm)
+	return collectorConfig(t, &cm)
+}
+
+// TestChartLint: helm lint --strict, and the renders that must be refused: no backend and no stdout (the
+// message names both values), a digest that is not one, and misspelt values (values.schema.json).
+func TestChartLint(t *testing.T) {
+	kv := "--kube-version=" + helmtest.KubeVersion
+	helmtest.Run(t, "lint", "--strict", kv, helmtest.Chart, "--set", "exporter.endpoint=otel:4317")
+	helmtest.Run(t, "lint", "--strict", kv, helmtest.Chart, "--set", "stdout.enabled=true")
+	stderr, err := helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart)
+	require.Error(t, err)
+	assert.Contains(t, stderr, "set exporter.endpoint (an OTLP gRPC backend, host:port) or stdout.enabled=true")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "image.digest=latest")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "'/image/digest': 'latest' does not match pattern", "values.schema.json checks the digest")
+	// A misspelt value is refused rather than ignored.
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "clustername=prod")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "clustername")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "compilerDetector.exclude.namespace[0]=ci")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "namespace")
+}
+
+// TestChartMatchesManifests: with the plain manifests' name and backend, the chart renders the same pod, the
+// same rollout, the same RBAC and the same collector config as deploy/kubernetes.
+func TestChartMatchesManifests(t *testing.T) {
+	m := loadManifests(t)
+	plainEnv := map[string]string{}
+	for _, e := range collectorContainer(t, m.daemonSet).Env {
+		plainEnv[e.Name] = e.Value
+	}
+	r := renderChart(t, "fullnameOverride="+m.daemonSet.Name, "exporter.endpoint="+plainEnv["OTLP_ENDPOINT"])
+
+	ds := r.daemonSet(t)
+	assert.Equal(t, m.daemonSet.Name, ds.Name)
+	assert.Equal(t, m.daemonSet.Spec.Template.Spec, ds.Spec.Template.Spec, "the pod spec of deploy/kubernetes")
+	assert.Equal(t, m.daemonSet.Spec.UpdateStrategy, ds.Spec.UpdateStrategy)
+	assert.Equal(t, imagebuild.Ref(), collectorContainer(t, ds).Image, "the chart's default image is the placeholder")
+
+	var role rbacv1.ClusterRole
+	r.one(t, "ClusterRole", &role)
+	assert.Equal(t, m.clusterRole.Rules, role.Rules)
+	var sa corev1.ServiceAccount
+	r.one(t, "ServiceAccount", &sa)
+	assert.Equal(t, m.serviceAccount.Name, sa.Name)
+
+	// The config: the plain one, with the processor's defaults the chart spells out removed.
+	chartCfg, plainCfg := r.config(t), collectorConfig(t, m.configMap)
+	cd := lookup(t, chartCfg, "processors", "compiler_detector").(map[string]any)
+	def := compilerdetectorprocessor.NewFactory().CreateDefaultConfig().(*compilerdetectorprocessor.Config)
+	for key, dflt := range map[string]bool{"containers_only": def.ContainersOnly, "scan_for_compilers": def.ScanForCompilers} {
+		require.Equal(t, dflt, cd[key], key)
+		delete(cd, key)
+	}
+	assert.Equal(t, plainCfg, chartCfg)
+}
+
+// TestChartValues: each value reaches the object it controls, and no combination makes the pod privileged.
+func TestChartValues(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name  string
+		set   []string
+		check func(t *testing.T, r rendered)
+	}{{
+		name: "defaults with a backend",
+		set:  []string{"exporter.endpoint=otel:4317"},
+		check: func(t *testing.T, r rendered) {
+			c := collectorContainer(t, r.daemonSet(t))
+			assert.Equal(t, []corev1.Capability{"BPF", "PERFMON", "SYS_PTRACE"}, c.SecurityContext.Capabilities.Add)
+			assert.Nil(t, c.SecurityContext.AppArmorProfile)
+			assert.Nil(t, c.SecurityContext.SELinuxOptions)
+			assert.Empty(t, r["ServiceMonitor"])
+			assert.Empty(t, r["PodMonitor"])
+			assert.Empty(t, r["SecurityContextConstraints"])
+			pipeline := lookup(t, r.config(t), "service", "pipelines", "logs").(map[string]any)
+			assert.Equal(t, []any{"otlp_grpc"}, pipeline["exporters"])
+			assert.Equal(t, []any{"memory_limiter", "compiler_detector", "batch"}, pipeline["processors"])
+		},
+	}, {
+		name: "stdout only, digest, pull secret, cluster name",
+		set: []string{"stdout.enabled=true", "image.repository=registry.example/cw", "image.digest=" + digest,
+			"imagePullSecrets[0].name=regcred", "clusterName=prod-eu"},
+		check: func(t *testing.T, r rendered) {
+			ds := r.daemonSet(t)
+			c := collectorContainer(t, ds)
+			assert.Equal(t, "registry.example/cw@"+digest, c.Image)
+			assert.Equal(t, []corev1.LocalObjectReference{{Name: "regcred"}}, ds.Spec.Template.Spec.ImagePullSecrets)
+			assert.False(t, slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "OTLP_ENDPOINT" }))
+			cfg := r.config(t)
+			pipeline := lookup(t, cfg, "service", "pipelines", "logs").(map[string]any)
+			assert.Equal(t, []any{"debug"}, pipeline["exporters"])
+			assert.Equal(t, []any{"memory_limiter", "compiler_detector", "resource/cluster", "batch"}, pipeline["processors"])
+			assert.Equal(t, []any{map[string]any{"key": "k8s.cluster.name", "value": "prod-eu", "action": "upsert"}},
+				lookup(t, cfg, "processors", "resource/cluster", "attributes"))
+			assert.NotContains(t, lookup(t, cfg, "service", "telemetry", "metrics").(map[string]any), "readers")
+			assert.Equal(t, false, lookup(t, cfg, "exporters", "debug", "use_internal_logger"), "findings as plain text on stdout")
+			validateWithDistribution(t, r)
+		},
+	}, {
+		name: "capabilities and presets",
+		set: []string{"exporter.endpoint=otel:4317", "capabilities.sysResource=true", "compilerDetector.scanForCompilers=false",
+			"apparmor.unconfined=true", "selinux.spcT=true", "openshift.scc=true", "priorityClassName=system-node-critical"},
+		check: func(t *testing.T, r rendered) {
+			ds := r.daemonSet(t)
+			c := collectorContainer(t, ds)
+			assert.Equal(t, []corev1.Capability{"BPF", "PERFMON", "SYS_RESOURCE"}, c.SecurityContext.Capabilities.Add)
+			assert.Equal(t, &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}, c.SecurityContext.AppArmorProfile)
+			assert.Equal(t, &corev1.SELinuxOptions{Type: "spc_t"}, c.SecurityContext.SELinuxOptions)
+			assert.Equal(t, "system-node-critical", ds.Spec.Template.Spec.PriorityClassName)
+			assert.Equal(t, false, lookup(t, r.config(t), "processors", "compiler_detector", "scan_for_compilers"))
+			var scc map[string]any
+			r.one(t, "SecurityContextConstraints", &scc)
+			assert.Equal(t, []any{"BPF", "PERFMON", "SYS_RESOURCE"}, scc["allowedCapabilities"])
+			assert.Equal(t, false, scc["allowPrivilegedContainer"])
+			assert.Equal(t, []any{"system:serviceaccount:" + namespace + ":cw-compilerwatch"}, scc["users"])
+		},
+	}, {
+		name: "monitors, TLS, headers, exclusions, prefilter",
+		set: []string{"exporter.endpoint=otel:4317", "exporter.headers.x-tenant=ops", "exporter.tls.existingSecret=otlp-tls",
+			"exporter.tls.mutual=true", "serviceMonitor.enabled=true", "podMonitor.enabled=true",
+			"compilerDetector.exclude.namespaces[0]=ci", "receiver.prefilter=containers"},
+		check: func(t *testing.T, r rendered) {
+			ds := r.daemonSet(t)
+			c := collectorContainer(t, ds)
+			assert.Contains(t, c.Ports, corev1.ContainerPort{Name: "metrics", ContainerPort: 8888, Protocol: corev1.ProtocolTCP})
+			assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "tls", MountPath: "/etc/otelcol-compilerwatch-tls", ReadOnly: true})
+			assert.Len(t, r["ServiceMonitor"], 1)
+			assert.Len(t, r["PodMonitor"], 1)
+			assert.Len(t, r["Service"], 1)
+			cfg := r.config(t)
+			assert.Equal(t, map[string]any{"x-tenant": "ops"}, lookup(t, cfg, "exporters", "otlp_grpc", "headers"))
+			assert.Equal(t, "/etc/otelcol-compilerwatch-tls/tls.key", lookup(t, cfg, "exporters", "otlp_grpc", "tls", "key_file"))
+			assert.Equal(t, []any{"ci"}, lookup(t, cfg, "processors", "compiler_detector", "exclude", "namespaces"))
+			assert.Equal(t, "containers", lookup(t, cfg, "receivers", "ebpf_exec", "prefilter"))
+			assert.Len(t, lookup(t, cfg, "service", "telemetry", "metrics", "readers"), 2)
+			validateWithDistribution(t, r)
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := renderChart(t, tt.set...)
+			sc := collectorContainer(t, r.daemonSet(t)).SecurityContext
+			require.NotNil(t, sc.Privileged)
+			assert.False(t, *sc.Privileged, "never privileged")
+			assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+			assert.Equal(t, imagebuild.User, fmt.Sprintf("%d:%d", *sc.RunAsUser, *sc.RunAsGroup))
+			tt.check(t, r)
+		})
+	}
+}
+
+// validateWithDistribution runs `otelcol-compilerwatch validate` on the rendered config: the real factories of
+// the distribution, resourceprocessor included, accept it.
+func validateWithDistribution(t *testing.T, r rendered) {
+	t.Helper()
+	if _, err := os.Stat(distBinary); err != nil {
+		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
+		if ebpfexectest.InCI() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var cm corev1.ConfigMap
+	r.one(t, "ConfigMap", &cm)
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(cm.Data[configKey]), 0o600))
+	var probe map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(cm.Data[configKey]), &probe))
+	cmd := exec.Command(distBinary, "validate", "--config="+file)
+	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=node-1", "OTLP_ENDPOINT=otel:4317", "OTLP_INSECURE=false")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", strings.TrimSpace(string(out)))
+}
+
+// TestChartValuesDocumented: every value in values.yaml has a row in the chart's README (a map documented as a
+// whole, like resources, counts for its keys).
+func TestChartValuesDocumented(t *testing.T) {
+	raw, err := os.ReadFile("helm/compilerwatch/values.yaml")
+	require.NoError(t, err)
+	var values map[string]any
+	require.NoError(t, yaml.Unmarshal(raw, &values))
+	readme, err := os.ReadFile("helm/compilerwatch/README.md")
+	require.NoError(t, err)
+	doc := string(readme)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		if strings.Contains(doc, "`"+path+"`") {
+			return
+		}
+		if m, ok := v.(map[string]any); ok && len(m) > 0 {
+			for k, child := range m {
+				walk(path+"."+k, child)
+			}
+			return
+		}
+		// Rows that group siblings: `serviceMonitor.enabled`, `.interval`.
+		parent, last := path[:strings.LastIndex(path, ".")+1], path[strings.LastIndex(path, ".")+1:]
+		assert.True(t, parent != "" && strings.Contains(doc, "`."+last+"`") && strings.Contains(doc, "`"+parent),
+			"values.yaml %s is not documented in the chart's README", path)
+	}
+	for k, v := range values {
+		walk(k, v)
+	}
+}
+
+// TestHelmVersionPinnedOnce: `make test` compiles the Helm that the tests run.
+func TestHelmVersionPinnedOnce(t *testing.T) {
+	raw, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^HELM_VERSION\s*:?=\s*(\S+)`).FindSubmatch(raw)
+	require.NotNil(t, m, "Makefile sets HELM_VERSION")
+	assert.Equal(t, helmtest.Version, string(m[1]))
+}
