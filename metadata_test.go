@@ -60,7 +60,7 @@ func readYAML(t *testing.T, path string, v any, strict bool) {
 // TestModuleMetadata keeps the root metadata.yaml true: every component it
 // lists exists with that type and stability, its own metadata.yaml agrees,
 // its metrics are the ones it declares, the distribution builds it, and the
-// README documents each metric users alert on.
+// component's README documents each metric users alert on.
 func TestModuleMetadata(t *testing.T) {
 	var m moduleMetadata
 	readYAML(t, "metadata.yaml", &m, true)
@@ -73,9 +73,6 @@ func TestModuleMetadata(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(builder), "name: "+m.Distribution.Name)
 	assert.Contains(t, string(builder), "output_path: ./"+filepath.Dir(m.Distribution.Binary))
-
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
 
 	factories := map[string]struct {
 		typ       component.Type
@@ -106,8 +103,14 @@ func TestModuleMetadata(t *testing.T) {
 			slices.Sort(declared)
 			listed := slices.Sorted(slices.Values(c.Telemetry.Metrics))
 			assert.Equal(t, declared, listed, "metrics in %s/metadata.yaml", c.Package)
+			readmePath := filepath.Join(c.Package, "README.md")
+			readme, err := os.ReadFile(readmePath)
+			require.NoError(t, err)
+			// The README's status table says the type and stability this file says.
+			assert.Contains(t, string(readme), "| Type          | `"+c.Type+"` |", "%s status table: type", readmePath)
+			assert.Contains(t, string(readme), "| Stability     | ["+c.Stability["logs"]+"]: logs |", "%s status table: stability", readmePath)
 			for _, metric := range c.Telemetry.Metrics {
-				assert.Contains(t, string(readme), metric, "README.md documents %s", metric)
+				assert.Contains(t, string(readme), metric, "%s documents %s", readmePath, metric)
 			}
 
 			assert.Contains(t, string(builder), "import: "+m.Module+"/"+c.Package, "builder-config.yaml builds %s", c.Type)

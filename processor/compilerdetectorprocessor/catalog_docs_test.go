@@ -14,26 +14,26 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
-// readmeBullet returns the lines of the README's top-level bullet that starts with prefix, up to the next
-// top-level bullet or heading.
-func readmeBullet(t *testing.T, prefix string) []string {
+// docSection returns the non-empty lines of docs/detection.md under the heading, up to the next heading.
+func docSection(t *testing.T, heading string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "detection.md"))
 	require.NoError(t, err)
 	var out []string
 	in := false
 	for _, l := range strings.Split(string(b), "\n") {
 		switch {
-		case strings.HasPrefix(l, prefix):
+		case l == heading:
 			in = true
-		case in && (strings.HasPrefix(l, "- ") || strings.HasPrefix(l, "#") || l == ""):
+			continue
+		case in && strings.HasPrefix(l, "#"):
 			return out
 		}
-		if in {
+		if in && l != "" {
 			out = append(out, l)
 		}
 	}
-	require.NotEmpty(t, out, "README has no bullet %q", prefix)
+	require.True(t, in, "docs/detection.md has no heading %q", heading)
 	return out
 }
 
@@ -57,8 +57,8 @@ func runNotFlagged(t *testing.T, recs []execRec) {
 
 var backticked = regexp.MustCompile("`([^`]+)`")
 
-// TestReadmeNotFlagged runs every entry of the README's "Not flagged" list through the processor.
-func TestReadmeNotFlagged(t *testing.T) {
+// TestCatalogDocsNotFlagged runs every entry of the "Not flagged" list of docs/detection.md through the processor.
+func TestCatalogDocsNotFlagged(t *testing.T) {
 	sh := bashAnc
 	cases := map[string][]execRec{
 		"clangd":                {{exe: "/usr/lib/llvm-19/bin/clangd", anc: sh}},
@@ -86,7 +86,8 @@ func TestReadmeNotFlagged(t *testing.T) {
 		"perl":                  {{exe: "/usr/bin/perl", argv: []string{"Makefile.PL"}, anc: sh}},
 	}
 	var listed []string
-	for _, l := range readmeBullet(t, "- **Not flagged**") {
+	// The list is the paragraph after the section's first line, which names this test.
+	for _, l := range docSection(t, "## Not flagged")[1:] {
 		for _, m := range backticked.FindAllStringSubmatch(l, -1) {
 			listed = append(listed, m[1])
 		}
@@ -94,18 +95,18 @@ func TestReadmeNotFlagged(t *testing.T) {
 	for _, name := range listed {
 		t.Run(name, func(t *testing.T) {
 			recs, ok := cases[name]
-			require.True(t, ok, "README lists %q as not flagged: add its case here", name)
+			require.True(t, ok, "docs/detection.md lists %q as not flagged: add its case here", name)
 			runNotFlagged(t, recs)
 		})
 	}
 	for name := range cases {
-		assert.True(t, slices.Contains(listed, name), "case %q is not in the README's Not flagged list", name)
+		assert.True(t, slices.Contains(listed, name), "case %q is not in the Not flagged list of docs/detection.md", name)
 	}
 }
 
-// TestReadmeCannotCatch shows that each entry of the README's "What the catalog cannot catch" list is indeed not
-// flagged: the list is the detector's known blind spots, stated and kept true.
-func TestReadmeCannotCatch(t *testing.T) {
+// TestCatalogDocsCannotCatch shows that each entry of the "What the catalog cannot catch" list of docs/detection.md
+// is indeed not flagged: the list is the detector's known blind spots, stated and kept true.
+func TestCatalogDocsCannotCatch(t *testing.T) {
 	sh := bashAnc
 	cases := map[string][]execRec{
 		"renamed single-binary compiler": {
@@ -127,9 +128,9 @@ func TestReadmeCannotCatch(t *testing.T) {
 		},
 		"unknown compiler": {{exe: "/opt/mycc/bin/mycc", argv: []string{"-c", "a.c"}, anc: sh}},
 	}
-	label := regexp.MustCompile(`^  - \*\*([^*]+)\*\*`)
+	label := regexp.MustCompile(`^- \*\*([^*]+)\*\*`)
 	var listed []string
-	for _, l := range readmeBullet(t, "- **What the catalog cannot catch**") {
+	for _, l := range docSection(t, "## What the catalog cannot catch") {
 		if m := label.FindStringSubmatch(l); m != nil {
 			listed = append(listed, m[1])
 		}
@@ -137,11 +138,11 @@ func TestReadmeCannotCatch(t *testing.T) {
 	for _, name := range listed {
 		t.Run(name, func(t *testing.T) {
 			recs, ok := cases[name]
-			require.True(t, ok, "README lists %q as a blind spot: add its case here", name)
+			require.True(t, ok, "docs/detection.md lists %q as a blind spot: add its case here", name)
 			runNotFlagged(t, recs)
 		})
 	}
 	for name := range cases {
-		assert.True(t, slices.Contains(listed, name), "case %q is not in the README's cannot-catch list", name)
+		assert.True(t, slices.Contains(listed, name), "case %q is not in the cannot-catch list of docs/detection.md", name)
 	}
 }
