@@ -137,103 +137,11 @@ func referenceFill(lr plog.LogRecord, ev *event.Event, users userResolver, redac
 	put(string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
 }
 
-// referenceEvents is a table of events that exercises every branch of the
-// converter: each attribute present and absent, invalid UTF-8 in every
-// string, secrets, truncation, every origin, host and container cgroups of
-// both versions, and the benchmarks' own mixes.
-func referenceEvents(t testing.TB) []event.Event {
-	const bad = "a\xffb\xc3(c\xe2\x82"
-	var evs []event.Event
-	add := func(mut func(*event.Event)) {
-		ev := fullEvent()
-		mut(&ev)
-		evs = append(evs, ev)
-	}
-	add(func(*event.Event) {})
-	evs = append(evs, minimalEvent())
-	add(func(e *event.Event) { e.VPID = e.PID })
-	add(func(e *event.Event) { e.VPID = 0 })
-	add(func(e *event.Event) { e.UID = 0 })
-	add(func(e *event.Event) { e.UID = 5555 })
-	add(func(e *event.Event) { e.UID, e.RUID = 0, 1000 })
-	add(func(e *event.Event) { e.UID = 7 }) // a user whose name is invalid UTF-8
-	add(func(e *event.Event) { e.UID = 8 }) // a user whose name is ""
-	add(func(e *event.Event) { e.Truncated = 0 })
-	add(func(e *event.Event) { e.Truncated = 0x7f })
-	add(func(e *event.Event) { e.Truncated = event.TruncCgroup })
-	add(func(e *event.Event) { e.Truncated = 0xffffffff })
-	for _, cg := range []string{dockerCgroup, hostCgroup} {
-		for _, f := range originFiles {
-			add(func(e *event.Event) { e.CgroupPath, e.ExeFile, e.ParentFile = cg, f, imageFile })
-			add(func(e *event.Event) { e.CgroupPath, e.ExeFile, e.ParentFile = cg, upperFile, f })
-		}
-	}
-	add(func(e *event.Event) { e.Ancestors = nil })
-	add(func(e *event.Event) { e.Ancestors = []event.Ancestor{{PID: 0}} })
-	add(func(e *event.Event) {
-		e.Ancestors = []event.Ancestor{{PID: 4294967295, Comm: "123456789012345"}, {PID: 1, Comm: bad}, {PID: 2, Comm: ""}}
-	})
-	add(func(e *event.Event) {
-		e.Ancestors = []event.Ancestor{{PID: 7, Comm: "gcc", ExeName: "ld-linux-x86-64.so.2"}, {PID: 1, Comm: "sh", ExeName: bad}, {PID: 2, ExeName: "memfd:x"}}
-	})
-	add(func(e *event.Event) { e.Args = nil })
-	add(func(e *event.Event) { e.Args = []string{} })
-	add(func(e *event.Event) { e.Args = []string{""} })
-	add(func(e *event.Event) { e.Args = []string{"", "x"} })
-	add(func(e *event.Event) { e.Args = []string{"x", "", ""} })
-	add(func(e *event.Event) { e.Argc = 100000 })
-	add(func(e *event.Event) { e.ExePath = "" })
-	add(func(e *event.Event) { e.ExePath = "memfd:x (deleted)" })
-	add(func(e *event.Event) { e.ExePath = "/" })
-	add(func(e *event.Event) { e.ExePath = "usr/bin/gcc" })
-	add(func(e *event.Event) { e.CgroupPath, e.CgroupV1 = "/docker/"+testID1, true })
-	add(func(e *event.Event) { e.CgroupPath = "" })
-	add(func(e *event.Event) { e.CgroupPath, e.CgroupV1 = "", true })
-	add(func(e *event.Event) { e.CgroupPath = hostCgroup })
-	add(func(e *event.Event) { e.CgroupPath = podCgroup })
-	add(func(e *event.Event) { e.CgroupPath = "/kubepods/besteffort/pod" + testPod })
-	add(func(e *event.Event) { e.Cwd, e.Filename, e.ParentExePath, e.Comm = "", "", "", "" })
-	add(func(e *event.Event) {
-		e.Comm, e.Filename, e.ExePath, e.Cwd, e.ParentExePath = bad, bad, "/x/"+bad, bad, bad
-		e.Args = []string{bad, "--password=" + bad, bad, "\xff"}
-		e.CgroupPath = "/system.slice/" + bad + ".service"
-		e.Ancestors = []event.Ancestor{{PID: 1, Comm: bad}}
-	})
-	add(func(e *event.Event) { e.ExePath = "/x/" + bad + "/y" })
-	add(func(e *event.Event) {
-		e.Args = []string{"mysql", "-uroot", "-phunter2", "--password", "hunter2", "https://bob:pw@db/x"}
-	})
-	add(func(e *event.Event) { e.Args = []string{"curl", "-u", "bob:pw", "-H", "Authorization: Bearer abc"} })
-	add(func(e *event.Event) { e.Args = []string{"app", "--token", "--password=x"} })
-	add(func(e *event.Event) { e.Args = []string{"a b", " ", "c"} })
-	evs = append(evs, benchEvents(64)...)
-
-	// The pipeline benchmark's records, through the real decoder.
-	dec := event.NewDecoder()
-	for _, raw := range pipelineRecords()[:64] {
-		var ev event.Event
-		require.NoError(t, dec.Decode(raw, 0, &ev))
-		ev.Args = append([]string(nil), ev.Args...)
-		ev.Ancestors = append([]event.Ancestor(nil), ev.Ancestors...)
-		evs = append(evs, ev)
-	}
-	return evs
-}
-
-func cloneEvents(src []event.Event) []event.Event {
-	out := make([]event.Event, len(src))
-	for i := range src {
-		out[i] = src[i]
-		out[i].Args = append([]string(nil), src[i].Args...)
-	}
-	return out
-}
-
 // TestConvertMatchesReference checks the converter against referenceConvert
 // on every event of the table, alone and in batches, and across batches of
 // one converter (its caches persist from batch to batch).
 func TestConvertMatchesReference(t *testing.T) {
-	users := mapUsers{0: "root", 1000: "alice", 7: "b\xffd", 8: ""}
+	users := goldenUsers
 	for _, redactOn := range []bool{true, false} {
 		t.Run(fmt.Sprintf("redaction=%v", redactOn), func(t *testing.T) {
 			r, err := redact.New(redactOn, []string{`sk-[a-z]+`})
@@ -241,7 +149,7 @@ func TestConvertMatchesReference(t *testing.T) {
 			for _, host := range []string{"node-1", "host\xff"} {
 				c := newLogsConverter(host, "v\xfe1", users, r)
 				c.now = func() time.Time { return readTime }
-				evs := referenceEvents(t)
+				evs := goldenEvents(t)
 				evs = append(evs, evs...) // the second time round, every cache is warm
 
 				check := func(name string, batch []event.Event) {
@@ -264,61 +172,3 @@ func TestConvertMatchesReference(t *testing.T) {
 	}
 }
 
-func requireSameLogs(t *testing.T, want, got plog.Logs, name string) {
-	t.Helper()
-	wantB, err := (&plog.ProtoMarshaler{}).MarshalLogs(want)
-	require.NoError(t, err)
-	gotB, err := (&plog.ProtoMarshaler{}).MarshalLogs(got)
-	require.NoError(t, err)
-	if string(wantB) != string(gotB) {
-		wantJ, _ := (&plog.JSONMarshaler{}).MarshalLogs(want)
-		gotJ, _ := (&plog.JSONMarshaler{}).MarshalLogs(got)
-		require.Equal(t, string(wantJ), string(gotJ), "%s: output differs from the reference converter", name)
-		require.Fail(t, "proto bytes differ, JSON equal", name)
-	}
-}
-
-// TestRecordAttrCount checks that the converter sizes each record's
-// attribute map exactly.
-func TestRecordAttrCount(t *testing.T) {
-	users := mapUsers{0: "root", 1000: "alice", 7: "b\xffd", 8: ""}
-	c := newLogsConverter("node-1", "v1", users, nil)
-	for i, ev := range referenceEvents(t) {
-		name, _ := users.userName(ev.UID)
-		cg := c.cgroup(ev.CgroupPath, ev.CgroupV1)
-		want := recordAttrCount(&ev, name, cg.attr, cg.info.ContainerID != "")
-		c.Append(&ev)
-		lr := c.Take().ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
-		require.Equal(t, lr.Attributes().Len(), want, "event %d", i)
-		require.LessOrEqual(t, want, recordAttrCap, "event %d", i)
-	}
-}
-
-// TestTakeReleasesBatch checks that no cgroup cache entry still points into
-// a batch that Take handed on.
-func TestTakeReleasesBatch(t *testing.T) {
-	c := newTestConverter(t, true)
-	c.appendAll(cloneEvents(referenceEvents(t)))
-	require.NotEmpty(t, c.touched)
-	ld := c.Take()
-	require.Positive(t, ld.LogRecordCount())
-	require.Empty(t, c.touched)
-	for path, e := range c.cgroups {
-		require.False(t, e.haveBatch, "cgroup %q", path)
-		require.Equal(t, plog.LogRecordSlice{}, e.records, "cgroup %q", path)
-	}
-}
-
-// originFiles are files as the kernel reports them, one per way to decide an origin.
-var originFiles = []event.File{
-	{},
-	{Magic: event.MagicTmpfs, Flags: event.FileMemfd},
-	{Magic: 0xef53, Flags: event.FileUnlinked | event.FileRootMount | event.FileRootFS},
-	{Magic: event.MagicTmpfs},
-	imageFile,
-	upperFile,
-	{Magic: event.MagicOverlay, Flags: event.FileRootMount | event.FileRootFS},
-	{Magic: 0xef53, Flags: event.FileRootMount | event.FileRootFS},
-	{Magic: 0xef53},
-	{Magic: 0xef53, Flags: event.FileUserNSMount},
-}
