@@ -1,8 +1,11 @@
 package compilerwatch_test
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/compilerwatch/compilerwatch/internal/metadatacheck"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 )
@@ -29,22 +33,7 @@ type moduleMetadata struct {
 		Kind      string            `yaml:"kind"`
 		Package   string            `yaml:"package"`
 		Stability map[string]string `yaml:"stability"`
-		Telemetry struct {
-			Metrics []string `yaml:"metrics"`
-		} `yaml:"telemetry"`
 	} `yaml:"components"`
-}
-
-// componentMetadata is a component's own metadata.yaml, in mdatagen's format.
-type componentMetadata struct {
-	Type   string `yaml:"type"`
-	Status struct {
-		Class     string              `yaml:"class"`
-		Stability map[string][]string `yaml:"stability"`
-	} `yaml:"status"`
-	Telemetry struct {
-		Metrics map[string]any `yaml:"metrics"`
-	} `yaml:"telemetry"`
 }
 
 // readYAML decodes path into v; strict refuses keys v does not know.
@@ -59,8 +48,9 @@ func readYAML(t *testing.T, path string, v any, strict bool) {
 
 // TestModuleMetadata keeps the root metadata.yaml true: every component it
 // lists exists with that type and stability, its own metadata.yaml agrees,
-// its metrics are the ones it declares, the distribution builds it, and the
-// component's README documents each metric users alert on.
+// the distribution builds it, and the component's README status table agrees. Each component's metadata.yaml is
+// the one source of its metrics: its internal/metadata tests check the code against it, and
+// TestMetricsDocumented the docs.
 func TestModuleMetadata(t *testing.T) {
 	var m moduleMetadata
 	readYAML(t, "metadata.yaml", &m, true)
@@ -89,31 +79,65 @@ func TestModuleMetadata(t *testing.T) {
 			assert.Equal(t, c.Type, f.typ.String(), "factory type")
 			assert.Equal(t, c.Stability["logs"], strings.ToLower(f.stability.String()), "logs stability")
 
-			var cm componentMetadata
-			// mdatagen files carry more keys than this test reads.
-			readYAML(t, filepath.Join(c.Package, "metadata.yaml"), &cm, false)
+			cm := metadatacheck.Load(t, filepath.Join(c.Package, "metadata.yaml"))
 			assert.Equal(t, c.Type, cm.Type)
 			assert.Equal(t, c.Kind, cm.Status.Class)
 			assert.Equal(t, []string{"logs"}, cm.Status.Stability[c.Stability["logs"]])
-
-			var declared []string
-			for k := range cm.Telemetry.Metrics {
-				declared = append(declared, "otelcol_"+k)
-			}
-			slices.Sort(declared)
-			listed := slices.Sorted(slices.Values(c.Telemetry.Metrics))
-			assert.Equal(t, declared, listed, "metrics in %s/metadata.yaml", c.Package)
+			assert.NotEmpty(t, cm.MetricNames(), "%s/metadata.yaml declares the component's metrics", c.Package)
 			readmePath := filepath.Join(c.Package, "README.md")
 			readme, err := os.ReadFile(readmePath)
 			require.NoError(t, err)
 			// The README's status table says the type and stability this file says.
 			assert.Contains(t, string(readme), "| Type          | `"+c.Type+"` |", "%s status table: type", readmePath)
 			assert.Contains(t, string(readme), "| Stability     | ["+c.Stability["logs"]+"]: logs |", "%s status table: stability", readmePath)
-			for _, metric := range c.Telemetry.Metrics {
-				assert.Contains(t, string(readme), metric, "%s documents %s", readmePath, metric)
-			}
 
 			assert.Contains(t, string(builder), "import: "+m.Module+"/"+c.Package, "builder-config.yaml builds %s", c.Type)
 		})
+	}
+}
+
+// metricName is how the docs write an internal metric of this module's
+// components; a name ending in "_" is a prefix (all of a component's).
+var metricName = regexp.MustCompile(`otelcol_(?:receiver_ebpf_exec|processor_compiler_detector)_[a-z0-9_]*`)
+
+// TestMetricsDocumented checks the docs against each component's
+// metadata.yaml: the component's README (the module's README.md while it
+// has none) names every metric the component declares, and no doc names a
+// metric that no component declares.
+func TestMetricsDocumented(t *testing.T) {
+	var m moduleMetadata
+	readYAML(t, "metadata.yaml", &m, true)
+	declared := map[string]bool{}
+	for _, c := range m.Components {
+		names := metadatacheck.Load(t, filepath.Join(c.Package, "metadata.yaml")).MetricNames()
+		doc := filepath.Join(c.Package, "README.md")
+		if _, err := os.Stat(doc); errors.Is(err, fs.ErrNotExist) {
+			doc = "README.md"
+		}
+		text, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for _, name := range names {
+			declared[name] = true
+			assert.Contains(t, string(text), name, "%s documents %s", doc, name)
+		}
+	}
+
+	docs := []string{"README.md"}
+	for _, pattern := range []string{"docs/*.md", "*.md", "receiver/*/README.md", "processor/*/README.md"} {
+		more, err := filepath.Glob(pattern)
+		require.NoError(t, err)
+		docs = append(docs, more...)
+	}
+	slices.Sort(docs)
+	for _, doc := range slices.Compact(docs) {
+		text, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for _, name := range metricName.FindAllString(string(text), -1) {
+			if strings.HasSuffix(name, "_") {
+				continue
+			}
+			assert.True(t, declared[name] || declared[strings.TrimSuffix(name, "_total")],
+				"%s names %s, which no component's metadata.yaml declares", doc, name)
+		}
 	}
 }

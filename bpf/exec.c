@@ -42,16 +42,11 @@
 #include "bpf/bpf_helpers.h"
 #include "bpf/bpf_core_read.h"
 #include "bpf/bpf_tracing.h"
+#include "exec.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define TASK_COMM_LEN 16
-#define NAME_CHUNK 256          /* NAME_MAX + 1 */
-#define PATH_BYTES_MAX 4096     /* PATH_MAX: per captured path */
-#define ARGS_BYTES_HARD_MAX 32768
-#define PATH_DEPTH_HARD_MAX 128
-#define MOUNT_STACK 3 /* mounts stacked on one directory, crossed per level */
-#define ANCESTORS_HARD_MAX 16
 #define CGROUP_SUBSYS_HARD_MAX 16
 
 /*
@@ -64,34 +59,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 #define DATA_MASK 0xffff
 #define DATA_SIZE (DATA_MASK + 1 + PATH_BYTES_MAX)
-
-/* Truncation bits: identical to event.Truncation in Go. */
-#define TRUNC_ARGS        (1U << 0)
-#define TRUNC_PATH        (1U << 1)
-#define TRUNC_CWD         (1U << 2)
-#define TRUNC_PARENT_PATH (1U << 3)
-#define TRUNC_FILENAME    (1U << 4)
-#define TRUNC_CGROUP      (1U << 5)
-#define TRUNC_ANCESTORS   (1U << 6)
-/* Other flags. */
-#define FLAG_EXE_DELETED    (1U << 8)
-#define FLAG_CWD_DELETED    (1U << 9)
-#define FLAG_PARENT_DELETED (1U << 10)
-#define FLAG_CGROUP_V1      (1U << 11)
-
-/*
- * Facts about an executed file: identical to event.FileFlags in Go. The
- * kernel reports them with the filesystem's magic; user space, which knows
- * whether the process runs in a container, decides the origin from them.
- */
-#define FILE_MEMFD        (1U << 0) /* memfd_create() */
-#define FILE_UNLINKED     (1U << 1)
-#define FILE_OVL_KNOWN    (1U << 2) /* overlayfs, and its layer was read */
-#define FILE_OVL_UPPER    (1U << 3) /* overlayfs upper layer */
-#define FILE_ROOT_MOUNT   (1U << 4) /* on the mount of the exec'ing task's root */
-#define FILE_ROOT_FS      (1U << 5) /* on the filesystem (superblock) of that root */
-#define FILE_USERNS_FS    (1U << 6) /* filesystem mounted from a user namespace */
-#define FILE_USERNS_MOUNT (1U << 7) /* mount outside every mount namespace the initial user namespace owns */
 
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define TMPFS_MAGIC 0x01021994
@@ -149,8 +116,12 @@ struct scratch {
 	__u64 ptr_slot; /* see as_scalar(); not part of the record */
 };
 
-/* Keep struct ancestor in BTF so bpf2go generates its Go type. */
+/* Keep these types in BTF so bpf2go generates their Go types. */
 const struct ancestor *unused_ancestor __attribute__((unused));
+const enum limit *unused_limit __attribute__((unused));
+const enum record_flag *unused_record_flag __attribute__((unused));
+const enum file_fact *unused_file_fact __attribute__((unused));
+const enum stat_idx *unused_stat_idx __attribute__((unused));
 
 /* Limits, set from the receiver's config at load time. */
 const volatile __u32 max_args_bytes = 4096;
@@ -635,11 +606,9 @@ static __always_inline __u8 file_facts(struct scratch *s, struct file *f, struct
  * deep it nests, it cannot push its container out of the path, nor replace
  * the path with names it chose. 16 levels hold every runtime layout, nested
  * ones (kind, docker-in-docker) included, with room to spare. Deeper levels
- * are dropped and the path is flagged truncated. 16 names of at most
- * NAME_MAX bytes and a NUL fill PATH_BYTES_MAX exactly, so the byte budget
- * never cuts the top either.
+ * are dropped and the path is flagged truncated. CGROUP_DEPTH_MAX (exec.h)
+ * is that number of levels.
  */
-#define CGROUP_DEPTH_MAX 16
 _Static_assert(CGROUP_DEPTH_MAX * NAME_CHUNK <= PATH_BYTES_MAX, "the kept cgroup levels fit one path");
 /*
  * Without cgroup->ancestors[] (before 6.0), the walk climbs to level

@@ -37,7 +37,7 @@ const (
 	MaxRingBufferSize ByteSize = 1 << 30
 )
 
-// Defaults, as documented in design.md.
+// Defaults.
 const (
 	defaultRingBufferSize ByteSize = 8 << 20
 	defaultMaxArgsBytes            = 4096

@@ -34,10 +34,6 @@ const (
 	attrParentExecutableOri = "compilerwatch.parent.executable.origin"
 )
 
-// recordAttrCap is the most attributes one record gets (recordAttrCount
-// gives the exact number for one event).
-const recordAttrCap = 25
-
 // cgroupCacheSize bounds the path → container cache. A node runs far fewer
 // distinct cgroups than this; when it fills, it is simply emptied.
 const cgroupCacheSize = 4096

@@ -19,7 +19,8 @@ import (
 )
 
 // The largest values Validate accepts are the bounds compiled into the BPF
-// program (bpf/exec.c); probe mirrors them.
+// program (the limit enum of bpf/exec.h), which probe reads from the
+// generated bindings.
 func TestLimitsMatchTheBPFProgram(t *testing.T) {
 	assert.Equal(t, probe.ArgsBytesHardMax, MaxArgsBytesLimit)
 	assert.Equal(t, probe.PathDepthHardMax, MaxPathDepthLimit)

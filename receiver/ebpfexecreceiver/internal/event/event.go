@@ -2,7 +2,11 @@
 // kernel, and the pure decode step from raw ring-buffer bytes to it.
 package event // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 
-import "time"
+import (
+	"time"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
+)
 
 // Origin says where an executed file lives. OriginUnknown means it cannot
 // be told, and the attribute is left out rather than guessed.
@@ -18,7 +22,8 @@ const (
 	OriginHost // a mount from the node: not the container's own root filesystem
 )
 
-// String returns the attribute value of design.md, or "" for OriginUnknown.
+// String returns the value of the compilerwatch.executable.origin
+// attribute, or "" for OriginUnknown.
 func (o Origin) String() string {
 	switch o {
 	case OriginImage:
@@ -38,25 +43,25 @@ func (o Origin) String() string {
 }
 
 // FileFlags are the facts the kernel reports about an executed file, the
-// FILE_* bits of bpf/exec.c.
+// file_fact enum of bpf/exec.h.
 type FileFlags uint8
 
 const (
-	FileMemfd        FileFlags = 1 << iota // made by memfd_create
-	FileUnlinked                           // unlinked from its directory
-	FileOverlayKnown                       // on overlayfs, and the layer was read
-	FileOverlayUpper                       // on overlayfs' upper layer
+	FileMemfd        = FileFlags(probe.FileMemfd)    // made by memfd_create
+	FileUnlinked     = FileFlags(probe.FileUnlinked) // unlinked from its directory
+	FileOverlayKnown = FileFlags(probe.FileOvlKnown) // on overlayfs, and the layer was read
+	FileOverlayUpper = FileFlags(probe.FileOvlUpper) // on overlayfs' upper layer
 	// FileRootMount: on the mount of the exec'ing process's root.
-	FileRootMount
+	FileRootMount = FileFlags(probe.FileRootMount)
 	// FileRootFS: on the filesystem (superblock) of that root, through any
 	// mount of it, such as a bind mount of one of its directories.
-	FileRootFS
+	FileRootFS = FileFlags(probe.FileRootFS)
 	// FileUserNSFS: the filesystem was mounted from inside a user namespace.
-	FileUserNSFS
+	FileUserNSFS = FileFlags(probe.FileUserNSFS)
 	// FileUserNSMount: the mount is detached, internal, or in a mount
 	// namespace a user namespace owns, where a process inside a container may
 	// have made it.
-	FileUserNSMount
+	FileUserNSMount = FileFlags(probe.FileUserNSMount)
 )
 
 // Filesystem magics (statfs f_type) the origin depends on.
@@ -128,17 +133,18 @@ func (f File) Origin(inContainer bool) Origin {
 	return OriginHost
 }
 
-// Truncation bits, one per captured field that can be cut short.
+// Truncation bits, one per captured field that can be cut short: the
+// truncation bits of the record_flag enum of bpf/exec.h.
 type Truncation uint32
 
 const (
-	TruncArgs       Truncation = 1 << iota // argv longer than max_args_bytes
-	TruncPath                              // executable path: depth or bytes
-	TruncCwd                               // working directory
-	TruncParentPath                        // parent's executable path
-	TruncFilename                          // bprm->filename
-	TruncCgroup                            // cgroup path
-	TruncAncestors                         // more ancestors than configured
+	TruncArgs       = Truncation(probe.TruncArgs)       // argv longer than max_args_bytes
+	TruncPath       = Truncation(probe.TruncPath)       // executable path: depth or bytes
+	TruncCwd        = Truncation(probe.TruncCwd)        // working directory
+	TruncParentPath = Truncation(probe.TruncParentPath) // parent's executable path
+	TruncFilename   = Truncation(probe.TruncFilename)   // bprm->filename
+	TruncCgroup     = Truncation(probe.TruncCgroup)     // cgroup path
+	TruncAncestors  = Truncation(probe.TruncAncestors)  // more ancestors than configured
 )
 
 var truncNames = []struct {

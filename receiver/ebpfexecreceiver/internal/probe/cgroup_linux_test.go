@@ -28,7 +28,7 @@ const (
 	// container's cgroup: more than the deepest max_path_depth (128).
 	deepCgroupLevels = 140
 	// keptCgroupLevels is how many levels from the root the kernel keeps.
-	keptCgroupLevels = 16
+	keptCgroupLevels = probe.CgroupDepthMax
 	cgroupRoot       = "/sys/fs/cgroup"
 )
 

@@ -47,6 +47,48 @@ type execEvent struct {
 	Comm          [16]int8
 }
 
+type execFileFact uint32
+
+const (
+	execFileFactFILE_MEMFD        execFileFact = 1
+	execFileFactFILE_UNLINKED     execFileFact = 2
+	execFileFactFILE_OVL_KNOWN    execFileFact = 4
+	execFileFactFILE_OVL_UPPER    execFileFact = 8
+	execFileFactFILE_ROOT_MOUNT   execFileFact = 16
+	execFileFactFILE_ROOT_FS      execFileFact = 32
+	execFileFactFILE_USERNS_FS    execFileFact = 64
+	execFileFactFILE_USERNS_MOUNT execFileFact = 128
+)
+
+type execLimit uint32
+
+const (
+	execLimitARGS_BYTES_HARD_MAX execLimit = 32768
+	execLimitPATH_DEPTH_HARD_MAX execLimit = 128
+	execLimitANCESTORS_HARD_MAX  execLimit = 16
+	execLimitPATH_BYTES_MAX      execLimit = 4096
+	execLimitNAME_CHUNK          execLimit = 256
+	execLimitMOUNT_STACK         execLimit = 3
+	execLimitCGROUP_DEPTH_MAX    execLimit = 16
+)
+
+type execRecordFlag uint32
+
+const (
+	execRecordFlagTRUNC_ARGS          execRecordFlag = 1
+	execRecordFlagTRUNC_PATH          execRecordFlag = 2
+	execRecordFlagTRUNC_CWD           execRecordFlag = 4
+	execRecordFlagTRUNC_PARENT_PATH   execRecordFlag = 8
+	execRecordFlagTRUNC_FILENAME      execRecordFlag = 16
+	execRecordFlagTRUNC_CGROUP        execRecordFlag = 32
+	execRecordFlagTRUNC_ANCESTORS     execRecordFlag = 64
+	execRecordFlagTRUNC_MASK          execRecordFlag = 255
+	execRecordFlagFLAG_EXE_DELETED    execRecordFlag = 256
+	execRecordFlagFLAG_CWD_DELETED    execRecordFlag = 512
+	execRecordFlagFLAG_PARENT_DELETED execRecordFlag = 1024
+	execRecordFlagFLAG_CGROUP_V1      execRecordFlag = 2048
+)
+
 type execScratch struct {
 	_       structs.HostLayout
 	Hdr     execEvent
@@ -54,21 +96,35 @@ type execScratch struct {
 	PtrSlot uint64
 }
 
+type execStatIdx uint32
+
+const (
+	execStatIdxSTAT_EXECS      execStatIdx = 0
+	execStatIdxSTAT_RB_DROPS   execStatIdx = 1
+	execStatIdxSTAT_NO_SCRATCH execStatIdx = 2
+	execStatIdxSTAT_FILTERED   execStatIdx = 3
+	execStatIdxSTAT_MAX        execStatIdx = 4
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execMapEvents         = "events"
-	execMapScratchMap     = "scratch_map"
-	execMapStats          = "stats"
-	execProgHandleExec    = "handle_exec"
-	execProgHandleExecBtf = "handle_exec_btf"
-	execVarHostMntNs      = "host_mnt_ns"
-	execVarMaxAncestors   = "max_ancestors"
-	execVarMaxArgsBytes   = "max_args_bytes"
-	execVarMaxPathDepth   = "max_path_depth"
-	execVarUnusedAncestor = "unused_ancestor"
-	execVarWakeupBytes    = "wakeup_bytes"
+	execMapEvents           = "events"
+	execMapScratchMap       = "scratch_map"
+	execMapStats            = "stats"
+	execProgHandleExec      = "handle_exec"
+	execProgHandleExecBtf   = "handle_exec_btf"
+	execVarHostMntNs        = "host_mnt_ns"
+	execVarMaxAncestors     = "max_ancestors"
+	execVarMaxArgsBytes     = "max_args_bytes"
+	execVarMaxPathDepth     = "max_path_depth"
+	execVarUnusedAncestor   = "unused_ancestor"
+	execVarUnusedFileFact   = "unused_file_fact"
+	execVarUnusedLimit      = "unused_limit"
+	execVarUnusedRecordFlag = "unused_record_flag"
+	execVarUnusedStatIdx    = "unused_stat_idx"
+	execVarWakeupBytes      = "wakeup_bytes"
 )
 
 // loadExec returns the embedded CollectionSpec for exec.
@@ -130,12 +186,16 @@ type execMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execVariableSpecs struct {
-	HostMntNs      *ebpf.VariableSpec `ebpf:"host_mnt_ns"`
-	MaxAncestors   *ebpf.VariableSpec `ebpf:"max_ancestors"`
-	MaxArgsBytes   *ebpf.VariableSpec `ebpf:"max_args_bytes"`
-	MaxPathDepth   *ebpf.VariableSpec `ebpf:"max_path_depth"`
-	UnusedAncestor *ebpf.VariableSpec `ebpf:"unused_ancestor"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	HostMntNs        *ebpf.VariableSpec `ebpf:"host_mnt_ns"`
+	MaxAncestors     *ebpf.VariableSpec `ebpf:"max_ancestors"`
+	MaxArgsBytes     *ebpf.VariableSpec `ebpf:"max_args_bytes"`
+	MaxPathDepth     *ebpf.VariableSpec `ebpf:"max_path_depth"`
+	UnusedAncestor   *ebpf.VariableSpec `ebpf:"unused_ancestor"`
+	UnusedFileFact   *ebpf.VariableSpec `ebpf:"unused_file_fact"`
+	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedRecordFlag *ebpf.VariableSpec `ebpf:"unused_record_flag"`
+	UnusedStatIdx    *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // execObjects contains all objects after they have been loaded into the kernel.
@@ -175,12 +235,16 @@ func (m *execMaps) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execVariables struct {
-	HostMntNs      *ebpf.Variable `ebpf:"host_mnt_ns"`
-	MaxAncestors   *ebpf.Variable `ebpf:"max_ancestors"`
-	MaxArgsBytes   *ebpf.Variable `ebpf:"max_args_bytes"`
-	MaxPathDepth   *ebpf.Variable `ebpf:"max_path_depth"`
-	UnusedAncestor *ebpf.Variable `ebpf:"unused_ancestor"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
+	HostMntNs        *ebpf.Variable `ebpf:"host_mnt_ns"`
+	MaxAncestors     *ebpf.Variable `ebpf:"max_ancestors"`
+	MaxArgsBytes     *ebpf.Variable `ebpf:"max_args_bytes"`
+	MaxPathDepth     *ebpf.Variable `ebpf:"max_path_depth"`
+	UnusedAncestor   *ebpf.Variable `ebpf:"unused_ancestor"`
+	UnusedFileFact   *ebpf.Variable `ebpf:"unused_file_fact"`
+	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedRecordFlag *ebpf.Variable `ebpf:"unused_record_flag"`
+	UnusedStatIdx    *ebpf.Variable `ebpf:"unused_stat_idx"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // execPrograms contains all programs after they have been loaded into the kernel.

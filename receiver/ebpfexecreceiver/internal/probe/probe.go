@@ -17,25 +17,26 @@ type (
 	RawAncestor = execAncestor
 )
 
-// Hard limits compiled into the BPF program. Config values above them are
-// refused by the receiver's Validate.
+// Hard limits compiled into the BPF program, from the limit enum of
+// bpf/exec.h. Config values above them are refused by the receiver's
+// Validate.
 const (
-	ArgsBytesHardMax = 32768
-	PathDepthHardMax = 128
-	AncestorsHardMax = 16
-	PathBytesMax     = 4096
+	ArgsBytesHardMax = int(execLimitARGS_BYTES_HARD_MAX)
+	PathDepthHardMax = int(execLimitPATH_DEPTH_HARD_MAX)
+	AncestorsHardMax = int(execLimitANCESTORS_HARD_MAX)
+	PathBytesMax     = int(execLimitPATH_BYTES_MAX)
 	// MountStack is how many mounts stacked on one directory a path walk
 	// crosses; a path below more is reported truncated.
-	MountStack = 3
+	MountStack = int(execLimitMOUNT_STACK)
 	// NameChunk is the most one path component takes in a record: NAME_MAX
 	// and its NUL. A path walk writes one component per level.
-	NameChunk = 256
+	NameChunk = int(execLimitNAME_CHUNK)
+	// CgroupDepthMax is how many cgroup levels from the root the cgroup walk
+	// keeps, whatever max_path_depth is.
+	CgroupDepthMax = int(execLimitCGROUP_DEPTH_MAX)
 	// RingbufHeaderSize is the kernel's header before every ring buffer
 	// record (BPF_RINGBUF_HDR_SZ); records are padded to 8 bytes.
 	RingbufHeaderSize = 8
-	// CgroupDepthMax is how many cgroup levels from the root the cgroup walk
-	// keeps (CGROUP_DEPTH_MAX in bpf/exec.c), whatever max_path_depth is.
-	CgroupDepthMax = 16
 )
 
 // recordWalkedPaths are the path fields the BPF program fills by walking
@@ -70,14 +71,35 @@ func MinRingBufferSize(maxRecord int) int {
 	return size
 }
 
-// Flags in RawEvent.Flags beyond the truncation bits (bits 0..7), which are
-// identical to event.Truncation.
+// RawEvent.Flags bits, from the record_flag enum of bpf/exec.h: the
+// truncation bits (bits 0..7, event.Truncation) and other facts.
 const (
-	FlagExeDeleted    = 1 << 8
-	FlagCwdDeleted    = 1 << 9
-	FlagParentDeleted = 1 << 10
-	FlagCgroupV1      = 1 << 11
-	TruncationMask    = 0xff
+	TruncArgs       = uint32(execRecordFlagTRUNC_ARGS)
+	TruncPath       = uint32(execRecordFlagTRUNC_PATH)
+	TruncCwd        = uint32(execRecordFlagTRUNC_CWD)
+	TruncParentPath = uint32(execRecordFlagTRUNC_PARENT_PATH)
+	TruncFilename   = uint32(execRecordFlagTRUNC_FILENAME)
+	TruncCgroup     = uint32(execRecordFlagTRUNC_CGROUP)
+	TruncAncestors  = uint32(execRecordFlagTRUNC_ANCESTORS)
+	TruncationMask  = uint32(execRecordFlagTRUNC_MASK)
+
+	FlagExeDeleted    = uint32(execRecordFlagFLAG_EXE_DELETED)
+	FlagCwdDeleted    = uint32(execRecordFlagFLAG_CWD_DELETED)
+	FlagParentDeleted = uint32(execRecordFlagFLAG_PARENT_DELETED)
+	FlagCgroupV1      = uint32(execRecordFlagFLAG_CGROUP_V1)
+)
+
+// RawEvent.ExeFacts and PexeFacts bits, from the file_fact enum of
+// bpf/exec.h: the facts about an executed file (event.FileFlags).
+const (
+	FileMemfd       = uint8(execFileFactFILE_MEMFD)
+	FileUnlinked    = uint8(execFileFactFILE_UNLINKED)
+	FileOvlKnown    = uint8(execFileFactFILE_OVL_KNOWN)
+	FileOvlUpper    = uint8(execFileFactFILE_OVL_UPPER)
+	FileRootMount   = uint8(execFileFactFILE_ROOT_MOUNT)
+	FileRootFS      = uint8(execFileFactFILE_ROOT_FS)
+	FileUserNSFS    = uint8(execFileFactFILE_USERNS_FS)
+	FileUserNSMount = uint8(execFileFactFILE_USERNS_MOUNT)
 )
 
 // Variant names one of the two exec programs in the BPF object. Both write

@@ -176,7 +176,12 @@ func (p *Probe) Reader() RecordReader { return p.reader }
 // Stats reads the kernel-side counters.
 func (p *Probe) Stats() (Stats, error) {
 	var s Stats
-	for idx, dst := range []*uint64{&s.Execs, &s.RingbufDrops, &s.ScratchMisses, &s.Filtered} {
+	for idx, dst := range map[execStatIdx]*uint64{
+		execStatIdxSTAT_EXECS:      &s.Execs,
+		execStatIdxSTAT_RB_DROPS:   &s.RingbufDrops,
+		execStatIdxSTAT_NO_SCRATCH: &s.ScratchMisses,
+		execStatIdxSTAT_FILTERED:   &s.Filtered,
+	} {
 		var perCPU []uint64
 		if err := p.maps.Stats.Lookup(uint32(idx), &perCPU); err != nil {
 			return s, fmt.Errorf("reading BPF stats: %w", err)

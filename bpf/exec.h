@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// The limits and flags the BPF program and its Go reader share, defined
+// here once. They are enums, not macros, so that they reach the object's
+// BTF: bpf2go -type exports each one to Go (internal/probe/exec_bpfel.go),
+// where internal/probe, internal/event and the receiver's config read them.
+
+#ifndef COMPILERWATCH_EXEC_H
+#define COMPILERWATCH_EXEC_H
+
+/* Hard limits compiled into the program; the receiver refuses config above them. */
+enum limit {
+	ARGS_BYTES_HARD_MAX = 32768, /* argv bytes per record */
+	PATH_DEPTH_HARD_MAX = 128,   /* path components walked per path */
+	ANCESTORS_HARD_MAX = 16,     /* ancestors per record */
+	PATH_BYTES_MAX = 4096,       /* PATH_MAX: per captured path */
+	NAME_CHUNK = 256,            /* NAME_MAX + 1: one path component, or an executable's name */
+	MOUNT_STACK = 3,             /* mounts stacked on one directory, crossed per level */
+	/*
+	 * Cgroup levels kept from the root, whatever max_path_depth is. 16
+	 * names of at most NAME_MAX bytes and a NUL fill PATH_BYTES_MAX
+	 * exactly, so the byte budget never cuts the top.
+	 */
+	CGROUP_DEPTH_MAX = 16,
+};
+
+/* struct event's flags: the truncation bits (event.Truncation in Go), then other facts. */
+enum record_flag {
+	TRUNC_ARGS = 1 << 0,        /* argv longer than max_args_bytes */
+	TRUNC_PATH = 1 << 1,        /* executable path: depth or bytes */
+	TRUNC_CWD = 1 << 2,         /* working directory */
+	TRUNC_PARENT_PATH = 1 << 3, /* parent's executable path */
+	TRUNC_FILENAME = 1 << 4,    /* bprm->filename */
+	TRUNC_CGROUP = 1 << 5,      /* cgroup path */
+	TRUNC_ANCESTORS = 1 << 6,   /* more ancestors than configured */
+	TRUNC_MASK = 0xff,          /* the bits reserved for truncations */
+
+	FLAG_EXE_DELETED = 1 << 8,
+	FLAG_CWD_DELETED = 1 << 9,
+	FLAG_PARENT_DELETED = 1 << 10,
+	FLAG_CGROUP_V1 = 1 << 11,
+};
+
+/*
+ * Facts about an executed file (struct event's exe_facts and pexe_facts;
+ * event.FileFlags in Go). The kernel reports them with the filesystem's
+ * magic; user space, which knows whether the process runs in a container,
+ * decides the origin from them.
+ */
+enum file_fact {
+	FILE_MEMFD = 1 << 0,        /* memfd_create() */
+	FILE_UNLINKED = 1 << 1,     /* unlinked from its directory */
+	FILE_OVL_KNOWN = 1 << 2,    /* overlayfs, and its layer was read */
+	FILE_OVL_UPPER = 1 << 3,    /* overlayfs upper layer */
+	FILE_ROOT_MOUNT = 1 << 4,   /* on the mount of the exec'ing task's root */
+	FILE_ROOT_FS = 1 << 5,      /* on the filesystem (superblock) of that root */
+	FILE_USERNS_FS = 1 << 6,    /* filesystem mounted from a user namespace */
+	FILE_USERNS_MOUNT = 1 << 7, /* mount outside every mount namespace the initial user namespace owns */
+};
+
+#endif
