@@ -9,8 +9,9 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 // Default dedup limits. A legitimate container opens a handful of keys an hour (one per compiler and parent
@@ -49,10 +50,10 @@ const (
 )
 
 func metadataLevel(res pcommon.Map) int {
-	if _, ok := res.Get(string(semconv.K8SContainerNameKey)); ok {
+	if _, ok := res.Get(attr.K8sContainerName); ok {
 		return levelContainer
 	}
-	if _, ok := res.Get(attrK8sNamespace); ok {
+	if _, ok := res.Get(attr.K8sNamespace); ok {
 		return levelPod
 	}
 	return levelNone
@@ -200,11 +201,11 @@ func (d *deduper) key(res pcommon.Map, compiler, parentExe, exePath string) dedu
 	for i, f := range d.fields {
 		switch f {
 		case keyContainerID:
-			k.f[i] = getStr(res, attrContainerID)
+			k.f[i] = attr.Str(res, attr.ContainerID)
 		case keyPodUID:
-			k.f[i] = getStr(res, attrK8sPodUID)
+			k.f[i] = attr.Str(res, attr.K8sPodUID)
 		case keyHostName:
-			k.f[i] = getStr(res, attrHostName)
+			k.f[i] = attr.Str(res, attr.HostName)
 		case keyCompiler:
 			k.f[i] = compiler
 		case keyParentExecutable:

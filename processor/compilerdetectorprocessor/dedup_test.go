@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 const metricLimited = "otelcol_processor_compiler_detector_dedup_limited_keys"
@@ -106,13 +108,13 @@ func TestDedupNodeLimitEvictsOldestWithSummary(t *testing.T) {
 	var summaries []plog.LogRecord
 	var summaryRes pcommon.Map
 	eachRecord(h.sink.AllLogs(), func(res pcommon.Map, lr plog.LogRecord) {
-		if lr.EventName() == eventNameDedupSummary {
+		if lr.EventName() == attr.EventDedupSummary {
 			summaries, summaryRes = append(summaries, lr), res
 		}
 	})
 	require.Len(t, summaries, 1)
-	assert.Equal(t, ids[0], strAttr(summaryRes, attrContainerID), "the oldest window is evicted")
-	v, _ := summaries[0].Attributes().Get(attrSuppressedCount)
+	assert.Equal(t, ids[0], strAttr(summaryRes, attr.ContainerID), "the oldest window is evicted")
+	v, _ := summaries[0].Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(1), v.Int())
 	assert.Equal(t, int64(1), h.limited(t, limitNode))
 	assert.Equal(t, int64(1), h.counter(t, metricSummaries))
@@ -122,7 +124,7 @@ func TestDedupNodeLimitEvictsOldestWithSummary(t *testing.T) {
 	h.sink.Reset()
 	require.NoError(t, h.p.Shutdown(context.Background()))
 	eachRecord(h.sink.AllLogs(), func(res pcommon.Map, _ plog.LogRecord) {
-		assert.NotEqual(t, ids[0], strAttr(res, attrContainerID))
+		assert.NotEqual(t, ids[0], strAttr(res, attr.ContainerID))
 	})
 }
 
@@ -154,16 +156,16 @@ func TestDedupLateMetadataIsFlagged(t *testing.T) {
 	h.send(t, testContainer, nil, "/usr/bin/make", "/usr/bin/make")
 	require.Len(t, flagged(h.sink.AllLogs()), 1)
 
-	pod := map[string]string{attrK8sNamespace: "prod", "k8s.pod.name": "web-0"}
+	pod := map[string]string{attr.K8sNamespace: "prod", "k8s.pod.name": "web-0"}
 	h.sink.Reset()
 	h.clk.advance(time.Minute)
 	h.send(t, testContainer, pod, "/usr/bin/make", "/usr/bin/make")
 	got := flagged(h.sink.AllLogs())
 	require.Len(t, got, 1, "the first finding with pod metadata is flagged")
-	v, _ := got[0].Attributes().Get(attrSuppressedCount)
+	v, _ := got[0].Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(1), v.Int(), "with the repeat suppressed before it")
 
-	container := map[string]string{attrK8sNamespace: "prod", "k8s.pod.name": "web-0", "k8s.container.name": "app"}
+	container := map[string]string{attr.K8sNamespace: "prod", "k8s.pod.name": "web-0", "k8s.container.name": "app"}
 	h.sink.Reset()
 	h.send(t, testContainer, container, "/usr/bin/make", "/usr/bin/make")
 	assert.Len(t, flagged(h.sink.AllLogs()), 1, "and the first with the container's too")
@@ -196,7 +198,7 @@ func TestDedupLongKeyFields(t *testing.T) {
 	require.NoError(t, h.p.Shutdown(context.Background()))
 	var sum plog.LogRecord
 	eachRecord(h.sink.AllLogs(), func(_ pcommon.Map, lr plog.LogRecord) { sum = lr })
-	p := strAttr(sum.Attributes(), attrParentExecutable)
+	p := strAttr(sum.Attributes(), attr.ParentExecutable)
 	assert.LessOrEqual(t, len(p), maxKeyFieldBytes)
 	assert.True(t, strings.HasSuffix(long, "/"+p), "the deepest part of the path: %q", p)
 }
@@ -254,7 +256,7 @@ func TestDedupWorstCaseBytes(t *testing.T) {
 	before := heapNow()
 	for c := range cfg.Dedup.MaxKeys / cfg.Dedup.MaxKeysPerContainer {
 		ld := plog.NewLogs()
-		sl := appendResource(ld, fmt.Sprintf("%064x", c+1), map[string]string{attrK8sPodUID: testPodUID})
+		sl := appendResource(ld, fmt.Sprintf("%064x", c+1), map[string]string{attr.K8sPodUID: testPodUID})
 		for i := range cfg.Dedup.MaxKeysPerContainer {
 			r := gccUnder(fmt.Sprintf("%s%05d", long, i))
 			r.exe = long + "gcc"

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 // exclusions are the compiled allowlists of ExcludeConfig. They are consulted only for records that matched a
@@ -46,17 +48,17 @@ func newExclusions(cfg ExcludeConfig) *exclusions {
 // resourceExcluded reports whether the resource (container, pod, namespace, image) is allowlisted.
 func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
 	if len(x.containerIDs) > 0 {
-		if _, ok := x.containerIDs[getStr(res, attrContainerID)]; ok {
+		if _, ok := x.containerIDs[attr.Str(res, attr.ContainerID)]; ok {
 			return true
 		}
 	}
 	if len(x.namespaces) > 0 {
-		if _, ok := x.namespaces[getStr(res, attrK8sNamespace)]; ok {
+		if _, ok := x.namespaces[attr.Str(res, attr.K8sNamespace)]; ok {
 			return true
 		}
 	}
 	if len(x.images) > 0 {
-		if img := getStr(res, attrContainerImage); img != "" {
+		if img := attr.Str(res, attr.ContainerImage); img != "" {
 			for _, g := range x.images {
 				if ok, _ := path.Match(g, img); ok {
 					return true
@@ -67,7 +69,7 @@ func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
 	if len(x.podLabels) > 0 {
 		all := true
 		for k, want := range x.podLabels {
-			v, ok := res.Get(attrK8sPodLabel + k)
+			v, ok := res.Get(attr.K8sPodLabel + k)
 			if !ok || v.Str() != want {
 				all = false
 				break
@@ -112,13 +114,6 @@ func (x *exclusions) parentExcluded(parentPath string, ancestorExes strList) boo
 		}
 	}
 	return false
-}
-
-func getStr(m pcommon.Map, key string) string {
-	if v, ok := m.Get(key); ok {
-		return v.Str()
-	}
-	return ""
 }
 
 func getList(m pcommon.Map, key string) strList {

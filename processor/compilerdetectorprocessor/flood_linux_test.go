@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
@@ -98,13 +99,13 @@ func TestFloodStaysBounded(t *testing.T) {
 	count := consumer.ConsumeLogsFunc(func(ctx context.Context, ld plog.Logs) error {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			rl := ld.ResourceLogs().At(i)
-			if getStr(rl.Resource().Attributes(), attrContainerID) != attacker.ID() {
+			if attr.Str(rl.Resource().Attributes(), attr.ContainerID) != attacker.ID() {
 				continue
 			}
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				lrs := rl.ScopeLogs().At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
-					if getStr(lrs.At(k).Attributes(), attrExecutableName) == "gcc" {
+					if attr.Str(lrs.At(k).Attributes(), attr.ExecutableName) == "gcc" {
 						attackerGCC.Add(1)
 					}
 				}
@@ -166,8 +167,8 @@ func TestFloodStaysBounded(t *testing.T) {
 		otherFindings = findingsOf(sink, other.ID())
 		return len(otherFindings) == 2
 	}, 30*time.Second, 50*time.Millisecond, "both findings of the other container arrive")
-	assert.NotEqual(t, strAttr(otherFindings[0].Attributes(), attrParentExecutable),
-		strAttr(otherFindings[1].Attributes(), attrParentExecutable))
+	assert.NotEqual(t, strAttr(otherFindings[0].Attributes(), attr.ParentExecutable),
+		strAttr(otherFindings[1].Attributes(), attr.ParentExecutable))
 
 	heapAfter := heapAfterGC()
 	seen := attackerGCC.Load()
@@ -211,8 +212,8 @@ func TestFloodStaysBounded(t *testing.T) {
 func findingsOf(sink *consumertest.LogsSink, id string) []plog.LogRecord {
 	var out []plog.LogRecord
 	eachRecord(sink.AllLogs(), func(res pcommon.Map, lr plog.LogRecord) {
-		if getStr(res, attrContainerID) == id && lr.EventName() == "process.exec" {
-			if _, ok := lr.Attributes().Get(attrCompilerName); ok {
+		if attr.Str(res, attr.ContainerID) == id && lr.EventName() == "process.exec" {
+			if _, ok := lr.Attributes().Get(attr.CompilerName); ok {
 				out = append(out, lr)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -61,13 +62,13 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	a := lr.Attributes()
 	a.PutInt("process.pid", pid)
 	a.PutInt("process.parent_pid", pid-1)
-	a.PutStr(attrExecutablePath, r.exe)
-	a.PutStr(attrExecutableName, basename(r.exe))
-	a.PutStr(attrCommand, argv[0])
-	_ = a.PutEmptySlice(attrCommandArgs).FromRaw(toAny(argv))
-	a.PutStr(attrExecFilename, file)
-	a.PutStr(attrExecComm, comm)
-	_ = a.PutEmptySlice(attrAncestors).FromRaw(toAny(r.anc))
+	a.PutStr(attr.ExecutablePath, r.exe)
+	a.PutStr(attr.ExecutableName, basename(r.exe))
+	a.PutStr(attr.Command, argv[0])
+	_ = a.PutEmptySlice(attr.CommandArgs).FromRaw(toAny(argv))
+	a.PutStr(attr.ExecFilename, file)
+	a.PutStr(attr.ExecComm, comm)
+	_ = a.PutEmptySlice(attr.Ancestors).FromRaw(toAny(r.anc))
 	ancExe := make([]string, len(r.anc))
 	for i, anc := range r.anc {
 		if i < len(r.ancExe) && r.ancExe[i] != "" {
@@ -76,18 +77,18 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 			ancExe[i] = anc[strings.IndexByte(anc, ':')+1:]
 		}
 	}
-	_ = a.PutEmptySlice(attrAncestorExeNames).FromRaw(toAny(ancExe))
+	_ = a.PutEmptySlice(attr.AncestorExeNames).FromRaw(toAny(ancExe))
 	if r.parent != "" {
-		a.PutStr(attrParentExecutable, r.parent)
+		a.PutStr(attr.ParentExecutable, r.parent)
 	}
 	if len(r.anc) > 0 {
-		a.PutStr(attrParentCommand, r.anc[0][strings.IndexByte(r.anc[0], ':')+1:])
+		a.PutStr(attr.ParentCommand, r.anc[0][strings.IndexByte(r.anc[0], ':')+1:])
 	}
 	if r.origin != "" {
-		a.PutStr(attrExecutableOrigin, r.origin)
+		a.PutStr(attr.ExecutableOrigin, r.origin)
 	}
 	if r.parentOrigin != "" {
-		a.PutStr(attrParentExecutableOrigin, r.parentOrigin)
+		a.PutStr(attr.ParentExecutableOrigin, r.parentOrigin)
 	}
 	return lr
 }
@@ -105,9 +106,9 @@ func appendResource(ld plog.Logs, containerID string, extra map[string]string) p
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.SetSchemaUrl(semconv.SchemaURL)
 	ra := rl.Resource().Attributes()
-	ra.PutStr(attrHostName, "node-1")
+	ra.PutStr(attr.HostName, "node-1")
 	if containerID != "" {
-		ra.PutStr(attrContainerID, containerID)
+		ra.PutStr(attr.ContainerID, containerID)
 		ra.PutStr("container.runtime.name", "containerd")
 	}
 	for k, v := range extra {
@@ -196,7 +197,7 @@ func (h *harness) counter(t *testing.T, name string) int64 {
 func flagged(lds []plog.Logs) []plog.LogRecord {
 	var out []plog.LogRecord
 	eachRecord(lds, func(_ pcommon.Map, lr plog.LogRecord) {
-		if _, ok := lr.Attributes().Get(attrCompilerName); ok {
+		if _, ok := lr.Attributes().Get(attr.CompilerName); ok {
 			out = append(out, lr)
 		}
 	})

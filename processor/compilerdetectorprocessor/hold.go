@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 // enricher adds Kubernetes attributes to a resource (issue 4 plugs the pod cache in here; it is nil when
@@ -80,10 +82,10 @@ func newHolder(e enricher, wait time.Duration) *holder {
 // orderKey identifies the container a resource belongs to, for ordering. Host resources have none and are
 // never held.
 func orderKey(res pcommon.Map) string {
-	if id := getStr(res, attrContainerID); id != "" {
+	if id := attr.Str(res, attr.ContainerID); id != "" {
 		return id
 	}
-	return getStr(res, attrK8sPodUID)
+	return attr.Str(res, attr.K8sPodUID)
 }
 
 // route enriches rl and reports whether it was moved into the hold queue (true) or must be processed now.

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
@@ -101,7 +102,7 @@ func TestPresenceScanOfExitedContainers(t *testing.T) {
 	close(release)
 	require.Eventually(t, func() bool { return h.scans(t, "found") == 1 }, 10*time.Second, 10*time.Millisecond)
 	require.Len(t, presentIn(h), 1)
-	assert.Equal(t, exitsLate.ID(), strAttr(presentIn(h)[0], attrContainerID))
+	assert.Equal(t, exitsLate.ID(), strAttr(presentIn(h)[0], attr.ContainerID))
 
 	gone(exitsEarly)
 	execIn(t, h, exitsEarly.ID(), int64(exitsEarly.InitPID()), nil)

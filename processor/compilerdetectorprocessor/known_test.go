@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 func TestKnownProcs(t *testing.T) {
@@ -69,7 +71,7 @@ func TestStageNeedsAReportedAncestor(t *testing.T) {
 			require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 			var got []string
 			for _, lr := range flagged(h.sink.AllLogs()) {
-				got = append(got, strAttr(lr.Attributes(), attrExecutableName))
+				got = append(got, strAttr(lr.Attributes(), attr.ExecutableName))
 			}
 			assert.Equal(t, tt.want, got)
 		})

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
 )
@@ -93,7 +94,7 @@ current-context: x
 	assert.Equal(t, int64(0), h.gauge(t, metricK8sSynced))
 
 	ld := plog.NewLogs()
-	appendExec(appendResource(ld, testContainer, map[string]string{attrK8sPodUID: testPodUID}), 10, recGCC)
+	appendExec(appendResource(ld, testContainer, map[string]string{attr.K8sPodUID: testPodUID}), 10, recGCC)
 	require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 	require.Len(t, h.sink.AllLogs(), 1, "not held: no pod is known, so nothing can be pending")
 	out := flagged(h.sink.AllLogs())
@@ -128,8 +129,8 @@ func TestHoldDoesNotWaitThroughAnOutage(t *testing.T) {
 	enr := kubeEnricher{c}
 
 	res := plog.NewLogs().ResourceLogs().AppendEmpty().Resource()
-	res.Attributes().PutStr(attrContainerID, testContainer)
-	res.Attributes().PutStr(attrK8sPodUID, testPodUID)
+	res.Attributes().PutStr(attr.ContainerID, testContainer)
+	res.Attributes().PutStr(attr.K8sPodUID, testPodUID)
 	assert.False(t, enr.Enrich(res), "pod known, container pending: worth holding")
 
 	// A new pod's owner GET fails with a 503: the API server is lost.

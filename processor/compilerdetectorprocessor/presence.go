@@ -21,6 +21,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -331,7 +332,7 @@ func (s *presenceScanner) observe(res pcommon.Resource, rl plog.ResourceLogs) {
 	if !s.enabled.Load() {
 		return
 	}
-	id := getStr(res.Attributes(), attrContainerID)
+	id := attr.Str(res.Attributes(), attr.ContainerID)
 	if id == "" {
 		return
 	}
@@ -414,10 +415,10 @@ func recordPIDs(rl plog.ResourceLogs) []int {
 		lrs := rl.ScopeLogs().At(i).LogRecords()
 		for j := 0; j < lrs.Len(); j++ {
 			attrs := lrs.At(j).Attributes()
-			if v, ok := attrs.Get(attrProcessPID); ok && !add(int(v.Int())) {
+			if v, ok := attrs.Get(attr.ProcessPID); ok && !add(int(v.Int())) {
 				return pids
 			}
-			anc := getList(attrs, attrAncestors)
+			anc := getList(attrs, attr.Ancestors)
 			for k := 0; k < anc.len(); k++ {
 				if pid, _, ok := strings.Cut(anc.at(k), ":"); ok {
 					if n, err := strconv.Atoi(pid); err == nil && !add(n) {
@@ -516,19 +517,19 @@ func (s *presenceScanner) presenceRecord(job scanJob, r scanResult) plog.Logs {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	lr.SetTimestamp(now)
 	lr.SetObservedTimestamp(now)
-	lr.SetEventName(eventNameCompilersPresent)
+	lr.SetEventName(attr.EventCompilersPresent)
 	lr.SetSeverityNumber(plog.SeverityNumberWarn)
-	lr.SetSeverityText(severityText(plog.SeverityNumberWarn))
+	lr.SetSeverityText(attr.SeverityText(plog.SeverityNumberWarn))
 	lr.Body().SetStr(fmt.Sprintf("%d compiler executables present in container %s", len(r.found), job.containerID))
 	attrs := lr.Attributes()
-	putRule(attrs)
-	present := attrs.PutEmptySlice(attrCompilersPresent)
+	attr.PutRule(attrs)
+	present := attrs.PutEmptySlice(attr.CompilersPresent)
 	present.EnsureCapacity(len(r.found))
 	for _, f := range r.found {
 		present.AppendEmpty().SetStr(f)
 	}
 	if r.limited {
-		attrs.PutEmptySlice(attrTruncated).AppendEmpty().SetStr("compilers_present")
+		attrs.PutEmptySlice(attr.Truncated).AppendEmpty().SetStr("compilers_present")
 	}
 	return ld
 }

@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 // These tests run the scanner through the processor against a fake /proc: <pid>/cgroup names the process's
@@ -74,7 +76,7 @@ func (h *harness) scans(t *testing.T, result string) int64 {
 func presentIn(h *harness) []pcommon.Map {
 	var out []pcommon.Map
 	eachRecord(h.sink.AllLogs(), func(res pcommon.Map, lr plog.LogRecord) {
-		if lr.EventName() == eventNameCompilersPresent {
+		if lr.EventName() == attr.EventCompilersPresent {
 			out = append(out, res)
 		}
 	})
@@ -95,7 +97,7 @@ type lateEnricher struct {
 func (e *lateEnricher) Enrich(res pcommon.Resource) bool {
 	if e.calls.Add(1) > 1 {
 		for k, v := range e.attrs {
-			putStrIfAbsent(res.Attributes(), k, v)
+			attr.PutStrIfAbsent(res.Attributes(), k, v)
 		}
 	}
 	return true
@@ -110,9 +112,9 @@ func TestPresenceScanExclusions(t *testing.T) {
 		exclude ExcludeConfig
 		attrs   map[string]string
 	}{
-		{"namespaces", ExcludeConfig{Namespaces: []string{"build"}}, map[string]string{attrK8sNamespace: "build"}},
-		{"images", ExcludeConfig{Images: []string{"registry.example/ci/*"}}, map[string]string{attrContainerImage: "registry.example/ci/runner"}},
-		{"pod_labels", ExcludeConfig{PodLabels: map[string]string{"team": "ci"}}, map[string]string{attrK8sPodLabel + "team": "ci"}},
+		{"namespaces", ExcludeConfig{Namespaces: []string{"build"}}, map[string]string{attr.K8sNamespace: "build"}},
+		{"images", ExcludeConfig{Images: []string{"registry.example/ci/*"}}, map[string]string{attr.ContainerImage: "registry.example/ci/runner"}},
+		{"pod_labels", ExcludeConfig{PodLabels: map[string]string{"team": "ci"}}, map[string]string{attr.K8sPodLabel + "team": "ci"}},
 		{"container_ids", ExcludeConfig{ContainerIDs: []string{testContainer}}, nil},
 	} {
 		t.Run(tc.name+"/at first sight", func(t *testing.T) {
@@ -150,10 +152,10 @@ func TestPresenceScanExclusions(t *testing.T) {
 		fakeProc(t, proc, 10, testContainer, rootWithGCC(t))
 		cfg := createDefaultConfig().(*Config)
 		cfg.Exclude.Namespaces = []string{"build"}
-		h := startScanHarness(t, cfg, &lateEnricher{attrs: map[string]string{attrK8sNamespace: "prod"}}, proc)
+		h := startScanHarness(t, cfg, &lateEnricher{attrs: map[string]string{attr.K8sNamespace: "prod"}}, proc)
 		execIn(t, h, testContainer, 10, nil)
 		require.Eventually(t, func() bool { return len(presentIn(h)) == 1 }, 5*time.Second, 10*time.Millisecond)
-		assert.Equal(t, "prod", strAttr(presentIn(h)[0], attrK8sNamespace))
+		assert.Equal(t, "prod", strAttr(presentIn(h)[0], attr.K8sNamespace))
 		assert.Equal(t, int64(1), h.scans(t, "found"))
 	})
 }
@@ -171,7 +173,7 @@ func TestPresenceScanPicksAProcessOfTheContainer(t *testing.T) {
 	require.Eventually(t, func() bool { return len(presentIn(h)) == 1 }, 5*time.Second, 10*time.Millisecond)
 	var found []any
 	eachRecord(h.sink.AllLogs(), func(_ pcommon.Map, lr plog.LogRecord) {
-		if v, ok := lr.Attributes().Get(attrCompilersPresent); ok {
+		if v, ok := lr.Attributes().Get(attr.CompilersPresent); ok {
 			found = v.Slice().AsRaw()
 		}
 	})

@@ -21,6 +21,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
@@ -378,7 +379,7 @@ func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, 
 	if p.presence != nil {
 		p.presence.observe(rl.Resource(), rl)
 	}
-	inScope := !p.cfg.ContainersOnly || getStr(res, attrContainerID) != ""
+	inScope := !p.cfg.ContainersOnly || attr.Str(res, attr.ContainerID) != ""
 	resExcluded := -1 // computed on the first match only
 	rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
 		sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
@@ -397,16 +398,16 @@ func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, 
 func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr plog.LogRecord, now time.Time, st *stats) bool {
 	attrs := lr.Attributes()
 	v := execView{
-		exePath:      getStr(attrs, attrExecutablePath),
-		exeName:      getStr(attrs, attrExecutableName),
-		filename:     getStr(attrs, attrExecFilename),
-		argv0:        getStr(attrs, attrCommand),
-		comm:         getStr(attrs, attrExecComm),
-		args:         getList(attrs, attrCommandArgs),
-		ancestors:    getList(attrs, attrAncestors),
-		ancestorExes: getList(attrs, attrAncestorExeNames),
+		exePath:      attr.Str(attrs, attr.ExecutablePath),
+		exeName:      attr.Str(attrs, attr.ExecutableName),
+		filename:     attr.Str(attrs, attr.ExecFilename),
+		argv0:        attr.Str(attrs, attr.Command),
+		comm:         attr.Str(attrs, attr.ExecComm),
+		args:         getList(attrs, attr.CommandArgs),
+		ancestors:    getList(attrs, attr.Ancestors),
+		ancestorExes: getList(attrs, attr.AncestorExeNames),
 		known:        p.known,
-		container:    getStr(res, attrContainerID),
+		container:    attr.Str(res, attr.ContainerID),
 	}
 	v.argsTruncated = argsTruncated(attrs, v.args)
 	m, trust, ok := p.matcher.classify(&v)
@@ -421,8 +422,8 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 			*resExcluded = 1
 		}
 	}
-	parentExe := getStr(attrs, attrParentExecutable)
-	parentComm := getStr(attrs, attrParentCommand)
+	parentExe := attr.Str(attrs, attr.ParentExecutable)
+	parentComm := attr.Str(attrs, attr.ParentCommand)
 	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, v.ancestorExes) {
 		st.excluded++
 		return false
@@ -430,8 +431,8 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 
 	// A stage caught without a driver ancestor stands for an unrecognised (renamed) driver, its parent: if that
 	// was written at runtime, so was the compiler.
-	runtime := isRuntimeOrigin(getStr(attrs, attrExecutableOrigin)) ||
-		(m.match == matchCompilerStage && isRuntimeOrigin(getStr(attrs, attrParentExecutableOrigin)))
+	runtime := attr.IsRuntimeOrigin(attr.Str(attrs, attr.ExecutableOrigin)) ||
+		(m.match == matchCompilerStage && attr.IsRuntimeOrigin(attr.Str(attrs, attr.ParentExecutableOrigin)))
 	sev := plog.SeverityNumberWarn
 	if runtime {
 		sev = plog.SeverityNumberError
@@ -467,7 +468,7 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 // remember records the processes a finding vouches for as compilers (see knownProcs).
 func (p *compilerDetector) remember(v *execView, attrs pcommon.Map, trust matchTrust) {
 	if trust.self != 0 {
-		if pid, ok := attrs.Get(attrProcessPID); ok && pid.Type() == pcommon.ValueTypeInt {
+		if pid, ok := attrs.Get(attr.ProcessPID); ok && pid.Type() == pcommon.ValueTypeInt {
 			exe := v.exeName
 			if exe == "" {
 				exe = basename(v.exePath)
@@ -484,10 +485,10 @@ func (p *compilerDetector) remember(v *execView, attrs pcommon.Map, trust matchT
 
 // argsTruncated reports whether the receiver captured less than the whole argv.
 func argsTruncated(attrs pcommon.Map, args strList) bool {
-	if v, ok := attrs.Get(attrArgsCount); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > int64(args.len()) {
+	if v, ok := attrs.Get(attr.ArgsCount); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > int64(args.len()) {
 		return true
 	}
-	tr := getList(attrs, attrTruncated)
+	tr := getList(attrs, attr.Truncated)
 	for i, n := 0, tr.len(); i < n; i++ {
 		if tr.at(i) == "args" {
 			return true
@@ -500,44 +501,23 @@ func argsTruncated(attrs pcommon.Map, args strList) bool {
 func flagRecord(lr plog.LogRecord, m matchResult, sev plog.SeverityNumber, runtime bool, carried int64) {
 	if lr.SeverityNumber() < sev {
 		lr.SetSeverityNumber(sev)
-		lr.SetSeverityText(severityText(sev))
+		lr.SetSeverityText(attr.SeverityText(sev))
 	}
 	attrs := lr.Attributes()
-	putRule(attrs)
-	putStrIfAbsent(attrs, attrCompilerName, m.name)
-	putStrIfAbsent(attrs, attrCompilerLanguage, m.language)
-	putStrIfAbsent(attrs, attrCompilerMatch, m.match)
+	attr.PutRule(attrs)
+	attr.PutStrIfAbsent(attrs, attr.CompilerName, m.name)
+	attr.PutStrIfAbsent(attrs, attr.CompilerLanguage, m.language)
+	attr.PutStrIfAbsent(attrs, attr.CompilerMatch, m.match)
 	if runtime {
-		if _, ok := attrs.Get(attrInstalledAtRuntime); !ok {
-			attrs.PutBool(attrInstalledAtRuntime, true)
+		if _, ok := attrs.Get(attr.InstalledAtRuntime); !ok {
+			attrs.PutBool(attr.InstalledAtRuntime, true)
 		}
 	}
 	if carried > 0 {
-		if _, ok := attrs.Get(attrSuppressedCount); !ok {
-			attrs.PutInt(attrSuppressedCount, carried)
+		if _, ok := attrs.Get(attr.SuppressedCount); !ok {
+			attrs.PutInt(attr.SuppressedCount, carried)
 		}
 	}
-}
-
-func putRule(attrs pcommon.Map) {
-	putStrIfAbsent(attrs, attrRuleUUID, ruleUUID)
-	putStrIfAbsent(attrs, attrRuleName, ruleName)
-	putStrIfAbsent(attrs, attrRuleReference, ruleReference)
-	putStrIfAbsent(attrs, attrRuleCategory, ruleCategory)
-	putStrIfAbsent(attrs, attrRuleRulesetName, ruleRulesetName)
-}
-
-func putStrIfAbsent(m pcommon.Map, k, v string) {
-	if _, ok := m.Get(k); !ok {
-		m.PutStr(k, v)
-	}
-}
-
-func severityText(sev plog.SeverityNumber) string {
-	if sev >= plog.SeverityNumberError {
-		return "ERROR"
-	}
-	return "WARN"
 }
 
 // releaseHeld processes and emits held batches whose metadata arrived or whose wait expired (all when force).
@@ -619,22 +599,22 @@ func (p *compilerDetector) appendSummary(ld plog.Logs, e *dedupEntry, now time.T
 	ts := pcommon.NewTimestampFromTime(now)
 	lr.SetTimestamp(ts)
 	lr.SetObservedTimestamp(ts)
-	lr.SetEventName(eventNameDedupSummary)
+	lr.SetEventName(attr.EventDedupSummary)
 	lr.SetSeverityNumber(e.severity)
-	lr.SetSeverityText(severityText(e.severity))
+	lr.SetSeverityText(attr.SeverityText(e.severity))
 	lr.Body().SetStr(fmt.Sprintf("%d further executions of %s suppressed since %s",
 		e.suppressed, e.compiler, e.start.UTC().Format(time.RFC3339)))
 	attrs := lr.Attributes()
-	putRule(attrs)
-	attrs.PutStr(attrCompilerName, e.compiler)
-	attrs.PutStr(attrCompilerLanguage, e.language)
+	attr.PutRule(attrs)
+	attrs.PutStr(attr.CompilerName, e.compiler)
+	attrs.PutStr(attr.CompilerLanguage, e.language)
 	if e.parentExe != "" {
-		attrs.PutStr(attrParentExecutable, e.parentExe)
+		attrs.PutStr(attr.ParentExecutable, e.parentExe)
 	}
 	if e.runtime {
-		attrs.PutBool(attrInstalledAtRuntime, true)
+		attrs.PutBool(attr.InstalledAtRuntime, true)
 	}
-	attrs.PutInt(attrSuppressedCount, e.suppressed)
+	attrs.PutInt(attr.SuppressedCount, e.suppressed)
 }
 
 // deliver hands an async batch to the next consumer. There is no caller to return an error to, so a failure is

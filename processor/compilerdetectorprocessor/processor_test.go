@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -69,8 +70,8 @@ func TestDedupBurst(t *testing.T) {
 	}
 	got := flagged(h.sink.AllLogs())
 	require.Len(t, got, 2)
-	assert.Equal(t, "gcc", strAttr(got[0].Attributes(), attrCompilerName))
-	assert.Equal(t, "g++", strAttr(got[1].Attributes(), attrCompilerName))
+	assert.Equal(t, "gcc", strAttr(got[0].Attributes(), attr.CompilerName))
+	assert.Equal(t, "g++", strAttr(got[1].Attributes(), attr.CompilerName))
 	assert.Equal(t, int64(2), h.counter(t, metricFlagged))
 	assert.Equal(t, int64(98), h.counter(t, metricDeduplicated))
 	assert.Equal(t, 300, logCount(h.sink.AllLogs()), "suppressed records flow on unflagged")
@@ -83,7 +84,7 @@ func TestDedupBurst(t *testing.T) {
 	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
 	got = flagged(h.sink.AllLogs())
 	require.Len(t, got, 1)
-	v, ok := got[0].Attributes().Get(attrSuppressedCount)
+	v, ok := got[0].Attributes().Get(attr.SuppressedCount)
 	require.True(t, ok)
 	assert.Equal(t, int64(49), v.Int())
 
@@ -92,16 +93,16 @@ func TestDedupBurst(t *testing.T) {
 	h.p.emitSummaries(ctx, false)
 	require.Len(t, h.sink.AllLogs(), 1)
 	sum := h.sink.AllLogs()[0].ResourceLogs().At(0)
-	assert.Equal(t, testContainer, strAttr(sum.Resource().Attributes(), attrContainerID))
+	assert.Equal(t, testContainer, strAttr(sum.Resource().Attributes(), attr.ContainerID))
 	assert.Equal(t, metadata.ScopeName, sum.ScopeLogs().At(0).Scope().Name())
 	lr := sum.ScopeLogs().At(0).LogRecords().At(0)
-	assert.Equal(t, eventNameDedupSummary, lr.EventName())
+	assert.Equal(t, attr.EventDedupSummary, lr.EventName())
 	assert.Equal(t, plog.SeverityNumberWarn, lr.SeverityNumber())
 	assert.Equal(t, "WARN", lr.SeverityText())
-	assert.Equal(t, "g++", strAttr(lr.Attributes(), attrCompilerName))
-	assert.Equal(t, "/usr/bin/make", strAttr(lr.Attributes(), attrParentExecutable))
-	assert.Equal(t, ruleUUID, strAttr(lr.Attributes(), attrRuleUUID))
-	v, _ = lr.Attributes().Get(attrSuppressedCount)
+	assert.Equal(t, "g++", strAttr(lr.Attributes(), attr.CompilerName))
+	assert.Equal(t, "/usr/bin/make", strAttr(lr.Attributes(), attr.ParentExecutable))
+	assert.Equal(t, attr.RuleUUIDValue, strAttr(lr.Attributes(), attr.RuleUUID))
+	v, _ = lr.Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(49), v.Int())
 	assert.Equal(t, int64(1), h.counter(t, metricSummaries))
 
@@ -116,7 +117,7 @@ func TestDedupCountsSurviveShutdown(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, h.p.Start(ctx, componenttest.NewNopHost()))
 	ld := plog.NewLogs()
-	sl := appendResource(ld, testContainer, map[string]string{attrK8sNamespace: "prod"})
+	sl := appendResource(ld, testContainer, map[string]string{attr.K8sNamespace: "prod"})
 	for i := int64(0); i < 3; i++ {
 		appendExec(sl, 10+i, execRec{exe: "/usr/bin/rustc", anc: bashAnc, parent: "/usr/bin/bash", origin: "tmpfs"})
 	}
@@ -125,12 +126,12 @@ func TestDedupCountsSurviveShutdown(t *testing.T) {
 
 	require.Len(t, h.sink.AllLogs(), 2)
 	sum := h.sink.AllLogs()[1].ResourceLogs().At(0)
-	assert.Equal(t, "prod", strAttr(sum.Resource().Attributes(), attrK8sNamespace))
+	assert.Equal(t, "prod", strAttr(sum.Resource().Attributes(), attr.K8sNamespace))
 	lr := sum.ScopeLogs().At(0).LogRecords().At(0)
 	assert.Equal(t, plog.SeverityNumberError, lr.SeverityNumber(), "keeps the finding's severity")
-	v, _ := lr.Attributes().Get(attrSuppressedCount)
+	v, _ := lr.Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(2), v.Int())
-	rt, _ := lr.Attributes().Get(attrInstalledAtRuntime)
+	rt, _ := lr.Attributes().Get(attr.InstalledAtRuntime)
 	assert.True(t, rt.Bool())
 }
 
@@ -157,8 +158,8 @@ func TestDedupKey(t *testing.T) {
 
 func TestExclusions(t *testing.T) {
 	res := map[string]string{
-		attrK8sNamespace: "build", attrContainerImage: "registry.example/team/builder",
-		attrK8sPodLabel + "app": "ci", attrK8sPodLabel + "tier": "build",
+		attr.K8sNamespace: "build", attr.ContainerImage: "registry.example/team/builder",
+		attr.K8sPodLabel + "app": "ci", attr.K8sPodLabel + "tier": "build",
 	}
 	tests := []struct {
 		name     string
@@ -237,14 +238,14 @@ func TestFlagAddsOnlyWhereAbsent(t *testing.T) {
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
 	ld := plog.NewLogs()
 	lr := appendExec(appendResource(ld, testContainer, nil), 1, recGCC)
-	lr.Attributes().PutStr(attrRuleName, "site rule")
+	lr.Attributes().PutStr(attr.RuleName, "site rule")
 	lr.SetSeverityNumber(plog.SeverityNumberFatal)
 	lr.SetSeverityText("FATAL")
 	require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 	out := flagged(h.sink.AllLogs())
 	require.Len(t, out, 1)
-	assert.Equal(t, "site rule", strAttr(out[0].Attributes(), attrRuleName))
-	assert.Equal(t, ruleUUID, strAttr(out[0].Attributes(), attrRuleUUID))
+	assert.Equal(t, "site rule", strAttr(out[0].Attributes(), attr.RuleName))
+	assert.Equal(t, attr.RuleUUIDValue, strAttr(out[0].Attributes(), attr.RuleUUID))
 	assert.Equal(t, plog.SeverityNumberFatal, out[0].SeverityNumber(), "severity is never lowered")
 	assert.Equal(t, "FATAL", out[0].SeverityText())
 }
@@ -260,11 +261,11 @@ func (f *fakeEnricher) Enrich(res pcommon.Resource) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	id := getStr(res.Attributes(), attrContainerID)
+	id := attr.Str(res.Attributes(), attr.ContainerID)
 	if !f.ready[id] {
 		return false
 	}
-	putStrIfAbsent(res.Attributes(), attrK8sNamespace, "ns-"+id[:4])
+	attr.PutStrIfAbsent(res.Attributes(), attr.K8sNamespace, "ns-"+id[:4])
 	return true
 }
 
@@ -291,7 +292,7 @@ func TestHoldForMetadata(t *testing.T) {
 	require.Len(t, h.sink.AllLogs(), 1)
 	out := h.sink.AllLogs()[0]
 	assert.Equal(t, 2, out.ResourceLogs().Len(), "ready container and host pass synchronously")
-	assert.Equal(t, "ns-0f1e", strAttr(out.ResourceLogs().At(0).Resource().Attributes(), attrK8sNamespace))
+	assert.Equal(t, "ns-0f1e", strAttr(out.ResourceLogs().At(0).Resource().Attributes(), attr.K8sNamespace))
 	assert.Equal(t, int64(1), h.counter(t, metricHeld))
 
 	// Metadata arrives, but a new batch for the same container still queues behind the held one.
@@ -305,7 +306,7 @@ func TestHoldForMetadata(t *testing.T) {
 	all := h.sink.AllLogs()
 	require.Len(t, all, 3)
 	first := all[1].ResourceLogs().At(0)
-	assert.Equal(t, "ns-aaaa", strAttr(first.Resource().Attributes(), attrK8sNamespace))
+	assert.Equal(t, "ns-aaaa", strAttr(first.Resource().Attributes(), attr.K8sNamespace))
 	assert.Equal(t, int64(2), first.ScopeLogs().At(0).LogRecords().At(0).Attributes().AsRaw()["process.pid"])
 	assert.Empty(t, flagged(all[1:]), "excluded by the namespace the enricher added")
 	assert.Equal(t, int64(1), h.counter(t, metricExcluded))

@@ -3,13 +3,8 @@ package kube // import "github.com/compilerwatch/compilerwatch/processor/compile
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-)
 
-// Attribute key prefixes of semconv's k8s.pod.label.<key> and k8s.pod.annotation.<key> (templates in semconv, so
-// there are no Key constants to use).
-const (
-	podLabelPrefix      = "k8s.pod.label."
-	podAnnotationPrefix = "k8s.pod.annotation."
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 // applier writes a Result onto resource attributes, only where absent: attributes set upstream (by the receiver or
@@ -78,14 +73,14 @@ func (a applier) apply(attrs pcommon.Map, r *Result) {
 	if !a.labels.empty() {
 		for k, v := range r.Pod.Labels {
 			if a.labels.has(k) {
-				putValue(attrs, podLabelPrefix+k, v)
+				putValue(attrs, attr.K8sPodLabel+k, v)
 			}
 		}
 	}
 	if !a.annotations.empty() {
 		for k, v := range r.Pod.Annotations {
 			if a.annotations.has(k) {
-				putValue(attrs, podAnnotationPrefix+k, v)
+				putValue(attrs, attr.K8sPodAnnotation+k, v)
 			}
 		}
 	}
