@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 )
 
@@ -215,8 +216,8 @@ func (e CompilerEntry) validate() error {
 	if e.Name != strings.ToLower(e.Name) || strings.ContainsAny(e.Name, " \t\n") {
 		return fmt.Errorf(`"name" %q must be lowercase with no whitespace`, e.Name)
 	}
-	if !isValidLanguage(e.Language) {
-		return fmt.Errorf(`"language" %q must be one of %s`, e.Language, langListForErr)
+	if !catalog.IsValidLanguage(e.Language) {
+		return fmt.Errorf(`"language" %q must be one of %s`, e.Language, catalog.LanguageList)
 	}
 	if len(e.Executables) == 0 {
 		return errors.New(`missing required field "executables"`)
@@ -262,21 +263,11 @@ func isContainerID(s string) bool {
 	return true
 }
 
-// catalogEntries returns the catalog this configuration selects: built-ins, then user entries, which override
-// built-ins with the same executable name.
-func (cfg *Config) catalogEntries() []*catalogEntry {
-	var entries []*catalogEntry
-	if cfg.Compilers.Mode != modeReplace {
-		entries = builtinCatalog()
+// catalogEntries returns the catalog this configuration selects.
+func (cfg *Config) catalogEntries() []*catalog.Entry {
+	user := make([]catalog.User, len(cfg.Compilers.Entries))
+	for i, u := range cfg.Compilers.Entries {
+		user[i] = catalog.User{Name: u.Name, Language: u.Language, Executables: u.Executables, Args: u.Args}
 	}
-	for _, u := range cfg.Compilers.Entries {
-		e := &catalogEntry{name: u.Name, language: u.Language, kind: kindDriver, executables: u.Executables}
-		if len(u.Args) > 0 {
-			e.kind = kindTool
-			e.style = argsSubcommand
-			e.subcommands = subs("", u.Args...)
-		}
-		entries = append(entries, e)
-	}
-	return entries
+	return catalog.Entries(cfg.Compilers.Mode == modeReplace, user)
 }

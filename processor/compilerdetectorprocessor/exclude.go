@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // exclusions are the compiled allowlists of ExcludeConfig. They are consulted only for records that matched a
@@ -85,7 +86,7 @@ func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
 // parentExcluded reports whether the parent or an ancestor is allowlisted. Names are the kernel's base names of
 // the ancestors' executables (mm->exe_file), never comms, which any process can set to anything: a process that
 // calls itself "make" is not make. A memfd keeps its "memfd:" prefix, so it never matches a plain name.
-func (x *exclusions) parentExcluded(parentPath string, ancestorExes strList) bool {
+func (x *exclusions) parentExcluded(parentPath string, ancestorExes catalog.List) bool {
 	for _, g := range x.parentPaths {
 		if ok, _ := path.Match(g, parentPath); ok && parentPath != "" {
 			return true
@@ -105,20 +106,14 @@ func (x *exclusions) parentExcluded(parentPath string, ancestorExes strList) boo
 		}
 		return false
 	}
-	if check(basename(parentPath)) {
+	if check(catalog.Basename(parentPath)) {
 		return true
 	}
-	for i, n := 0, ancestorExes.len(); i < n; i++ {
-		if check(ancestorExes.at(i)) {
+	for i, n := 0, ancestorExes.Len(); i < n; i++ {
+		if check(ancestorExes.At(i)) {
 			return true
 		}
 	}
 	return false
 }
 
-func getList(m pcommon.Map, key string) strList {
-	if v, ok := m.Get(key); ok && v.Type() == pcommon.ValueTypeSlice {
-		return pdataList(v.Slice())
-	}
-	return strList{}
-}

@@ -17,6 +17,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -33,7 +34,7 @@ type execRec struct {
 	exe          string
 	file         string // defaults to exe
 	argv         []string
-	comm         string // defaults to basename(file) cut to 15 bytes
+	comm         string // defaults to catalog.Basename(file) cut to 15 bytes
 	anc          []string
 	ancExe       []string // the ancestors' executable names; a missing or empty one is the ancestor's comm
 	parent       string   // parent executable path
@@ -48,9 +49,9 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	}
 	comm := r.comm
 	if comm == "" {
-		comm = basename(file)
-		if len(comm) > commLen {
-			comm = comm[:commLen]
+		comm = catalog.Basename(file)
+		if len(comm) > catalog.CommLen {
+			comm = comm[:catalog.CommLen]
 		}
 	}
 	argv := append([]string{file}, r.argv...)
@@ -63,7 +64,7 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	a.PutInt("process.pid", pid)
 	a.PutInt("process.parent_pid", pid-1)
 	a.PutStr(attr.ExecutablePath, r.exe)
-	a.PutStr(attr.ExecutableName, basename(r.exe))
+	a.PutStr(attr.ExecutableName, catalog.Basename(r.exe))
 	a.PutStr(attr.Command, argv[0])
 	_ = a.PutEmptySlice(attr.CommandArgs).FromRaw(toAny(argv))
 	a.PutStr(attr.ExecFilename, file)
@@ -138,10 +139,10 @@ func under(r execRec, pid int64, driver execRec) execRec {
 		if file == "" {
 			file = driver.exe
 		}
-		comm = basename(file)
+		comm = catalog.Basename(file)
 	}
 	r.anc = append([]string{strconv.FormatInt(pid, 10) + ":" + comm}, r.anc[min(1, len(r.anc)):]...)
-	r.ancExe = append([]string{basename(driver.exe)}, r.ancExe[min(1, len(r.ancExe)):]...)
+	r.ancExe = append([]string{catalog.Basename(driver.exe)}, r.ancExe[min(1, len(r.ancExe)):]...)
 	r.parent = driver.exe
 	return r
 }

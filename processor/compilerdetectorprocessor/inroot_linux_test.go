@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
@@ -55,7 +56,7 @@ func TestHeldRootOutlivesTheContainer(t *testing.T) {
 			_, err = openProcRoot("/proc", []int{c.InitPID()}, c.ID())
 			assert.ErrorIs(t, err, errNoProcess, "nothing left to open: unscannable")
 
-			r := scanTree(context.Background(), root, newMatcher(builtinCatalog()))
+			r := scanTree(context.Background(), root, catalog.NewMatcher(catalog.Builtin()))
 			assert.Equal(t, []string{"gcc:/usr/local/bin/gcc"}, r.found, "the held root is still readable")
 			assert.Zero(t, r.errors)
 		})
@@ -80,7 +81,7 @@ func TestPresenceScanOfExitedContainers(t *testing.T) {
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
 	s := h.p.presence
 	release := make(chan struct{})
-	s.scanTree = func(ctx context.Context, root *inRoot, m *matcher) scanResult {
+	s.scanTree = func(ctx context.Context, root *inRoot, m *catalog.Matcher) scanResult {
 		<-release // the scan waits until the container is gone
 		return scanTree(ctx, root, m)
 	}

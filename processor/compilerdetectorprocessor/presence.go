@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -75,7 +76,7 @@ type scanResult struct {
 type treeScan struct {
 	ctx        context.Context
 	root       *inRoot
-	m          *matcher
+	m          *catalog.Matcher
 	maxEntries int // scanMaxEntries; tests lower it
 	seen       map[string]bool
 	r          scanResult
@@ -83,7 +84,7 @@ type treeScan struct {
 
 // scanTree looks for catalog compilers under root. An entry that cannot be read is counted and skipped; it
 // never ends the scan.
-func scanTree(ctx context.Context, root *inRoot, m *matcher) scanResult {
+func scanTree(ctx context.Context, root *inRoot, m *catalog.Matcher) scanResult {
 	s := treeScan{ctx: ctx, root: root, m: m, maxEntries: scanMaxEntries}
 	return s.run()
 }
@@ -180,8 +181,8 @@ func (s *treeScan) expand(pattern string) []string {
 // scanDir looks for catalog compilers among the entries of the container directory dir.
 func (s *treeScan) scanDir(dir string) {
 	s.list(dir, func(de fs.DirEntry) {
-		e := s.m.lookup(de.Name())
-		if e == nil || (e.kind == kindTool && !presenceTools[e.name]) {
+		e := s.m.Lookup(de.Name())
+		if e == nil || (e.Tool() && !presenceTools[e.Name()]) {
 			return
 		}
 		p := path.Join(dir, de.Name())
@@ -195,7 +196,7 @@ func (s *treeScan) scanDir(dir string) {
 		if !mode.IsRegular() || mode.Perm()&0o111 == 0 {
 			return
 		}
-		if item := e.name + ":" + p; !s.seen[item] {
+		if item := e.Name() + ":" + p; !s.seen[item] {
 			s.seen[item] = true
 			s.r.found = append(s.r.found, item)
 		}
@@ -234,7 +235,7 @@ type scanJob struct {
 
 // presenceScanner runs scans in the background, at most once per container.
 type presenceScanner struct {
-	m       *matcher
+	m       *catalog.Matcher
 	exclude *exclusions
 	// enrich adds what is known by now (Kubernetes attributes) to a resource before exclusions are decided.
 	enrich  func(pcommon.Resource)
@@ -247,7 +248,7 @@ type presenceScanner struct {
 	timeout  time.Duration
 	grace    time.Duration
 	support  func() error
-	scanTree func(context.Context, *inRoot, *matcher) scanResult
+	scanTree func(context.Context, *inRoot, *catalog.Matcher) scanResult
 
 	enabled atomic.Bool  // set by start once the scan can run
 	stuck   atomic.Int32 // abandoned scans still blocked in a system call
@@ -266,7 +267,7 @@ type presenceScanner struct {
 
 const scanned = scanMaxAttempts + 1
 
-func newPresenceScanner(m *matcher, exclude *exclusions, enrich func(pcommon.Resource), logger *zap.Logger,
+func newPresenceScanner(m *catalog.Matcher, exclude *exclusions, enrich func(pcommon.Resource), logger *zap.Logger,
 	tb *metadata.TelemetryBuilder, version string, emit func(context.Context, plog.Logs),
 ) *presenceScanner {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -418,9 +419,9 @@ func recordPIDs(rl plog.ResourceLogs) []int {
 			if v, ok := attrs.Get(attr.ProcessPID); ok && !add(int(v.Int())) {
 				return pids
 			}
-			anc := getList(attrs, attr.Ancestors)
-			for k := 0; k < anc.len(); k++ {
-				if pid, _, ok := strings.Cut(anc.at(k), ":"); ok {
+			anc := catalog.ListAttr(attrs, attr.Ancestors)
+			for k := 0; k < anc.Len(); k++ {
+				if pid, _, ok := strings.Cut(anc.At(k), ":"); ok {
 					if n, err := strconv.Atoi(pid); err == nil && !add(n) {
 						return pids
 					}

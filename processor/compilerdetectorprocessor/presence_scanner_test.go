@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // These tests run the scanner through the processor against a fake /proc: <pid>/cgroup names the process's
@@ -231,7 +232,7 @@ func TestPresenceScanAbandonsStuckScans(t *testing.T) {
 	release := make(chan struct{})
 	var blocked atomic.Bool
 	blocked.Store(true)
-	s.scanTree = func(ctx context.Context, root *inRoot, m *matcher) scanResult {
+	s.scanTree = func(ctx context.Context, root *inRoot, m *catalog.Matcher) scanResult {
 		if blocked.Load() {
 			<-release // ignores ctx, like a system call would
 		}

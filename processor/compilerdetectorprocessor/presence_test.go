@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // fakeRoot builds a container root: files are created with their mode, links with their target.
@@ -39,7 +41,7 @@ func scanDir(t *testing.T, ctx context.Context, root string) scanResult {
 	r, err := openInRoot(root)
 	require.NoError(t, err)
 	defer r.Close()
-	return scanTree(ctx, r, newMatcher(builtinCatalog()))
+	return scanTree(ctx, r, catalog.NewMatcher(catalog.Builtin()))
 }
 
 func TestScanRoot(t *testing.T) {
@@ -95,7 +97,7 @@ func TestScanRootStopsWhenCanceled(t *testing.T) {
 // BenchmarkScanRootHost scans this machine's own root, a realistic Debian root with gcc, Go and a JDK: the
 // cost of one container's presence scan, with the entries it examined.
 func BenchmarkScanRootHost(b *testing.B) {
-	m := newMatcher(builtinCatalog())
+	m := catalog.NewMatcher(catalog.Builtin())
 	var r scanResult
 	root, err := openInRoot("/")
 	require.NoError(b, err)
@@ -151,7 +153,7 @@ func TestScanTreeBoundsEntries(t *testing.T) {
 	root, err := openInRoot(fakeRoot(t, files, nil))
 	require.NoError(t, err)
 	defer root.Close()
-	s := treeScan{ctx: context.Background(), root: root, m: newMatcher(builtinCatalog()), maxEntries: max}
+	s := treeScan{ctx: context.Background(), root: root, m: catalog.NewMatcher(catalog.Builtin()), maxEntries: max}
 	r := s.run()
 	assert.True(t, r.limited)
 	assert.Equal(t, max+1, r.entries, "stops at the bound")

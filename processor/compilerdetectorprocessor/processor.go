@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
@@ -36,8 +37,8 @@ type compilerDetector struct {
 	telemetry *metadata.TelemetryBuilder
 	buildInfo component.BuildInfo
 
-	matcher  *matcher
-	known    *knownProcs // processes reported as compilers, which vouch for their stages
+	matcher  *catalog.Matcher
+	known    *catalog.Known // processes reported as compilers, which vouch for their stages
 	exclude  *exclusions
 	dedup    *deduper         // nil when dedup.window is 0
 	enricher enricher         // nil when kubernetes is off
@@ -76,8 +77,8 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		next:      next,
 		telemetry: tb,
 		buildInfo: set.BuildInfo,
-		matcher:   newMatcher(cfg.catalogEntries()),
-		known:     newKnownProcs(),
+		matcher:   catalog.NewMatcher(cfg.catalogEntries()),
+		known:     catalog.NewKnown(),
 		exclude:   newExclusions(cfg.Exclude),
 		dedup:     newDeduper(cfg.Dedup, set.Logger),
 		enricher:  enr,
@@ -397,25 +398,30 @@ func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, 
 // processRecord flags lr if it is a compiler execution that is neither excluded nor a duplicate.
 func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr plog.LogRecord, now time.Time, st *stats) bool {
 	attrs := lr.Attributes()
-	v := execView{
-		exePath:      attr.Str(attrs, attr.ExecutablePath),
-		exeName:      attr.Str(attrs, attr.ExecutableName),
-		filename:     attr.Str(attrs, attr.ExecFilename),
-		argv0:        attr.Str(attrs, attr.Command),
-		comm:         attr.Str(attrs, attr.ExecComm),
-		args:         getList(attrs, attr.CommandArgs),
-		ancestors:    getList(attrs, attr.Ancestors),
-		ancestorExes: getList(attrs, attr.AncestorExeNames),
-		known:        p.known,
-		container:    attr.Str(res, attr.ContainerID),
+	v := catalog.ExecView{
+		ExePath:      attr.Str(attrs, attr.ExecutablePath),
+		ExeName:      attr.Str(attrs, attr.ExecutableName),
+		Filename:     attr.Str(attrs, attr.ExecFilename),
+		Argv0:        attr.Str(attrs, attr.Command),
+		Comm:         attr.Str(attrs, attr.ExecComm),
+		Args:         catalog.ListAttr(attrs, attr.CommandArgs),
+		Ancestors:    catalog.ListAttr(attrs, attr.Ancestors),
+		AncestorExes: catalog.ListAttr(attrs, attr.AncestorExeNames),
+		Known:        p.known,
+		Container:    attr.Str(res, attr.ContainerID),
 	}
-	v.argsTruncated = argsTruncated(attrs, v.args)
-	m, trust, ok := p.matcher.classify(&v)
+	v.ArgsTruncated = argsTruncated(attrs, v.Args)
+	m, trust, ok := p.matcher.Classify(&v)
 	if !ok {
 		return false
 	}
 	// Remembered before exclusion and dedup: an excluded or repeated compiler still vouches for its stages.
-	p.remember(&v, attrs, trust)
+	var pid int64
+	pv, hasPID := attrs.Get(attr.ProcessPID)
+	if hasPID = hasPID && pv.Type() == pcommon.ValueTypeInt; hasPID {
+		pid = pv.Int()
+	}
+	p.known.Remember(&v, pid, hasPID, trust)
 	if *resExcluded < 0 {
 		*resExcluded = 0
 		if p.exclude.resourceExcluded(res) {
@@ -424,7 +430,7 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 	}
 	parentExe := attr.Str(attrs, attr.ParentExecutable)
 	parentComm := attr.Str(attrs, attr.ParentCommand)
-	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, v.ancestorExes) {
+	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, v.AncestorExes) {
 		st.excluded++
 		return false
 	}
@@ -432,7 +438,7 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 	// A stage caught without a driver ancestor stands for an unrecognised (renamed) driver, its parent: if that
 	// was written at runtime, so was the compiler.
 	runtime := attr.IsRuntimeOrigin(attr.Str(attrs, attr.ExecutableOrigin)) ||
-		(m.match == matchCompilerStage && attr.IsRuntimeOrigin(attr.Str(attrs, attr.ParentExecutableOrigin)))
+		(m.Signal == catalog.MatchCompilerStage && attr.IsRuntimeOrigin(attr.Str(attrs, attr.ParentExecutableOrigin)))
 	sev := plog.SeverityNumberWarn
 	if runtime {
 		sev = plog.SeverityNumberError
@@ -443,9 +449,9 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 		if keyParent == "" {
 			keyParent = parentComm // the receiver could not read the parent's exe
 		}
-		key := p.dedup.key(res, m.name, keyParent, v.exePath)
+		key := p.dedup.key(res, m.Name, keyParent, v.ExePath)
 		obs := p.dedup.observe(key, orderKey(res), res, now, newEntry{
-			compiler: m.name, language: m.language, parentExe: parentExe, severity: sev, runtime: runtime,
+			compiler: m.Name, language: m.Language, parentExe: parentExe, severity: sev, runtime: runtime,
 		})
 		carried = obs.carried
 		if obs.collapsed {
@@ -465,32 +471,14 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 	return true
 }
 
-// remember records the processes a finding vouches for as compilers (see knownProcs).
-func (p *compilerDetector) remember(v *execView, attrs pcommon.Map, trust matchTrust) {
-	if trust.self != 0 {
-		if pid, ok := attrs.Get(attr.ProcessPID); ok && pid.Type() == pcommon.ValueTypeInt {
-			exe := v.exeName
-			if exe == "" {
-				exe = basename(v.exePath)
-			}
-			p.known.add(v.container, uint32(pid.Int()), exe, trust.self)
-		}
-	}
-	if trust.parent != 0 && v.ancestors.len() > 0 && v.ancestorExes.len() > 0 {
-		if pid, ok := ancestorPID(v.ancestors.at(0)); ok {
-			p.known.add(v.container, pid, v.ancestorExes.at(0), trust.parent)
-		}
-	}
-}
-
 // argsTruncated reports whether the receiver captured less than the whole argv.
-func argsTruncated(attrs pcommon.Map, args strList) bool {
-	if v, ok := attrs.Get(attr.ArgsCount); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > int64(args.len()) {
+func argsTruncated(attrs pcommon.Map, args catalog.List) bool {
+	if v, ok := attrs.Get(attr.ArgsCount); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > int64(args.Len()) {
 		return true
 	}
-	tr := getList(attrs, attr.Truncated)
-	for i, n := 0, tr.len(); i < n; i++ {
-		if tr.at(i) == "args" {
+	tr := catalog.ListAttr(attrs, attr.Truncated)
+	for i, n := 0, tr.Len(); i < n; i++ {
+		if tr.At(i) == "args" {
 			return true
 		}
 	}
@@ -498,16 +486,16 @@ func argsTruncated(attrs pcommon.Map, args strList) bool {
 }
 
 // flagRecord adds the finding to lr. Attributes are added only where absent; severity is only ever raised.
-func flagRecord(lr plog.LogRecord, m matchResult, sev plog.SeverityNumber, runtime bool, carried int64) {
+func flagRecord(lr plog.LogRecord, m catalog.Match, sev plog.SeverityNumber, runtime bool, carried int64) {
 	if lr.SeverityNumber() < sev {
 		lr.SetSeverityNumber(sev)
 		lr.SetSeverityText(attr.SeverityText(sev))
 	}
 	attrs := lr.Attributes()
 	attr.PutRule(attrs)
-	attr.PutStrIfAbsent(attrs, attr.CompilerName, m.name)
-	attr.PutStrIfAbsent(attrs, attr.CompilerLanguage, m.language)
-	attr.PutStrIfAbsent(attrs, attr.CompilerMatch, m.match)
+	attr.PutStrIfAbsent(attrs, attr.CompilerName, m.Name)
+	attr.PutStrIfAbsent(attrs, attr.CompilerLanguage, m.Language)
+	attr.PutStrIfAbsent(attrs, attr.CompilerMatch, m.Signal)
 	if runtime {
 		if _, ok := attrs.Get(attr.InstalledAtRuntime); !ok {
 			attrs.PutBool(attr.InstalledAtRuntime, true)
