@@ -116,4 +116,3 @@ func (x *exclusions) parentExcluded(parentPath string, ancestorExes catalog.List
 	}
 	return false
 }
-

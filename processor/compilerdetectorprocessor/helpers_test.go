@@ -19,6 +19,7 @@ import (
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
 )
 
 const (
@@ -234,3 +235,11 @@ const (
 	metricHoldExpired  = "otelcol_processor_compiler_detector_hold_expired_records"
 	metricAsyncFailed  = "otelcol_processor_compiler_detector_async_emit_failed_records"
 )
+
+// setPresence replaces the harness's presence scanner, before Start, by one built from the processor's settings
+// as change leaves them.
+func (h *harness) setPresence(change func(*presence.Settings)) {
+	set := h.p.presenceSettings()
+	change(&set)
+	h.p.presence = presence.New(set)
+}

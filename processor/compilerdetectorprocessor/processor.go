@@ -25,6 +25,7 @@ import (
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
 )
 
 // compilerDetector implements processor.Logs directly rather than through processorhelper.NewLogs, because it
@@ -40,11 +41,11 @@ type compilerDetector struct {
 	matcher  *catalog.Matcher
 	known    *catalog.Known // processes reported as compilers, which vouch for their stages
 	exclude  *exclusions
-	dedup    *deduper         // nil when dedup.window is 0
-	enricher enricher         // nil when kubernetes is off
-	hold     *holder          // nil when enricher is nil
-	kube     *kube.Cache      // the node's pod cache; nil when kubernetes is off or an enricher was injected
-	presence *presenceScanner // nil when scan_for_compilers is off
+	dedup    *deduper          // nil when dedup.window is 0
+	enricher enricher          // nil when kubernetes is off
+	hold     *holder           // nil when enricher is nil
+	kube     *kube.Cache       // the node's pod cache; nil when kubernetes is off or an enricher was injected
+	presence *presence.Scanner // nil when scan_for_compilers is off
 	now      func() time.Time
 
 	// releaseMu makes taking batches out of hold and delivering them one step (for the async release and for a
@@ -89,7 +90,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		p.hold = newHolder(enr, cfg.Kubernetes.WaitForMetadata)
 	}
 	if cfg.ScanForCompilers {
-		p.presence = newPresenceScanner(p.matcher, p.exclude, p.enrichNow, p.logger, tb, set.BuildInfo.Version, p.deliver)
+		p.presence = presence.New(p.presenceSettings())
 	}
 	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
 	return p, nil
@@ -112,7 +113,7 @@ func (p *compilerDetector) Start(ctx context.Context, host component.Host) error
 	}
 	p.startOnce.Do(func() {
 		if p.presence != nil {
-			p.presence.start()
+			p.presence.Start()
 		}
 		holdEvery, sweepEvery := p.intervals()
 		if holdEvery == 0 && sweepEvery == 0 {
@@ -176,7 +177,7 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	if p.presence != nil {
-		p.presence.stop()
+		p.presence.Stop()
 	}
 	p.cancelRun()
 	p.releaseHeld(ctx, true)
@@ -212,6 +213,14 @@ func (p *compilerDetector) startKube(ctx context.Context) error {
 	p.enricher = kubeEnricher{cache}
 	p.hold = newHolder(p.enricher, p.cfg.Kubernetes.WaitForMetadata)
 	return p.registerKubeMetrics()
+}
+
+// presenceSettings wires the presence scan to the processor's catalog, exclusions, enrichment and output.
+func (p *compilerDetector) presenceSettings() presence.Settings {
+	return presence.Settings{
+		Matcher: p.matcher, Excluded: p.exclude.resourceExcluded, Enrich: p.enrichNow,
+		Logger: p.logger, Telemetry: p.telemetry, Version: p.buildInfo.Version, Emit: p.deliver,
+	}
 }
 
 // enrichNow adds the Kubernetes attributes known by now to res, for a decision made after the record passed.
@@ -378,7 +387,7 @@ func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
 func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, st *stats) {
 	res := rl.Resource().Attributes()
 	if p.presence != nil {
-		p.presence.observe(rl.Resource(), rl)
+		p.presence.Observe(rl.Resource(), rl)
 	}
 	inScope := !p.cfg.ContainersOnly || attr.Str(res, attr.ContainerID) != ""
 	resExcluded := -1 // computed on the first match only

@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerdetectorprocessor
+package presence
 
 import (
 	"context"
@@ -36,12 +36,12 @@ func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]strin
 }
 
 // scanDir scans the directory root as a container's root.
-func scanDir(t *testing.T, ctx context.Context, root string) scanResult {
+func scanDir(t *testing.T, ctx context.Context, root string) Result {
 	t.Helper()
 	r, err := openInRoot(root)
 	require.NoError(t, err)
 	defer r.Close()
-	return scanTree(ctx, r, catalog.NewMatcher(catalog.Builtin()))
+	return ScanTree(ctx, r, catalog.NewMatcher(catalog.Builtin()))
 }
 
 func TestScanRoot(t *testing.T) {
@@ -98,13 +98,13 @@ func TestScanRootStopsWhenCanceled(t *testing.T) {
 // cost of one container's presence scan, with the entries it examined.
 func BenchmarkScanRootHost(b *testing.B) {
 	m := catalog.NewMatcher(catalog.Builtin())
-	var r scanResult
+	var r Result
 	root, err := openInRoot("/")
 	require.NoError(b, err)
 	defer root.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		r = scanTree(context.Background(), root, m)
+		r = ScanTree(context.Background(), root, m)
 	}
 	b.ReportMetric(float64(r.entries), "entries/scan")
 	b.ReportMetric(float64(len(r.found)), "found/scan")
