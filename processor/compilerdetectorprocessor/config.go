@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 )
 
@@ -189,7 +190,10 @@ func (cfg *Config) Validate() error {
 		}
 	}
 
-	// kubernetes: kube.Config.Validate, which the collector calls on nested configs.
+	if err := hold.ValidateWait(cfg.Kubernetes.WaitForMetadata); err != nil {
+		add(err)
+	}
+	// The rest of kubernetes: kube.Config.Validate, which the collector calls on nested configs.
 	return errors.Join(errs...)
 }
 

@@ -1,17 +1,22 @@
 package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
 // Default dedup limits. A legitimate container opens a handful of keys an hour (one per compiler and parent
@@ -40,6 +45,15 @@ const (
 type dedupKey struct {
 	f         [maxDedupKeyFields]string
 	collapsed bool
+}
+
+// orderKey identifies the container a resource belongs to: container.id, else k8s.pod.uid; "" for the host. It
+// keys the hold's per-container order and dedup's owners.
+func orderKey(res pcommon.Map) string {
+	if id := attr.Str(res, attr.ContainerID); id != "" {
+		return id
+	}
+	return attr.Str(res, attr.K8sPodUID)
 }
 
 // Metadata levels of a resource: how much the Kubernetes enrichment added.
@@ -172,6 +186,7 @@ type deduper struct {
 	maxKeys         int
 	maxPerContainer int
 	logger          *zap.Logger
+	version         string // the scope version of summary records
 
 	mu      sync.Mutex
 	entries map[dedupKey]*dedupEntry
@@ -181,13 +196,13 @@ type deduper struct {
 	hits    map[string]*limitHits
 }
 
-func newDeduper(cfg DedupConfig, logger *zap.Logger) *deduper {
+func newDeduper(cfg DedupConfig, logger *zap.Logger, version string) *deduper {
 	if cfg.Window <= 0 {
 		return nil
 	}
 	return &deduper{
 		window: cfg.Window, fields: cfg.Key, maxKeys: cfg.MaxKeys, maxPerContainer: cfg.MaxKeysPerContainer,
-		logger:  logger,
+		logger: logger, version: version,
 		entries: make(map[dedupKey]*dedupEntry),
 		owners:  make(map[string]*dedupOwner),
 		order:   entryList{sel: selAll},
@@ -427,4 +442,54 @@ func (d *deduper) size() dedupSize {
 		s.collapsed += o.total - o.normal
 	}
 	return s
+}
+
+// expireSummaries removes the windows that ended at or before now (all of them when all is set) and returns the
+// summary records of those with suppressed repeats, in window order, and their number.
+func (d *deduper) expireSummaries(now time.Time, all bool) (plog.Logs, int) {
+	entries := d.expire(now, all)
+	ld := plog.NewLogs()
+	if len(entries) == 0 {
+		return ld, 0
+	}
+	// Map order is random; emit in window order so output is stable.
+	slices.SortFunc(entries, func(a, b *dedupEntry) int {
+		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.compiler, b.compiler), cmp.Compare(a.parentExe, b.parentExe))
+	})
+	d.appendSummaries(ld, entries, now)
+	return ld, len(entries)
+}
+
+// appendSummaries adds to ld a summary record for each of entries (windows that left the state with suppressed
+// repeats), each under a copy of its container's resource (the one with the most Kubernetes attributes seen).
+func (d *deduper) appendSummaries(ld plog.Logs, entries []*dedupEntry, now time.Time) {
+	for _, e := range entries {
+		rl := ld.ResourceLogs().AppendEmpty()
+		rl.SetSchemaUrl(semconv.SchemaURL)
+		e.resource.CopyTo(rl.Resource())
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.SetSchemaUrl(semconv.SchemaURL)
+		sl.Scope().SetName(metadata.ScopeName)
+		sl.Scope().SetVersion(d.version)
+		lr := sl.LogRecords().AppendEmpty()
+		ts := pcommon.NewTimestampFromTime(now)
+		lr.SetTimestamp(ts)
+		lr.SetObservedTimestamp(ts)
+		lr.SetEventName(attr.EventDedupSummary)
+		lr.SetSeverityNumber(e.severity)
+		lr.SetSeverityText(attr.SeverityText(e.severity))
+		lr.Body().SetStr(fmt.Sprintf("%d further executions of %s suppressed since %s",
+			e.suppressed, e.compiler, e.start.UTC().Format(time.RFC3339)))
+		attrs := lr.Attributes()
+		attr.PutRule(attrs)
+		attrs.PutStr(attr.CompilerName, e.compiler)
+		attrs.PutStr(attr.CompilerLanguage, e.language)
+		if e.parentExe != "" {
+			attrs.PutStr(attr.ParentExecutable, e.parentExe)
+		}
+		if e.runtime {
+			attrs.PutBool(attr.InstalledAtRuntime, true)
+		}
+		attrs.PutInt(attr.SuppressedCount, e.suppressed)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
@@ -34,8 +35,15 @@ func createDefaultConfig() component.Config {
 			MaxKeys:             defaultDedupMaxKeys,
 			MaxKeysPerContainer: defaultDedupMaxKeysPerContainer,
 		},
-		Kubernetes: kube.DefaultConfig(),
+		Kubernetes: kubernetesDefaults(),
 	}
+}
+
+// kubernetesDefaults are the kubernetes section's defaults: the pod cache's, and the hold's wait_for_metadata.
+func kubernetesDefaults() kube.Config {
+	c := kube.DefaultConfig()
+	c.WaitForMetadata = hold.DefaultWait
+	return c
 }
 
 func createLogsProcessor(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {

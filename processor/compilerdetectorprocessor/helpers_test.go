@@ -163,7 +163,7 @@ type harness struct {
 	clk  *clock
 }
 
-func newHarness(t *testing.T, cfg *Config, enr enricher) *harness {
+func newHarness(t *testing.T, cfg *Config, enr metadataSource) *harness {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	tel := componenttest.NewTelemetry()

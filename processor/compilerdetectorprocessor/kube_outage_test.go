@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap/zaptest"
@@ -126,12 +127,17 @@ func TestHoldDoesNotWaitThroughAnOutage(t *testing.T) {
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
 	require.Eventually(t, c.Following, 5*time.Second, 5*time.Millisecond)
-	enr := kubeEnricher{c}
+	src := kubeSource{c}
+	lookup := func(res pcommon.Resource) bool {
+		found, ready := src.Lookup(res)
+		enrich(res, found)
+		return ready
+	}
 
 	res := plog.NewLogs().ResourceLogs().AppendEmpty().Resource()
 	res.Attributes().PutStr(attr.ContainerID, testContainer)
 	res.Attributes().PutStr(attr.K8sPodUID, testPodUID)
-	assert.False(t, enr.Enrich(res), "pod known, container pending: worth holding")
+	assert.False(t, lookup(res), "pod known, container pending: worth holding")
 
 	// A new pod's owner GET fails with a 503: the API server is lost.
 	failing.Store(true)
@@ -142,7 +148,7 @@ func TestHoldDoesNotWaitThroughAnOutage(t *testing.T) {
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return !c.Following() }, 5*time.Second, 5*time.Millisecond)
-	assert.True(t, enr.Enrich(res), "the API server is lost: nothing waits for a status update that cannot come")
+	assert.True(t, lookup(res), "the API server is lost: nothing waits for a status update that cannot come")
 	assert.Equal(t, "a", strAttr(res.Attributes(), "k8s.pod.name"), "what the cache has is still added")
 }
 

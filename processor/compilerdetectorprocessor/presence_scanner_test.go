@@ -57,7 +57,7 @@ func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]strin
 }
 
 // startScanHarness is a started processor whose scanner reads proc instead of /proc.
-func startScanHarness(t *testing.T, cfg *Config, enr enricher, proc string) *harness {
+func startScanHarness(t *testing.T, cfg *Config, enr metadataSource, proc string) *harness {
 	t.Helper()
 	h := newHarness(t, cfg, enr)
 	h.setPresence(func(s *presence.Settings) {
@@ -115,13 +115,20 @@ type lateEnricher struct {
 	calls atomic.Int32
 }
 
-func (e *lateEnricher) Enrich(res pcommon.Resource) bool {
+func (e *lateEnricher) Lookup(pcommon.Resource) (podMetadata, bool) {
 	if e.calls.Add(1) > 1 {
-		for k, v := range e.attrs {
-			attr.PutStrIfAbsent(res.Attributes(), k, v)
-		}
+		return fakeFound(e.attrs), true
 	}
-	return true
+	return nil, true
+}
+
+// fakeFound is a fake lookup's result: the attributes it adds.
+type fakeFound map[string]string
+
+func (f fakeFound) Apply(res pcommon.Resource) {
+	for k, v := range f {
+		attr.PutStrIfAbsent(res.Attributes(), k, v)
+	}
 }
 
 // TestPresenceScanExclusions: every exclude rule on the resource keeps the scan's record out, whether the

@@ -1,7 +1,6 @@
 package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,11 +17,11 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
@@ -41,11 +40,11 @@ type compilerDetector struct {
 	matcher  *catalog.Matcher
 	known    *catalog.Known // processes reported as compilers, which vouch for their stages
 	exclude  *exclusions
-	dedup    *deduper          // nil when dedup.window is 0
-	enricher enricher          // nil when kubernetes is off
-	hold     *holder           // nil when enricher is nil
-	kube     *kube.Cache       // the node's pod cache; nil when kubernetes is off or an enricher was injected
-	presence *presence.Scanner // nil when scan_for_compilers is off
+	dedup    *deduper                  // nil when dedup.window is 0
+	meta     metadataSource            // nil when kubernetes is off
+	hold     *hold.Holder[podMetadata] // nil when meta is nil
+	kube     *kube.Cache               // the node's pod cache; nil when kubernetes is off or a source was injected
+	presence *presence.Scanner         // nil when scan_for_compilers is off
 	now      func() time.Time
 
 	// releaseMu makes taking batches out of hold and delivering them one step (for the async release and for a
@@ -67,7 +66,7 @@ type compilerDetector struct {
 
 var _ processor.Logs = (*compilerDetector)(nil)
 
-func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs, enr enricher) (*compilerDetector, error) {
+func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs, meta metadataSource) (*compilerDetector, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
@@ -81,13 +80,13 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		matcher:   catalog.NewMatcher(cfg.catalogEntries()),
 		known:     catalog.NewKnown(),
 		exclude:   newExclusions(cfg.Exclude),
-		dedup:     newDeduper(cfg.Dedup, set.Logger),
-		enricher:  enr,
+		dedup:     newDeduper(cfg.Dedup, set.Logger, set.BuildInfo.Version),
+		meta:      meta,
 		now:       time.Now,
 		stop:      make(chan struct{}),
 	}
-	if enr != nil {
-		p.hold = newHolder(enr, cfg.Kubernetes.WaitForMetadata)
+	if meta != nil {
+		p.hold = p.newHold()
 	}
 	if cfg.ScanForCompilers {
 		p.presence = presence.New(p.presenceSettings())
@@ -106,7 +105,7 @@ func (p *compilerDetector) Capabilities() consumer.Capabilities {
 // attributes while the cache retries, and the state is reported as component status and the k8s_synced gauge.
 func (p *compilerDetector) Start(ctx context.Context, host component.Host) error {
 	p.host = host
-	if p.enricher == nil {
+	if p.meta == nil {
 		if err := p.startKube(ctx); err != nil {
 			return err
 		}
@@ -127,8 +126,8 @@ func (p *compilerDetector) Start(ctx context.Context, host component.Host) error
 
 // intervals returns how often held records are re-checked and dedup windows swept (0 = never).
 func (p *compilerDetector) intervals() (hold, sweep time.Duration) {
-	if p.hold != nil && p.cfg.Kubernetes.WaitForMetadata > 0 {
-		hold = min(max(p.cfg.Kubernetes.WaitForMetadata/10, 10*time.Millisecond), 250*time.Millisecond)
+	if p.hold != nil {
+		hold = p.hold.CheckEvery()
 	}
 	if p.dedup != nil {
 		// A summary is at most a minute late; short windows are swept proportionally more often.
@@ -210,9 +209,38 @@ func (p *compilerDetector) startKube(ctx context.Context) error {
 	}
 	cache.CheckNode(ctx)
 	p.kube = cache
-	p.enricher = kubeEnricher{cache}
-	p.hold = newHolder(p.enricher, p.cfg.Kubernetes.WaitForMetadata)
+	p.meta = kubeSource{cache}
+	p.hold = p.newHold()
 	return p.registerKubeMetrics()
+}
+
+// newHold returns the hold for records whose Kubernetes metadata is not known yet; it owns wait_for_metadata.
+func (p *compilerDetector) newHold() *hold.Holder[podMetadata] {
+	return hold.New[podMetadata](p.cfg.Kubernetes.WaitForMetadata, hold.MaxRecords)
+}
+
+// lookup resolves res's Kubernetes metadata without changing res: nothing, and ready, when Kubernetes is off.
+// It is the hold's check.
+func (p *compilerDetector) lookup(res pcommon.Resource) (podMetadata, bool) {
+	if p.meta == nil {
+		return nil, true
+	}
+	return p.meta.Lookup(res)
+}
+
+// enrich adds what a lookup found to res. It is the one place Kubernetes attributes are written, once per
+// record: as a batch goes on to processing (at once, or out of the hold), or as a presence record is emitted.
+func enrich(res pcommon.Resource, found podMetadata) {
+	if found != nil {
+		found.Apply(res)
+	}
+}
+
+// enrichNow adds the Kubernetes attributes known by now to res: for a presence record, whose exclusions are
+// decided when it is emitted.
+func (p *compilerDetector) enrichNow(res pcommon.Resource) {
+	found, _ := p.lookup(res)
+	enrich(res, found)
 }
 
 // presenceSettings wires the presence scan to the processor's catalog, exclusions, enrichment and output.
@@ -220,13 +248,6 @@ func (p *compilerDetector) presenceSettings() presence.Settings {
 	return presence.Settings{
 		Matcher: p.matcher, Excluded: p.exclude.resourceExcluded, Enrich: p.enrichNow,
 		Logger: p.logger, Telemetry: p.telemetry, Version: p.buildInfo.Version, Emit: p.deliver,
-	}
-}
-
-// enrichNow adds the Kubernetes attributes known by now to res, for a decision made after the record passed.
-func (p *compilerDetector) enrichNow(res pcommon.Resource) {
-	if p.enricher != nil {
-		p.enricher.Enrich(res)
 	}
 }
 
@@ -257,15 +278,42 @@ func (p *compilerDetector) kubeSettings() kube.Settings {
 	return set
 }
 
-// kubeEnricher adapts the pod cache to the hold path: a record is ready unless its pod is known and its
-// container is not yet in the pod's status. While the cache does not follow the API server (unreachable,
-// refused), the status update a held record waits for cannot come, so nothing waits for it: records flow on with
-// what the cache has. Before the first sync no pod is known, so nothing is pending anyway.
-type kubeEnricher struct{ c *kube.Cache }
-
-func (k kubeEnricher) Enrich(res pcommon.Resource) bool {
-	return k.c.Enrich(res) != kube.StateContainerPending || !k.c.Following()
+// metadataSource resolves a resource's Kubernetes metadata: the pod cache, or a fake in tests.
+type metadataSource interface {
+	// Lookup resolves res without changing it. ready is false when the pod is known but its container is not yet
+	// in the pod's status, which makes the records worth holding until wait_for_metadata. found is nil when
+	// nothing is known.
+	Lookup(res pcommon.Resource) (found podMetadata, ready bool)
 }
+
+// podMetadata is what a lookup found.
+type podMetadata interface {
+	// Apply adds the attributes to res where absent.
+	Apply(res pcommon.Resource)
+}
+
+// kubeSource adapts the pod cache: a record is ready unless its pod is known and its container is not yet in
+// the pod's status. While the cache does not follow the API server (unreachable, refused), the status update a
+// held record waits for cannot come, so nothing waits for it: records flow on with what the cache has. Before
+// the first sync no pod is known, so nothing is pending anyway.
+type kubeSource struct{ c *kube.Cache }
+
+func (k kubeSource) Lookup(res pcommon.Resource) (podMetadata, bool) {
+	r, state := k.c.Lookup(res)
+	ready := state != kube.StateContainerPending || !k.c.Following()
+	if state == kube.StateUnknown {
+		return nil, ready
+	}
+	return kubeFound{k.c, r}, ready
+}
+
+// kubeFound is a pod cache lookup's result.
+type kubeFound struct {
+	c *kube.Cache
+	r kube.Result
+}
+
+func (f kubeFound) Apply(res pcommon.Resource) { f.c.Apply(res, f.r) }
 
 var (
 	lookupHit     = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))
@@ -311,18 +359,21 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 	rls := ld.ResourceLogs()
 	if p.hold != nil {
 		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
-			n := countRecords(rl) // before route, which moves the records out
-			if p.hold.route(rl, now) {
+			res := rl.Resource()
+			found, ready := p.lookup(res)
+			n := countRecords(rl) // before Route, which moves the records out
+			if p.hold.Route(rl, orderKey(res.Attributes()), ready, now) {
 				st.held += int64(n)
 				return true
 			}
+			enrich(res, found)
 			return false
 		})
-		if p.hold.overBound() {
-			// The oldest held batches go on now. No later record of their containers can pass them: route
+		if p.hold.OverBound() {
+			// The oldest held batches go on now. No later record of their containers can pass them: Route
 			// queues the records of a container with batches held or in flight.
 			p.releaseMu.Lock()
-			p.emitReleased(ctx, now, p.hold.takeOldest())
+			p.emitReleased(ctx, now, p.hold.TakeOldest(p.lookup))
 			p.releaseMu.Unlock()
 		}
 	}
@@ -525,93 +576,54 @@ func (p *compilerDetector) releaseHeld(ctx context.Context, force bool) {
 	p.releaseMu.Lock()
 	defer p.releaseMu.Unlock()
 	now := p.now()
-	p.emitReleased(ctx, now, p.hold.release(now, force))
+	p.emitReleased(ctx, now, p.hold.Release(now, force, p.lookup))
 }
 
 // emitReleased processes and emits batches taken out of hold, in order. Called with releaseMu held.
-func (p *compilerDetector) emitReleased(ctx context.Context, now time.Time, batches []releasedBatch) {
+func (p *compilerDetector) emitReleased(ctx context.Context, now time.Time, batches []hold.Batch[podMetadata]) {
 	for _, b := range batches {
 		var st stats
-		if b.expired {
-			st.holdExpired += int64(b.logs.LogRecordCount())
+		if b.Expired {
+			st.holdExpired += int64(b.Logs.LogRecordCount())
 		}
-		rls := b.logs.ResourceLogs()
+		rls := b.Logs.ResourceLogs()
 		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
+			enrich(rl.Resource(), b.Found)
 			p.processResource(rl, now, &st)
 			return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
 		})
-		p.appendEvicted(b.logs, &st, now)
+		p.appendEvicted(b.Logs, &st, now)
 		st.record(ctx, p.telemetry)
 		if rls.Len() > 0 {
-			p.deliver(ctx, b.logs)
+			p.deliver(ctx, b.Logs)
 		}
-		p.hold.done(b.key)
+		p.hold.Done(b.Key)
 	}
 }
 
-// emitSummaries emits one summary record per dedup window that closed with suppressed repeats (every open
+// emitSummaries emits the summaries of the dedup windows that closed with suppressed repeats (every open
 // window when all is set, at shutdown).
 func (p *compilerDetector) emitSummaries(ctx context.Context, all bool) {
 	if p.dedup == nil {
 		return
 	}
-	now := p.now()
-	entries := p.dedup.expire(now, all)
-	if len(entries) == 0 {
+	ld, n := p.dedup.expireSummaries(p.now(), all)
+	if n == 0 {
 		return
 	}
-	// Map order is random; emit in window order so output is stable.
-	slices.SortFunc(entries, func(a, b *dedupEntry) int {
-		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.compiler, b.compiler), cmp.Compare(a.parentExe, b.parentExe))
-	})
-	ld := plog.NewLogs()
-	for _, e := range entries {
-		p.appendSummary(ld, e, now)
-	}
-	st := stats{summaries: int64(len(entries))}
+	st := stats{summaries: int64(n)}
 	st.record(ctx, p.telemetry)
 	p.deliver(ctx, ld)
 }
 
 // appendEvicted adds to ld the summaries of the windows evicted while it was processed.
 func (p *compilerDetector) appendEvicted(ld plog.Logs, st *stats, now time.Time) {
-	for _, e := range st.evictedWindows {
-		p.appendSummary(ld, e, now)
+	if len(st.evictedWindows) == 0 {
+		return
 	}
+	p.dedup.appendSummaries(ld, st.evictedWindows, now)
 	st.summaries += int64(len(st.evictedWindows))
 	st.evictedWindows = nil
-}
-
-// appendSummary adds a summary record for e to ld, under a copy of its container's resource (the one with the most
-// Kubernetes attributes seen).
-func (p *compilerDetector) appendSummary(ld plog.Logs, e *dedupEntry, now time.Time) {
-	rl := ld.ResourceLogs().AppendEmpty()
-	rl.SetSchemaUrl(semconv.SchemaURL)
-	e.resource.CopyTo(rl.Resource())
-	sl := rl.ScopeLogs().AppendEmpty()
-	sl.SetSchemaUrl(semconv.SchemaURL)
-	sl.Scope().SetName(metadata.ScopeName)
-	sl.Scope().SetVersion(p.buildInfo.Version)
-	lr := sl.LogRecords().AppendEmpty()
-	ts := pcommon.NewTimestampFromTime(now)
-	lr.SetTimestamp(ts)
-	lr.SetObservedTimestamp(ts)
-	lr.SetEventName(attr.EventDedupSummary)
-	lr.SetSeverityNumber(e.severity)
-	lr.SetSeverityText(attr.SeverityText(e.severity))
-	lr.Body().SetStr(fmt.Sprintf("%d further executions of %s suppressed since %s",
-		e.suppressed, e.compiler, e.start.UTC().Format(time.RFC3339)))
-	attrs := lr.Attributes()
-	attr.PutRule(attrs)
-	attrs.PutStr(attr.CompilerName, e.compiler)
-	attrs.PutStr(attr.CompilerLanguage, e.language)
-	if e.parentExe != "" {
-		attrs.PutStr(attr.ParentExecutable, e.parentExe)
-	}
-	if e.runtime {
-		attrs.PutBool(attr.InstalledAtRuntime, true)
-	}
-	attrs.PutInt(attr.SuppressedCount, e.suppressed)
 }
 
 // deliver hands an async batch to the next consumer. There is no caller to return an error to, so a failure is

@@ -3,7 +3,6 @@ package compilerdetectorprocessor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -257,16 +257,15 @@ type fakeEnricher struct {
 	calls int
 }
 
-func (f *fakeEnricher) Enrich(res pcommon.Resource) bool {
+func (f *fakeEnricher) Lookup(res pcommon.Resource) (podMetadata, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	id := attr.Str(res.Attributes(), attr.ContainerID)
 	if !f.ready[id] {
-		return false
+		return nil, false
 	}
-	attr.PutStrIfAbsent(res.Attributes(), attr.K8sNamespace, "ns-"+id[:4])
-	return true
+	return fakeFound{attr.K8sNamespace: "ns-" + id[:4]}, true
 }
 
 func (f *fakeEnricher) set(id string, ready bool) {
@@ -442,7 +441,7 @@ func TestHoldIsBounded(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	enr := &fakeEnricher{ready: map[string]bool{}}
 	h := newHarness(t, cfg, enr)
-	h.p.hold.max = 3
+	h.p.hold = hold.New[podMetadata](cfg.Kubernetes.WaitForMetadata, 3)
 	const c3 = "cccc000011112222333344445555666677778888999900001111222233334444"
 	send := func(id string, pids ...int64) {
 		t.Helper()
@@ -471,7 +470,7 @@ func TestHoldIsBounded(t *testing.T) {
 	assert.Equal(t, []int64{1, 2}, pids())
 	send(c3, 6) // 4 held: the next oldest (3) goes; 4, 5 and 6 stay
 	assert.Equal(t, []int64{1, 2, 3}, pids())
-	assert.Equal(t, 3, h.p.hold.held)
+	assert.Equal(t, 3, h.p.hold.Held())
 	assert.Equal(t, int64(3), h.counter(t, metricHoldExpired), "released without metadata, and counted")
 
 	// A record of a container with an earlier one still held queues behind it, even when its metadata is known.
@@ -482,24 +481,5 @@ func TestHoldIsBounded(t *testing.T) {
 
 	h.p.releaseHeld(ctx, true)
 	assert.Equal(t, []int64{1, 2, 3, 4, 7, 5, 6}, pids())
-	assert.Zero(t, h.p.hold.held)
-}
-
-// The node-wide arrival list that finds the oldest held batch stays proportional to what is held, however many
-// batches were released through the metadata path since.
-func TestHoldArrivalListIsCompacted(t *testing.T) {
-	enr := &fakeEnricher{ready: map[string]bool{}}
-	h := newHolder(enr, time.Hour)
-	for i := 0; i < 10000; i++ {
-		ld := plog.NewLogs()
-		appendExec(appendResource(ld, fmt.Sprintf("%064x", i%50), nil), int64(i), recSh)
-		require.True(t, h.route(ld.ResourceLogs().At(0), testStart))
-		if i%100 == 99 {
-			for _, b := range h.release(testStart.Add(2*time.Hour), false) {
-				h.done(b.key)
-			}
-		}
-	}
-	assert.LessOrEqual(t, len(h.arrival)-h.arrivalHead, 2*h.batches+64)
-	assert.Equal(t, h.held, h.batches)
+	assert.Zero(t, h.p.hold.Held())
 }

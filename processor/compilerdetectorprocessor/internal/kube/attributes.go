@@ -18,10 +18,20 @@ func newApplier(labels, annotations []string) applier {
 	return applier{labels: newKeySelector(labels), annotations: newKeySelector(annotations)}
 }
 
-// Enrich implements Lookup.
+// Enrich adds what Lookup finds to res, where attributes are absent.
 func (c *Cache) Enrich(res pcommon.Resource) State {
+	r, state := c.Lookup(res)
+	if state != StateUnknown {
+		c.applier.apply(res.Attributes(), &r)
+	}
+	return state
+}
+
+// Lookup resolves res's pod and container by its container.id and k8s.pod.uid, without changing res. A
+// resource with neither (a host process) is StateUnknown and not counted as a miss.
+func (c *Cache) Lookup(res pcommon.Resource) (Result, State) {
 	if c == nil {
-		return StateUnknown
+		return Result{}, StateUnknown
 	}
 	attrs := res.Attributes()
 	var containerID, podUID string
@@ -32,13 +42,9 @@ func (c *Cache) Enrich(res pcommon.Resource) State {
 		podUID = v.Str()
 	}
 	if containerID == "" && podUID == "" {
-		return StateUnknown
+		return Result{}, StateUnknown
 	}
-	r, state := c.Resolve(containerID, podUID)
-	if state != StateUnknown {
-		c.applier.apply(attrs, &r)
-	}
-	return state
+	return c.Resolve(containerID, podUID)
 }
 
 // Apply writes r onto res where attributes are absent, for callers that Resolve themselves.
