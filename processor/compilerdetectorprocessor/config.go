@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 )
@@ -75,13 +76,7 @@ type CompilerEntry struct {
 }
 
 // ExcludeConfig are allowlists. A compiler execution they match is counted, not flagged.
-type ExcludeConfig struct {
-	Namespaces        []string          `mapstructure:"namespaces"`
-	Images            []string          `mapstructure:"images"`
-	PodLabels         map[string]string `mapstructure:"pod_labels"`
-	ParentExecutables []string          `mapstructure:"parent_executables"`
-	ContainerIDs      []string          `mapstructure:"container_ids"`
-}
+type ExcludeConfig = exclude.Config
 
 // DedupConfig suppresses repeated findings per key within a window.
 type DedupConfig struct {
@@ -185,7 +180,7 @@ func (cfg *Config) Validate() error {
 
 	// Exclusions on Kubernetes attributes match only what the pod cache adds.
 	if cfg.Kubernetes.Enabled == kube.ModeFalse {
-		for _, key := range cfg.Exclude.kubernetesKeys() {
+		for _, key := range cfg.Exclude.KubernetesKeys() {
 			add(fmt.Errorf(`%q needs Kubernetes metadata, but "kubernetes.enabled" is false: it could never match`, key))
 		}
 	}
@@ -195,22 +190,6 @@ func (cfg *Config) Validate() error {
 	}
 	// The rest of kubernetes: kube.Config.Validate, which the collector calls on nested configs.
 	return errors.Join(errs...)
-}
-
-// kubernetesKeys names the exclusions that match attributes only the pod
-// cache adds (k8s.namespace.name, container.image.name, k8s.pod.label.*).
-func (x ExcludeConfig) kubernetesKeys() []string {
-	var keys []string
-	if len(x.Namespaces) > 0 {
-		keys = append(keys, "exclude.namespaces")
-	}
-	if len(x.Images) > 0 {
-		keys = append(keys, "exclude.images")
-	}
-	if len(x.PodLabels) > 0 {
-		keys = append(keys, "exclude.pod_labels")
-	}
-	return keys
 }
 
 func (e CompilerEntry) validate() error {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
@@ -39,7 +40,7 @@ type compilerDetector struct {
 
 	matcher  *catalog.Matcher
 	known    *catalog.Known // processes reported as compilers, which vouch for their stages
-	exclude  *exclusions
+	exclude  *exclude.Exclusions
 	dedup    *deduper                  // nil when dedup.window is 0
 	meta     metadataSource            // nil when kubernetes is off
 	hold     *hold.Holder[podMetadata] // nil when meta is nil
@@ -79,7 +80,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		buildInfo: set.BuildInfo,
 		matcher:   catalog.NewMatcher(cfg.catalogEntries()),
 		known:     catalog.NewKnown(),
-		exclude:   newExclusions(cfg.Exclude),
+		exclude:   exclude.New(cfg.Exclude),
 		dedup:     newDeduper(cfg.Dedup, set.Logger, set.BuildInfo.Version),
 		meta:      meta,
 		now:       time.Now,
@@ -198,7 +199,7 @@ func (p *compilerDetector) startKube(ctx context.Context) error {
 	}
 	if cache == nil {
 		// Validate refuses these with enabled: false; with auto it is only known now.
-		if keys := p.cfg.Exclude.kubernetesKeys(); len(keys) > 0 {
+		if keys := p.cfg.Exclude.KubernetesKeys(); len(keys) > 0 {
 			p.logger.Warn(`Kubernetes metadata is off ("kubernetes.enabled" is auto and this is not a pod in a cluster): `+
 				`exclusions on Kubernetes attributes will never match`, zap.Strings("keys", keys))
 		}
@@ -246,7 +247,7 @@ func (p *compilerDetector) enrichNow(res pcommon.Resource) {
 // presenceSettings wires the presence scan to the processor's catalog, exclusions, enrichment and output.
 func (p *compilerDetector) presenceSettings() presence.Settings {
 	return presence.Settings{
-		Matcher: p.matcher, Excluded: p.exclude.resourceExcluded, Enrich: p.enrichNow,
+		Matcher: p.matcher, Excluded: p.exclude.ResourceExcluded, Enrich: p.enrichNow,
 		Logger: p.logger, Telemetry: p.telemetry, Version: p.buildInfo.Version, Emit: p.deliver,
 	}
 }
@@ -484,13 +485,13 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 	p.known.Remember(&v, pid, hasPID, trust)
 	if *resExcluded < 0 {
 		*resExcluded = 0
-		if p.exclude.resourceExcluded(res) {
+		if p.exclude.ResourceExcluded(res) {
 			*resExcluded = 1
 		}
 	}
 	parentExe := attr.Str(attrs, attr.ParentExecutable)
 	parentComm := attr.Str(attrs, attr.ParentCommand)
-	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, v.AncestorExes) {
+	if *resExcluded == 1 || p.exclude.ParentExcluded(parentExe, v.AncestorExes) {
 		st.excluded++
 		return false
 	}

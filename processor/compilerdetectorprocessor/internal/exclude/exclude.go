@@ -1,4 +1,6 @@
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+// Package exclude holds the allowlists of the compiler_detector processor: a compiler execution they match is
+// counted, not flagged.
+package exclude // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
 
 import (
 	"path"
@@ -10,9 +12,34 @@ import (
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
-// exclusions are the compiled allowlists of ExcludeConfig. They are consulted only for records that matched a
+// Config is the exclude section.
+type Config struct {
+	Namespaces        []string          `mapstructure:"namespaces"`
+	Images            []string          `mapstructure:"images"`
+	PodLabels         map[string]string `mapstructure:"pod_labels"`
+	ParentExecutables []string          `mapstructure:"parent_executables"`
+	ContainerIDs      []string          `mapstructure:"container_ids"`
+}
+
+// KubernetesKeys names the exclusions that match attributes only the pod
+// cache adds (k8s.namespace.name, container.image.name, k8s.pod.label.*).
+func (x Config) KubernetesKeys() []string {
+	var keys []string
+	if len(x.Namespaces) > 0 {
+		keys = append(keys, "exclude.namespaces")
+	}
+	if len(x.Images) > 0 {
+		keys = append(keys, "exclude.images")
+	}
+	if len(x.PodLabels) > 0 {
+		keys = append(keys, "exclude.pod_labels")
+	}
+	return keys
+}
+
+// Exclusions are the compiled allowlists of a Config. They are consulted only for records that matched a
 // compiler, so their cost is off the hot path.
-type exclusions struct {
+type Exclusions struct {
 	namespaces   map[string]struct{}
 	containerIDs map[string]struct{}
 	images       []string          // path.Match patterns on container.image.name
@@ -23,8 +50,9 @@ type exclusions struct {
 	parentNames []string
 }
 
-func newExclusions(cfg ExcludeConfig) *exclusions {
-	x := &exclusions{
+// New compiles cfg.
+func New(cfg Config) *Exclusions {
+	x := &Exclusions{
 		namespaces:   make(map[string]struct{}, len(cfg.Namespaces)),
 		containerIDs: make(map[string]struct{}, len(cfg.ContainerIDs)),
 		images:       cfg.Images,
@@ -46,8 +74,8 @@ func newExclusions(cfg ExcludeConfig) *exclusions {
 	return x
 }
 
-// resourceExcluded reports whether the resource (container, pod, namespace, image) is allowlisted.
-func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
+// ResourceExcluded reports whether the resource (container, pod, namespace, image) is allowlisted.
+func (x *Exclusions) ResourceExcluded(res pcommon.Map) bool {
 	if len(x.containerIDs) > 0 {
 		if _, ok := x.containerIDs[attr.Str(res, attr.ContainerID)]; ok {
 			return true
@@ -83,10 +111,10 @@ func (x *exclusions) resourceExcluded(res pcommon.Map) bool {
 	return false
 }
 
-// parentExcluded reports whether the parent or an ancestor is allowlisted. Names are the kernel's base names of
+// ParentExcluded reports whether the parent or an ancestor is allowlisted. Names are the kernel's base names of
 // the ancestors' executables (mm->exe_file), never comms, which any process can set to anything: a process that
 // calls itself "make" is not make. A memfd keeps its "memfd:" prefix, so it never matches a plain name.
-func (x *exclusions) parentExcluded(parentPath string, ancestorExes catalog.List) bool {
+func (x *Exclusions) ParentExcluded(parentPath string, ancestorExes catalog.List) bool {
 	for _, g := range x.parentPaths {
 		if ok, _ := path.Match(g, parentPath); ok && parentPath != "" {
 			return true
