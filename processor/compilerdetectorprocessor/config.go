@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
@@ -20,22 +20,6 @@ const (
 	modeExtend  = "extend"
 	modeReplace = "replace"
 )
-
-// Dedup key fields.
-const (
-	keyContainerID      = "container.id"
-	keyPodUID           = "k8s.pod.uid"
-	keyHostName         = "host.name"
-	keyCompiler         = "compiler"
-	keyParentExecutable = "parent_executable"
-	keyExecutable       = "executable"
-	maxDedupKeyFields   = 6
-)
-
-// maxDedupWindow bounds "dedup.window". A repeat is reported only when its
-// window closes, so a longer window hides how often a compiler keeps
-// running, and keeps each key's state that long.
-const maxDedupWindow = 24 * time.Hour
 
 // Config is the compiler_detector configuration. See design.md, "Processor compiler_detector".
 type Config struct {
@@ -79,16 +63,7 @@ type CompilerEntry struct {
 type ExcludeConfig = exclude.Config
 
 // DedupConfig suppresses repeated findings per key within a window.
-type DedupConfig struct {
-	Window time.Duration `mapstructure:"window"`
-	Key    []string      `mapstructure:"key"`
-	// MaxKeys bounds the open windows on the node; past it the oldest window is evicted, with a summary of its
-	// repeats.
-	MaxKeys int `mapstructure:"max_keys"`
-	// MaxKeysPerContainer bounds the windows with a full key per container; past it the container's new keys
-	// collapse to container and compiler (0: always).
-	MaxKeysPerContainer int `mapstructure:"max_keys_per_container"`
-}
+type DedupConfig = dedup.Config
 
 var _ component.Config = (*Config)(nil)
 
@@ -146,8 +121,8 @@ func (cfg *Config) Validate() error {
 	if cfg.Dedup.Window < 0 {
 		add(fmt.Errorf(`"dedup.window" must not be negative, got %s`, cfg.Dedup.Window))
 	}
-	if cfg.Dedup.Window > maxDedupWindow {
-		add(fmt.Errorf(`"dedup.window" must be at most %s, got %s`, maxDedupWindow, cfg.Dedup.Window))
+	if cfg.Dedup.Window > dedup.MaxWindow {
+		add(fmt.Errorf(`"dedup.window" must be at most %s, got %s`, dedup.MaxWindow, cfg.Dedup.Window))
 	}
 	if cfg.Dedup.Window > 0 && len(cfg.Dedup.Key) == 0 {
 		add(errors.New(`"dedup.key" must not be empty while "dedup.window" is set (use window: 0 to disable dedup)`))
@@ -166,10 +141,10 @@ func (cfg *Config) Validate() error {
 	seen := make(map[string]bool, len(cfg.Dedup.Key))
 	for i, k := range cfg.Dedup.Key {
 		switch k {
-		case keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable:
+		case dedup.KeyContainerID, dedup.KeyPodUID, dedup.KeyHostName, dedup.KeyCompiler, dedup.KeyParentExecutable, dedup.KeyExecutable:
 		default:
 			add(fmt.Errorf(`"dedup.key[%d]" %q is unknown; use %s, %s, %s, %s, %s or %s`, i, k,
-				keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable))
+				dedup.KeyContainerID, dedup.KeyPodUID, dedup.KeyHostName, dedup.KeyCompiler, dedup.KeyParentExecutable, dedup.KeyExecutable))
 			continue
 		}
 		if seen[k] {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
@@ -30,10 +31,10 @@ func createDefaultConfig() component.Config {
 		Compilers:        CompilersConfig{Mode: modeExtend},
 		Dedup: DedupConfig{
 			Window: time.Hour,
-			Key:    []string{keyContainerID, keyCompiler, keyParentExecutable},
-			// Defaults and their worst-case memory: dedup.go.
-			MaxKeys:             defaultDedupMaxKeys,
-			MaxKeysPerContainer: defaultDedupMaxKeysPerContainer,
+			Key:    []string{dedup.KeyContainerID, dedup.KeyCompiler, dedup.KeyParentExecutable},
+			// Defaults and their worst-case memory: internal/dedup.
+			MaxKeys:             dedup.DefaultMaxKeys,
+			MaxKeysPerContainer: dedup.DefaultMaxKeysPerContainer,
 		},
 		Kubernetes: kubernetesDefaults(),
 	}

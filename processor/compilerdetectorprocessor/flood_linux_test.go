@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
@@ -146,7 +147,7 @@ func TestFloodStaysBounded(t *testing.T) {
 	// While the flood runs, past the attacker's share: the other container runs gcc under a shell.
 	var floodErr error
 	floodDone := false
-	for !floodDone && h.limited(t, limitPerContainer) < 1000 {
+	for !floodDone && h.limited(t, dedup.LimitPerContainer) < 1000 {
 		select {
 		case floodErr = <-flood:
 			floodDone = true
@@ -173,17 +174,14 @@ func TestFloodStaysBounded(t *testing.T) {
 	heapAfter := heapAfterGC()
 	seen := attackerGCC.Load()
 	d := p.dedup
-	d.mu.Lock()
-	o := d.owners[attacker.ID()]
-	require.NotNil(t, o)
-	attackerKeys, attackerFull := o.total, o.normal
-	d.mu.Unlock()
-	sz := d.size()
+	attackerKeys, attackerFull := d.ContainerKeys(attacker.ID())
+	require.NotZero(t, attackerKeys)
+	sz := d.Size()
 	entries, cacheBytes := caches.DecoderCacheSize()
 	t.Logf("flood: %d attacker gcc records reached the processor in %v (other container's gcc ran %v in); "+
 		"dedup: %d keys (%d collapsed), %d containers, %d bytes; attacker: %d keys, %d full; decoder caches: %d entries, %d bytes; "+
 		"heap after GC: %.1f MiB before, %.1f MiB after (%+.1f MiB)",
-		seen, floodTime.Round(time.Second), duringAt.Sub(start).Round(time.Second), sz.keys, sz.collapsed, sz.containers, sz.bytes,
+		seen, floodTime.Round(time.Second), duringAt.Sub(start).Round(time.Second), sz.Keys, sz.Collapsed, sz.Containers, sz.Bytes,
 		attackerKeys, attackerFull, entries, cacheBytes,
 		float64(heapBefore)/(1<<20), float64(heapAfter)/(1<<20), (float64(heapAfter)-float64(heapBefore))/(1<<20))
 
@@ -194,11 +192,11 @@ func TestFloodStaysBounded(t *testing.T) {
 	// past its share is counted as collapsed; one finding per key it was allowed, and one for the collapsed window.
 	assert.Equal(t, cfg.Dedup.MaxKeysPerContainer, attackerFull)
 	assert.Equal(t, cfg.Dedup.MaxKeysPerContainer+1, attackerKeys)
-	assert.LessOrEqual(t, sz.keys, cfg.Dedup.MaxKeys)
-	assert.Less(t, sz.bytes, sz.keys*(dedupEntryOverhead+3*maxKeyFieldBytes)+sz.containers*(dedupOwnerOverhead+4096))
-	assert.Equal(t, seen-int64(cfg.Dedup.MaxKeysPerContainer), h.limited(t, limitPerContainer),
+	assert.LessOrEqual(t, sz.Keys, cfg.Dedup.MaxKeys)
+	assert.Less(t, sz.Bytes, sz.Keys*(dedup.EntryOverhead+3*dedup.MaxKeyFieldBytes)+sz.Containers*(dedup.OwnerOverhead+4096))
+	assert.Equal(t, seen-int64(cfg.Dedup.MaxKeysPerContainer), h.limited(t, dedup.LimitPerContainer),
 		"each attacker key past its share is counted as collapsed")
-	assert.Zero(t, h.limited(t, limitNode), "one container never fills the node")
+	assert.Zero(t, h.limited(t, dedup.LimitNode), "one container never fills the node")
 	assert.Len(t, findingsOf(sink, attacker.ID()), cfg.Dedup.MaxKeysPerContainer+1)
 
 	// The decoder caches: within their byte bound, although the flood made 10,000 unique 3.8 KiB paths.

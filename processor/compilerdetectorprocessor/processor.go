@@ -21,6 +21,7 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
@@ -41,7 +42,7 @@ type compilerDetector struct {
 	matcher  *catalog.Matcher
 	known    *catalog.Known // processes reported as compilers, which vouch for their stages
 	exclude  *exclude.Exclusions
-	dedup    *deduper                  // nil when dedup.window is 0
+	dedup    *dedup.Deduper            // nil when dedup.window is 0
 	meta     metadataSource            // nil when kubernetes is off
 	hold     *hold.Holder[podMetadata] // nil when meta is nil
 	kube     *kube.Cache               // the node's pod cache; nil when kubernetes is off or a source was injected
@@ -81,7 +82,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		matcher:   catalog.NewMatcher(cfg.catalogEntries()),
 		known:     catalog.NewKnown(),
 		exclude:   exclude.New(cfg.Exclude),
-		dedup:     newDeduper(cfg.Dedup, set.Logger, set.BuildInfo.Version),
+		dedup:     dedup.New(cfg.Dedup, set.Logger, set.BuildInfo.Version),
 		meta:      meta,
 		now:       time.Now,
 		stop:      make(chan struct{}),
@@ -363,7 +364,7 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 			res := rl.Resource()
 			found, ready := p.lookup(res)
 			n := countRecords(rl) // before Route, which moves the records out
-			if p.hold.Route(rl, orderKey(res.Attributes()), ready, now) {
+			if p.hold.Route(rl, attr.ContainerKey(res.Attributes()), ready, now) {
 				st.held += int64(n)
 				return true
 			}
@@ -396,12 +397,12 @@ type stats struct {
 	// Dedup limit hits: findings whose key was collapsed, and windows evicted.
 	collapsed, evicted int64
 	// evictedWindows are windows evicted with suppressed repeats, whose summaries go with the batch.
-	evictedWindows []*dedupEntry
+	evictedWindows []*dedup.Window
 }
 
 var (
-	limitContainerAttr = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", limitPerContainer)))
-	limitNodeAttr      = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", limitNode)))
+	limitContainerAttr = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", dedup.LimitPerContainer)))
+	limitNodeAttr      = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", dedup.LimitNode)))
 )
 
 func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
@@ -510,19 +511,19 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 		if keyParent == "" {
 			keyParent = parentComm // the receiver could not read the parent's exe
 		}
-		key := p.dedup.key(res, m.Name, keyParent, v.ExePath)
-		obs := p.dedup.observe(key, orderKey(res), res, now, newEntry{
-			compiler: m.Name, language: m.Language, parentExe: parentExe, severity: sev, runtime: runtime,
+		obs := p.dedup.Observe(res, now, dedup.Finding{
+			Compiler: m.Name, Language: m.Language, ParentExe: parentExe, KeyParent: keyParent, Executable: v.ExePath,
+			Severity: sev, Runtime: runtime,
 		})
-		carried = obs.carried
-		if obs.collapsed {
+		carried = obs.Carried
+		if obs.Collapsed {
 			st.collapsed++
 		}
-		st.evicted += int64(obs.evicted)
-		if obs.summary != nil {
-			st.evictedWindows = append(st.evictedWindows, obs.summary)
+		st.evicted += int64(obs.Evicted)
+		if obs.Summary != nil {
+			st.evictedWindows = append(st.evictedWindows, obs.Summary)
 		}
-		if !obs.flag {
+		if !obs.Flag {
 			st.deduplicated++
 			return false
 		}
@@ -608,7 +609,7 @@ func (p *compilerDetector) emitSummaries(ctx context.Context, all bool) {
 	if p.dedup == nil {
 		return
 	}
-	ld, n := p.dedup.expireSummaries(p.now(), all)
+	ld, n := p.dedup.ExpireSummaries(p.now(), all)
 	if n == 0 {
 		return
 	}
@@ -622,7 +623,7 @@ func (p *compilerDetector) appendEvicted(ld plog.Logs, st *stats, now time.Time)
 	if len(st.evictedWindows) == 0 {
 		return
 	}
-	p.dedup.appendSummaries(ld, st.evictedWindows, now)
+	p.dedup.AppendSummaries(ld, st.evictedWindows, now)
 	st.summaries += int64(len(st.evictedWindows))
 	st.evictedWindows = nil
 }

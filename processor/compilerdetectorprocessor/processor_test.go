@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
@@ -150,10 +151,10 @@ func TestDedupKey(t *testing.T) {
 		require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 		return len(flagged(h.sink.AllLogs()))
 	}
-	assert.Equal(t, 3, run([]string{keyContainerID, keyCompiler, keyParentExecutable}))
-	assert.Equal(t, 2, run([]string{keyContainerID, keyCompiler}))
-	assert.Equal(t, 1, run([]string{keyCompiler}))
-	assert.Equal(t, 1, run([]string{keyHostName, keyExecutable}))
+	assert.Equal(t, 3, run([]string{dedup.KeyContainerID, dedup.KeyCompiler, dedup.KeyParentExecutable}))
+	assert.Equal(t, 2, run([]string{dedup.KeyContainerID, dedup.KeyCompiler}))
+	assert.Equal(t, 1, run([]string{dedup.KeyCompiler}))
+	assert.Equal(t, 1, run([]string{dedup.KeyHostName, dedup.KeyExecutable}))
 }
 
 func TestExclusions(t *testing.T) {

@@ -111,3 +111,12 @@ func SeverityText(sev plog.SeverityNumber) string {
 	}
 	return "WARN"
 }
+
+// ContainerKey identifies the container a resource belongs to: container.id, else k8s.pod.uid; "" for the host.
+// It keys the hold's per-container order and dedup's owners.
+func ContainerKey(res pcommon.Map) string {
+	if id := Str(res, ContainerID); id != "" {
+		return id
+	}
+	return Str(res, K8sPodUID)
+}
