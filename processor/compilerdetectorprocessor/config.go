@@ -21,7 +21,7 @@ const (
 	modeReplace = "replace"
 )
 
-// Config is the compiler_detector configuration. See design.md, "Processor compiler_detector".
+// Config is the compiler_detector configuration.
 type Config struct {
 	// ContainersOnly flags only execs whose resource has container.id, which is the rule's scope.
 	ContainersOnly bool `mapstructure:"containers_only"`
@@ -50,7 +50,7 @@ type CompilersConfig struct {
 type CompilerEntry struct {
 	// Name is the canonical lowercase name reported in compilerwatch.compiler.name.
 	Name string `mapstructure:"name"`
-	// Language is one of design.md's languages.
+	// Language is one of the languages compilerwatch.compiler.language reports (catalog.LanguageList).
 	Language string `mapstructure:"language"`
 	// Executables are basenames (versioned and cross-prefixed forms match too) or absolute paths.
 	Executables []string `mapstructure:"executables"`
