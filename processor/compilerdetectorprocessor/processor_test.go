@@ -484,3 +484,62 @@ func TestHoldIsBounded(t *testing.T) {
 	assert.Equal(t, []int64{1, 2, 3, 4, 7, 5, 6}, pids())
 	assert.Zero(t, h.p.hold.Held())
 }
+
+// countingSource is ready for the containers in ready; it counts lookups, and the writes of what they found per
+// container.
+type countingSource struct {
+	mu      sync.Mutex
+	ready   map[string]bool
+	lookups int
+	applied map[string]int
+}
+
+type countingFound struct {
+	s  *countingSource
+	id string
+}
+
+func (f countingFound) Apply(res pcommon.Resource) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	f.s.applied[f.id]++
+	attr.PutStrIfAbsent(res.Attributes(), attr.K8sNamespace, "ns")
+}
+
+func (s *countingSource) Lookup(res pcommon.Resource) (podMetadata, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	id := attr.Str(res.Attributes(), attr.ContainerID)
+	return countingFound{s, id}, s.ready[id]
+}
+
+// Kubernetes attributes are written once per record: a record that passes at once, and one held for its
+// metadata and checked several times before it is released, are each enriched exactly once, and the hold's
+// checks leave the held record unchanged.
+func TestEnrichedOncePerRecord(t *testing.T) {
+	ctx := context.Background()
+	src := &countingSource{ready: map[string]bool{testContainer: true}, applied: map[string]int{}}
+	h := newHarness(t, createDefaultConfig().(*Config), src)
+
+	ld := plog.NewLogs()
+	appendExec(appendResource(ld, testContainer, nil), 1, recGCC)
+	appendExec(appendResource(ld, testContainer2, nil), 2, recGCC)
+	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
+	assert.Equal(t, map[string]int{testContainer: 1}, src.applied, "the ready record is enriched as it passes")
+
+	for range 3 {
+		h.p.releaseHeld(ctx, false) // checked, still pending
+	}
+	assert.Equal(t, 5, src.lookups, "one lookup per record, one per check")
+	assert.Equal(t, map[string]int{testContainer: 1}, src.applied, "checking a held record does not change it")
+
+	src.mu.Lock()
+	src.ready[testContainer2] = true
+	src.mu.Unlock()
+	h.p.releaseHeld(ctx, false)
+	assert.Equal(t, map[string]int{testContainer: 1, testContainer2: 1}, src.applied, "released and enriched once")
+	require.Len(t, h.sink.AllLogs(), 2)
+	assert.Equal(t, "ns", strAttr(h.sink.AllLogs()[1].ResourceLogs().At(0).Resource().Attributes(), attr.K8sNamespace))
+	require.NoError(t, h.p.Shutdown(ctx))
+}
