@@ -51,7 +51,7 @@ const MaxWindow = 24 * time.Hour
 
 // Default dedup limits. A legitimate container opens a handful of keys an hour (one per compiler and parent
 // program: make, sh, ninja...); the defaults hold far more, and keep the worst case small: with every key field at
-// its longest a window takes about 1.1 KiB (TestDedupWorstCaseBytes), so 4.5 MiB at max_keys, plus one resource
+// its longest a window takes about 1.1 KiB (the processor's TestDedupWorstCaseBytes), so 4.5 MiB at max_keys, plus one resource
 // copy per container.
 const (
 	DefaultMaxKeys             = 4096
