@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 )
 
@@ -18,23 +21,7 @@ const (
 	modeReplace = "replace"
 )
 
-// Dedup key fields.
-const (
-	keyContainerID      = "container.id"
-	keyPodUID           = "k8s.pod.uid"
-	keyHostName         = "host.name"
-	keyCompiler         = "compiler"
-	keyParentExecutable = "parent_executable"
-	keyExecutable       = "executable"
-	maxDedupKeyFields   = 6
-)
-
-// maxDedupWindow bounds "dedup.window". A repeat is reported only when its
-// window closes, so a longer window hides how often a compiler keeps
-// running, and keeps each key's state that long.
-const maxDedupWindow = 24 * time.Hour
-
-// Config is the compiler_detector configuration. See design.md, "Processor compiler_detector".
+// Config is the compiler_detector configuration.
 type Config struct {
 	// ContainersOnly flags only execs whose resource has container.id, which is the rule's scope.
 	ContainersOnly bool `mapstructure:"containers_only"`
@@ -63,7 +50,7 @@ type CompilersConfig struct {
 type CompilerEntry struct {
 	// Name is the canonical lowercase name reported in compilerwatch.compiler.name.
 	Name string `mapstructure:"name"`
-	// Language is one of design.md's languages.
+	// Language is one of the languages compilerwatch.compiler.language reports (catalog.LanguageList).
 	Language string `mapstructure:"language"`
 	// Executables are basenames (versioned and cross-prefixed forms match too) or absolute paths.
 	Executables []string `mapstructure:"executables"`
@@ -73,25 +60,10 @@ type CompilerEntry struct {
 }
 
 // ExcludeConfig are allowlists. A compiler execution they match is counted, not flagged.
-type ExcludeConfig struct {
-	Namespaces        []string          `mapstructure:"namespaces"`
-	Images            []string          `mapstructure:"images"`
-	PodLabels         map[string]string `mapstructure:"pod_labels"`
-	ParentExecutables []string          `mapstructure:"parent_executables"`
-	ContainerIDs      []string          `mapstructure:"container_ids"`
-}
+type ExcludeConfig = exclude.Config
 
 // DedupConfig suppresses repeated findings per key within a window.
-type DedupConfig struct {
-	Window time.Duration `mapstructure:"window"`
-	Key    []string      `mapstructure:"key"`
-	// MaxKeys bounds the open windows on the node; past it the oldest window is evicted, with a summary of its
-	// repeats.
-	MaxKeys int `mapstructure:"max_keys"`
-	// MaxKeysPerContainer bounds the windows with a full key per container; past it the container's new keys
-	// collapse to container and compiler (0: always).
-	MaxKeysPerContainer int `mapstructure:"max_keys_per_container"`
-}
+type DedupConfig = dedup.Config
 
 var _ component.Config = (*Config)(nil)
 
@@ -149,8 +121,8 @@ func (cfg *Config) Validate() error {
 	if cfg.Dedup.Window < 0 {
 		add(fmt.Errorf(`"dedup.window" must not be negative, got %s`, cfg.Dedup.Window))
 	}
-	if cfg.Dedup.Window > maxDedupWindow {
-		add(fmt.Errorf(`"dedup.window" must be at most %s, got %s`, maxDedupWindow, cfg.Dedup.Window))
+	if cfg.Dedup.Window > dedup.MaxWindow {
+		add(fmt.Errorf(`"dedup.window" must be at most %s, got %s`, dedup.MaxWindow, cfg.Dedup.Window))
 	}
 	if cfg.Dedup.Window > 0 && len(cfg.Dedup.Key) == 0 {
 		add(errors.New(`"dedup.key" must not be empty while "dedup.window" is set (use window: 0 to disable dedup)`))
@@ -169,10 +141,10 @@ func (cfg *Config) Validate() error {
 	seen := make(map[string]bool, len(cfg.Dedup.Key))
 	for i, k := range cfg.Dedup.Key {
 		switch k {
-		case keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable:
+		case dedup.KeyContainerID, dedup.KeyPodUID, dedup.KeyHostName, dedup.KeyCompiler, dedup.KeyParentExecutable, dedup.KeyExecutable:
 		default:
 			add(fmt.Errorf(`"dedup.key[%d]" %q is unknown; use %s, %s, %s, %s, %s or %s`, i, k,
-				keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable))
+				dedup.KeyContainerID, dedup.KeyPodUID, dedup.KeyHostName, dedup.KeyCompiler, dedup.KeyParentExecutable, dedup.KeyExecutable))
 			continue
 		}
 		if seen[k] {
@@ -183,29 +155,16 @@ func (cfg *Config) Validate() error {
 
 	// Exclusions on Kubernetes attributes match only what the pod cache adds.
 	if cfg.Kubernetes.Enabled == kube.ModeFalse {
-		for _, key := range cfg.Exclude.kubernetesKeys() {
+		for _, key := range cfg.Exclude.KubernetesKeys() {
 			add(fmt.Errorf(`%q needs Kubernetes metadata, but "kubernetes.enabled" is false: it could never match`, key))
 		}
 	}
 
-	// kubernetes: kube.Config.Validate, which the collector calls on nested configs.
+	if err := hold.ValidateWait(cfg.Kubernetes.WaitForMetadata); err != nil {
+		add(err)
+	}
+	// The rest of kubernetes: kube.Config.Validate, which the collector calls on nested configs.
 	return errors.Join(errs...)
-}
-
-// kubernetesKeys names the exclusions that match attributes only the pod
-// cache adds (k8s.namespace.name, container.image.name, k8s.pod.label.*).
-func (x ExcludeConfig) kubernetesKeys() []string {
-	var keys []string
-	if len(x.Namespaces) > 0 {
-		keys = append(keys, "exclude.namespaces")
-	}
-	if len(x.Images) > 0 {
-		keys = append(keys, "exclude.images")
-	}
-	if len(x.PodLabels) > 0 {
-		keys = append(keys, "exclude.pod_labels")
-	}
-	return keys
 }
 
 func (e CompilerEntry) validate() error {
@@ -215,8 +174,8 @@ func (e CompilerEntry) validate() error {
 	if e.Name != strings.ToLower(e.Name) || strings.ContainsAny(e.Name, " \t\n") {
 		return fmt.Errorf(`"name" %q must be lowercase with no whitespace`, e.Name)
 	}
-	if !isValidLanguage(e.Language) {
-		return fmt.Errorf(`"language" %q must be one of %s`, e.Language, langListForErr)
+	if !catalog.IsValidLanguage(e.Language) {
+		return fmt.Errorf(`"language" %q must be one of %s`, e.Language, catalog.LanguageList)
 	}
 	if len(e.Executables) == 0 {
 		return errors.New(`missing required field "executables"`)
@@ -262,21 +221,11 @@ func isContainerID(s string) bool {
 	return true
 }
 
-// catalogEntries returns the catalog this configuration selects: built-ins, then user entries, which override
-// built-ins with the same executable name.
-func (cfg *Config) catalogEntries() []*catalogEntry {
-	var entries []*catalogEntry
-	if cfg.Compilers.Mode != modeReplace {
-		entries = builtinCatalog()
+// catalogEntries returns the catalog this configuration selects.
+func (cfg *Config) catalogEntries() []*catalog.Entry {
+	user := make([]catalog.User, len(cfg.Compilers.Entries))
+	for i, u := range cfg.Compilers.Entries {
+		user[i] = catalog.User{Name: u.Name, Language: u.Language, Executables: u.Executables, Args: u.Args}
 	}
-	for _, u := range cfg.Compilers.Entries {
-		e := &catalogEntry{name: u.Name, language: u.Language, kind: kindDriver, executables: u.Executables}
-		if len(u.Args) > 0 {
-			e.kind = kindTool
-			e.style = argsSubcommand
-			e.subcommands = subs("", u.Args...)
-		}
-		entries = append(entries, e)
-	}
-	return entries
+	return catalog.Entries(cfg.Compilers.Mode == modeReplace, user)
 }

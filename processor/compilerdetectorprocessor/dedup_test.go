@@ -16,6 +16,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 )
 
 const metricLimited = "otelcol_processor_compiler_detector_dedup_limited_keys"
@@ -77,18 +80,18 @@ func TestDedupPerContainerLimitCollapses(t *testing.T) {
 	h.send(t, testContainer, nil, parents("p", 20)...)
 	// 4 full keys, then one collapsed window for gcc: its first finding is flagged, the other 15 suppressed.
 	assert.Len(t, flagged(h.sink.AllLogs()), 5)
-	assert.Equal(t, dedupSize{keys: 5, collapsed: 1, containers: 1, bytes: h.p.dedup.size().bytes}, h.p.dedup.size())
-	assert.Equal(t, int64(16), h.limited(t, limitPerContainer), "each new key past the share is counted")
+	assert.Equal(t, dedup.Size{Keys: 5, Collapsed: 1, Containers: 1, Bytes: h.p.dedup.Size().Bytes}, h.p.dedup.Size())
+	assert.Equal(t, int64(16), h.limited(t, dedup.LimitPerContainer), "each new key past the share is counted")
 	assert.Equal(t, int64(15), h.counter(t, metricDeduplicated))
 
 	h.send(t, testContainer, nil, parents("q", 1000)...)
 	assert.Len(t, flagged(h.sink.AllLogs()), 5, "nothing more from the flooding container")
-	assert.Equal(t, 5, h.p.dedup.size().keys, "and no more state")
+	assert.Equal(t, 5, h.p.dedup.Size().Keys, "and no more state")
 
 	h.sink.Reset()
 	h.send(t, testContainer2, nil, parents("p", 3)...)
 	assert.Len(t, flagged(h.sink.AllLogs()), 3, "another container's findings go out in full")
-	assert.Zero(t, h.limited(t, limitNode))
+	assert.Zero(t, h.limited(t, dedup.LimitNode))
 }
 
 // Past max_keys the oldest window of the node is evicted, and its suppressed count goes out in a summary with the
@@ -106,23 +109,23 @@ func TestDedupNodeLimitEvictsOldestWithSummary(t *testing.T) {
 	var summaries []plog.LogRecord
 	var summaryRes pcommon.Map
 	eachRecord(h.sink.AllLogs(), func(res pcommon.Map, lr plog.LogRecord) {
-		if lr.EventName() == eventNameDedupSummary {
+		if lr.EventName() == attr.EventDedupSummary {
 			summaries, summaryRes = append(summaries, lr), res
 		}
 	})
 	require.Len(t, summaries, 1)
-	assert.Equal(t, ids[0], strAttr(summaryRes, attrContainerID), "the oldest window is evicted")
-	v, _ := summaries[0].Attributes().Get(attrSuppressedCount)
+	assert.Equal(t, ids[0], strAttr(summaryRes, attr.ContainerID), "the oldest window is evicted")
+	v, _ := summaries[0].Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(1), v.Int())
-	assert.Equal(t, int64(1), h.limited(t, limitNode))
+	assert.Equal(t, int64(1), h.limited(t, dedup.LimitNode))
 	assert.Equal(t, int64(1), h.counter(t, metricSummaries))
-	assert.Equal(t, dedupSize{keys: 3, containers: 3, bytes: h.p.dedup.size().bytes}, h.p.dedup.size())
+	assert.Equal(t, dedup.Size{Keys: 3, Containers: 3, Bytes: h.p.dedup.Size().Bytes}, h.p.dedup.Size())
 
 	// The evicted count is not reported twice.
 	h.sink.Reset()
 	require.NoError(t, h.p.Shutdown(context.Background()))
 	eachRecord(h.sink.AllLogs(), func(res pcommon.Map, _ plog.LogRecord) {
-		assert.NotEqual(t, ids[0], strAttr(res, attrContainerID))
+		assert.NotEqual(t, ids[0], strAttr(res, attr.ContainerID))
 	})
 }
 
@@ -132,15 +135,15 @@ func TestDedupCollapsingContainerEvictsOnlyItsOwn(t *testing.T) {
 	h := newHarness(t, dedupCfg(4, 2), nil)
 	h.send(t, testContainer2, nil, "/usr/bin/make")
 	h.send(t, testContainer, nil, parents("p", 3)...) // 2 full keys and a collapsed gcc window: the node is full
-	require.Equal(t, 4, h.p.dedup.size().keys)
+	require.Equal(t, 4, h.p.dedup.Size().Keys)
 
 	// A new compiler of the collapsing container needs a window: it evicts its own oldest.
 	ld := plog.NewLogs()
 	rust := execRec{exe: "/usr/bin/rustc", anc: bashAnc, parent: "/tmp/p99"}
 	appendExec(appendResource(ld, testContainer, nil), 9, rust)
 	require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
-	assert.Equal(t, 4, h.p.dedup.size().keys)
-	assert.Equal(t, int64(1), h.limited(t, limitNode))
+	assert.Equal(t, 4, h.p.dedup.Size().Keys)
+	assert.Equal(t, int64(1), h.limited(t, dedup.LimitNode))
 
 	h.sink.Reset()
 	h.send(t, testContainer2, nil, "/usr/bin/make")
@@ -154,16 +157,16 @@ func TestDedupLateMetadataIsFlagged(t *testing.T) {
 	h.send(t, testContainer, nil, "/usr/bin/make", "/usr/bin/make")
 	require.Len(t, flagged(h.sink.AllLogs()), 1)
 
-	pod := map[string]string{attrK8sNamespace: "prod", "k8s.pod.name": "web-0"}
+	pod := map[string]string{attr.K8sNamespace: "prod", "k8s.pod.name": "web-0"}
 	h.sink.Reset()
 	h.clk.advance(time.Minute)
 	h.send(t, testContainer, pod, "/usr/bin/make", "/usr/bin/make")
 	got := flagged(h.sink.AllLogs())
 	require.Len(t, got, 1, "the first finding with pod metadata is flagged")
-	v, _ := got[0].Attributes().Get(attrSuppressedCount)
+	v, _ := got[0].Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(1), v.Int(), "with the repeat suppressed before it")
 
-	container := map[string]string{attrK8sNamespace: "prod", "k8s.pod.name": "web-0", "k8s.container.name": "app"}
+	container := map[string]string{attr.K8sNamespace: "prod", "k8s.pod.name": "web-0", "k8s.container.name": "app"}
 	h.sink.Reset()
 	h.send(t, testContainer, container, "/usr/bin/make", "/usr/bin/make")
 	assert.Len(t, flagged(h.sink.AllLogs()), 1, "and the first with the container's too")
@@ -188,40 +191,28 @@ func TestDedupLongKeyFields(t *testing.T) {
 	long := "/" + strings.Repeat("d/", 2000) + "sh"
 	h.send(t, testContainer, nil, long, long, long+"x")
 	assert.Len(t, flagged(h.sink.AllLogs()), 2, "distinct long paths are distinct keys")
-	sz := h.p.dedup.size()
-	assert.Equal(t, 2, sz.keys)
-	assert.Less(t, sz.bytes, 2*(dedupEntryOverhead+3*maxKeyFieldBytes)+dedupOwnerOverhead+1024)
+	sz := h.p.dedup.Size()
+	assert.Equal(t, 2, sz.Keys)
 
 	h.sink.Reset()
 	require.NoError(t, h.p.Shutdown(context.Background()))
 	var sum plog.LogRecord
 	eachRecord(h.sink.AllLogs(), func(_ pcommon.Map, lr plog.LogRecord) { sum = lr })
-	p := strAttr(sum.Attributes(), attrParentExecutable)
-	assert.LessOrEqual(t, len(p), maxKeyFieldBytes)
+	p := strAttr(sum.Attributes(), attr.ParentExecutable)
+	assert.LessOrEqual(t, len(p), dedup.MaxKeyFieldBytes)
 	assert.True(t, strings.HasSuffix(long, "/"+p), "the deepest part of the path: %q", p)
-}
-
-func TestCompactField(t *testing.T) {
-	short := strings.Repeat("a", maxKeyFieldBytes)
-	assert.Equal(t, short, compactField(short))
-	long := short + "b"
-	c := compactField(long)
-	assert.Len(t, c, 65)
-	assert.Equal(t, byte(0), c[0])
-	assert.NotEqual(t, c, compactField(short+"c"))
-	assert.Equal(t, c, compactField(long))
 }
 
 // Each limit hit is counted, and logged at most once a minute per limit, with running totals.
 func TestDedupLimitHitsAreLoggedRateLimited(t *testing.T) {
 	h := newHarness(t, dedupCfg(70, 2), nil)
 	core, logs := observer.New(zap.WarnLevel)
-	h.p.dedup.logger = zap.New(core)
+	h.p.dedup = dedup.New(h.p.cfg.Dedup, zap.New(core), "")
 
 	h.send(t, testContainer, nil, parents("p", 50)...) // 48 collapsed
 	require.Equal(t, 1, logs.Len(), "one line for the burst")
 	first := logs.All()[0].ContextMap()
-	assert.Equal(t, limitPerContainer, first["limit"])
+	assert.Equal(t, dedup.LimitPerContainer, first["limit"])
 	assert.Equal(t, int64(1), first["hits_total"], "logged at the first hit")
 
 	h.clk.advance(30 * time.Second)
@@ -234,27 +225,27 @@ func TestDedupLimitHitsAreLoggedRateLimited(t *testing.T) {
 	second := logs.All()[1].ContextMap()
 	assert.Equal(t, int64(59), second["hits_total"])
 	assert.Equal(t, int64(58), second["hits_since_last_log"])
-	assert.Equal(t, int64(59), h.limited(t, limitPerContainer))
+	assert.Equal(t, int64(59), h.limited(t, dedup.LimitPerContainer))
 
 	// The other limit has its own line. 3 keys per container, 2 of them full: 23 containers fill the node.
 	for i := range 23 {
 		h.send(t, fmt.Sprintf("%064x", i+1), nil, "/a", "/b", "/c")
 	}
 	require.Equal(t, 3, logs.Len())
-	assert.Equal(t, limitNode, logs.All()[2].ContextMap()["limit"])
+	assert.Equal(t, dedup.LimitNode, logs.All()[2].ContextMap()["limit"])
 }
 
 // The worst case at the default limits, every field at its longest: the accounted bytes stay within what the
 // README states.
 func TestDedupWorstCaseBytes(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
-	cfg.Dedup.Key = []string{keyContainerID, keyPodUID, keyHostName, keyCompiler, keyParentExecutable, keyExecutable}
+	cfg.Dedup.Key = []string{dedup.KeyContainerID, dedup.KeyPodUID, dedup.KeyHostName, dedup.KeyCompiler, dedup.KeyParentExecutable, dedup.KeyExecutable}
 	h := newHarness(t, cfg, nil)
 	long := "/" + strings.Repeat("d/", 2040)
 	before := heapNow()
 	for c := range cfg.Dedup.MaxKeys / cfg.Dedup.MaxKeysPerContainer {
 		ld := plog.NewLogs()
-		sl := appendResource(ld, fmt.Sprintf("%064x", c+1), map[string]string{attrK8sPodUID: testPodUID})
+		sl := appendResource(ld, fmt.Sprintf("%064x", c+1), map[string]string{attr.K8sPodUID: testPodUID})
 		for i := range cfg.Dedup.MaxKeysPerContainer {
 			r := gccUnder(fmt.Sprintf("%s%05d", long, i))
 			r.exe = long + "gcc"
@@ -264,10 +255,10 @@ func TestDedupWorstCaseBytes(t *testing.T) {
 	}
 	h.sink.Reset()
 	grown := int64(heapNow()) - int64(before)
-	sz := h.p.dedup.size()
-	assert.Equal(t, cfg.Dedup.MaxKeys, sz.keys)
-	t.Logf("%d keys of %d containers: %d bytes accounted; the heap grew by %d bytes", sz.keys, sz.containers, sz.bytes, grown)
-	assert.Less(t, sz.bytes, 6<<20)
+	sz := h.p.dedup.Size()
+	assert.Equal(t, cfg.Dedup.MaxKeys, sz.Keys)
+	t.Logf("%d keys of %d containers: %d bytes accounted; the heap grew by %d bytes", sz.Keys, sz.Containers, sz.Bytes, grown)
+	assert.Less(t, sz.Bytes, 6<<20)
 }
 
 func heapNow() uint64 {

@@ -32,7 +32,7 @@ import (
 // The end-to-end test runs the real ebpf_exec receiver (the BPF program attached to the kernel) into the real
 // compiler_detector processor and a sink, runs real compilers in a runc container and on the host, and asserts
 // exactly which exec records come out flagged. Attribute names are spelled out rather than taken from the
-// package: they are the user-facing contract of design.md.
+// package: they are the user-facing contract, which a rename in the code must not change silently.
 
 const helloC = "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n"
 

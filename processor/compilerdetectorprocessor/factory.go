@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
@@ -29,13 +31,20 @@ func createDefaultConfig() component.Config {
 		Compilers:        CompilersConfig{Mode: modeExtend},
 		Dedup: DedupConfig{
 			Window: time.Hour,
-			Key:    []string{keyContainerID, keyCompiler, keyParentExecutable},
-			// Defaults and their worst-case memory: dedup.go.
-			MaxKeys:             defaultDedupMaxKeys,
-			MaxKeysPerContainer: defaultDedupMaxKeysPerContainer,
+			Key:    []string{dedup.KeyContainerID, dedup.KeyCompiler, dedup.KeyParentExecutable},
+			// Defaults and their worst-case memory: internal/dedup.
+			MaxKeys:             dedup.DefaultMaxKeys,
+			MaxKeysPerContainer: dedup.DefaultMaxKeysPerContainer,
 		},
-		Kubernetes: kube.DefaultConfig(),
+		Kubernetes: kubernetesDefaults(),
 	}
+}
+
+// kubernetesDefaults are the kubernetes section's defaults: the pod cache's, and the hold's wait_for_metadata.
+func kubernetesDefaults() kube.Config {
+	c := kube.DefaultConfig()
+	c.WaitForMetadata = hold.DefaultWait
+	return c
 }
 
 func createLogsProcessor(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {

@@ -23,6 +23,8 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
@@ -98,13 +100,13 @@ func TestFloodStaysBounded(t *testing.T) {
 	count := consumer.ConsumeLogsFunc(func(ctx context.Context, ld plog.Logs) error {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			rl := ld.ResourceLogs().At(i)
-			if getStr(rl.Resource().Attributes(), attrContainerID) != attacker.ID() {
+			if attr.Str(rl.Resource().Attributes(), attr.ContainerID) != attacker.ID() {
 				continue
 			}
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				lrs := rl.ScopeLogs().At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
-					if getStr(lrs.At(k).Attributes(), attrExecutableName) == "gcc" {
+					if attr.Str(lrs.At(k).Attributes(), attr.ExecutableName) == "gcc" {
 						attackerGCC.Add(1)
 					}
 				}
@@ -145,7 +147,7 @@ func TestFloodStaysBounded(t *testing.T) {
 	// While the flood runs, past the attacker's share: the other container runs gcc under a shell.
 	var floodErr error
 	floodDone := false
-	for !floodDone && h.limited(t, limitPerContainer) < 1000 {
+	for !floodDone && h.limited(t, dedup.LimitPerContainer) < 1000 {
 		select {
 		case floodErr = <-flood:
 			floodDone = true
@@ -166,23 +168,20 @@ func TestFloodStaysBounded(t *testing.T) {
 		otherFindings = findingsOf(sink, other.ID())
 		return len(otherFindings) == 2
 	}, 30*time.Second, 50*time.Millisecond, "both findings of the other container arrive")
-	assert.NotEqual(t, strAttr(otherFindings[0].Attributes(), attrParentExecutable),
-		strAttr(otherFindings[1].Attributes(), attrParentExecutable))
+	assert.NotEqual(t, strAttr(otherFindings[0].Attributes(), attr.ParentExecutable),
+		strAttr(otherFindings[1].Attributes(), attr.ParentExecutable))
 
 	heapAfter := heapAfterGC()
 	seen := attackerGCC.Load()
 	d := p.dedup
-	d.mu.Lock()
-	o := d.owners[attacker.ID()]
-	require.NotNil(t, o)
-	attackerKeys, attackerFull := o.total, o.normal
-	d.mu.Unlock()
-	sz := d.size()
+	attackerKeys, attackerFull := d.ContainerKeys(attacker.ID())
+	require.NotZero(t, attackerKeys)
+	sz := d.Size()
 	entries, cacheBytes := caches.DecoderCacheSize()
 	t.Logf("flood: %d attacker gcc records reached the processor in %v (other container's gcc ran %v in); "+
 		"dedup: %d keys (%d collapsed), %d containers, %d bytes; attacker: %d keys, %d full; decoder caches: %d entries, %d bytes; "+
 		"heap after GC: %.1f MiB before, %.1f MiB after (%+.1f MiB)",
-		seen, floodTime.Round(time.Second), duringAt.Sub(start).Round(time.Second), sz.keys, sz.collapsed, sz.containers, sz.bytes,
+		seen, floodTime.Round(time.Second), duringAt.Sub(start).Round(time.Second), sz.Keys, sz.Collapsed, sz.Containers, sz.Bytes,
 		attackerKeys, attackerFull, entries, cacheBytes,
 		float64(heapBefore)/(1<<20), float64(heapAfter)/(1<<20), (float64(heapAfter)-float64(heapBefore))/(1<<20))
 
@@ -193,11 +192,11 @@ func TestFloodStaysBounded(t *testing.T) {
 	// past its share is counted as collapsed; one finding per key it was allowed, and one for the collapsed window.
 	assert.Equal(t, cfg.Dedup.MaxKeysPerContainer, attackerFull)
 	assert.Equal(t, cfg.Dedup.MaxKeysPerContainer+1, attackerKeys)
-	assert.LessOrEqual(t, sz.keys, cfg.Dedup.MaxKeys)
-	assert.Less(t, sz.bytes, sz.keys*(dedupEntryOverhead+3*maxKeyFieldBytes)+sz.containers*(dedupOwnerOverhead+4096))
-	assert.Equal(t, seen-int64(cfg.Dedup.MaxKeysPerContainer), h.limited(t, limitPerContainer),
+	assert.LessOrEqual(t, sz.Keys, cfg.Dedup.MaxKeys)
+	assert.Less(t, sz.Bytes, sz.Keys*(dedup.EntryOverhead+3*dedup.MaxKeyFieldBytes)+sz.Containers*(dedup.OwnerOverhead+4096))
+	assert.Equal(t, seen-int64(cfg.Dedup.MaxKeysPerContainer), h.limited(t, dedup.LimitPerContainer),
 		"each attacker key past its share is counted as collapsed")
-	assert.Zero(t, h.limited(t, limitNode), "one container never fills the node")
+	assert.Zero(t, h.limited(t, dedup.LimitNode), "one container never fills the node")
 	assert.Len(t, findingsOf(sink, attacker.ID()), cfg.Dedup.MaxKeysPerContainer+1)
 
 	// The decoder caches: within their byte bound, although the flood made 10,000 unique 3.8 KiB paths.
@@ -211,8 +210,8 @@ func TestFloodStaysBounded(t *testing.T) {
 func findingsOf(sink *consumertest.LogsSink, id string) []plog.LogRecord {
 	var out []plog.LogRecord
 	eachRecord(sink.AllLogs(), func(res pcommon.Map, lr plog.LogRecord) {
-		if getStr(res, attrContainerID) == id && lr.EventName() == "process.exec" {
-			if _, ok := lr.Attributes().Get(attrCompilerName); ok {
+		if attr.Str(res, attr.ContainerID) == id && lr.EventName() == "process.exec" {
+			if _, ok := lr.Attributes().Get(attr.CompilerName); ok {
 				out = append(out, lr)
 			}
 		}

@@ -16,7 +16,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
 )
 
 const (
@@ -32,7 +35,7 @@ type execRec struct {
 	exe          string
 	file         string // defaults to exe
 	argv         []string
-	comm         string // defaults to basename(file) cut to 15 bytes
+	comm         string // defaults to catalog.Basename(file) cut to 15 bytes
 	anc          []string
 	ancExe       []string // the ancestors' executable names; a missing or empty one is the ancestor's comm
 	parent       string   // parent executable path
@@ -47,9 +50,9 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	}
 	comm := r.comm
 	if comm == "" {
-		comm = basename(file)
-		if len(comm) > commLen {
-			comm = comm[:commLen]
+		comm = catalog.Basename(file)
+		if len(comm) > catalog.CommLen {
+			comm = comm[:catalog.CommLen]
 		}
 	}
 	argv := append([]string{file}, r.argv...)
@@ -61,13 +64,13 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	a := lr.Attributes()
 	a.PutInt("process.pid", pid)
 	a.PutInt("process.parent_pid", pid-1)
-	a.PutStr(attrExecutablePath, r.exe)
-	a.PutStr(attrExecutableName, basename(r.exe))
-	a.PutStr(attrCommand, argv[0])
-	_ = a.PutEmptySlice(attrCommandArgs).FromRaw(toAny(argv))
-	a.PutStr(attrExecFilename, file)
-	a.PutStr(attrExecComm, comm)
-	_ = a.PutEmptySlice(attrAncestors).FromRaw(toAny(r.anc))
+	a.PutStr(attr.ExecutablePath, r.exe)
+	a.PutStr(attr.ExecutableName, catalog.Basename(r.exe))
+	a.PutStr(attr.Command, argv[0])
+	_ = a.PutEmptySlice(attr.CommandArgs).FromRaw(toAny(argv))
+	a.PutStr(attr.ExecFilename, file)
+	a.PutStr(attr.ExecComm, comm)
+	_ = a.PutEmptySlice(attr.Ancestors).FromRaw(toAny(r.anc))
 	ancExe := make([]string, len(r.anc))
 	for i, anc := range r.anc {
 		if i < len(r.ancExe) && r.ancExe[i] != "" {
@@ -76,18 +79,18 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 			ancExe[i] = anc[strings.IndexByte(anc, ':')+1:]
 		}
 	}
-	_ = a.PutEmptySlice(attrAncestorExeNames).FromRaw(toAny(ancExe))
+	_ = a.PutEmptySlice(attr.AncestorExeNames).FromRaw(toAny(ancExe))
 	if r.parent != "" {
-		a.PutStr(attrParentExecutable, r.parent)
+		a.PutStr(attr.ParentExecutable, r.parent)
 	}
 	if len(r.anc) > 0 {
-		a.PutStr(attrParentCommand, r.anc[0][strings.IndexByte(r.anc[0], ':')+1:])
+		a.PutStr(attr.ParentCommand, r.anc[0][strings.IndexByte(r.anc[0], ':')+1:])
 	}
 	if r.origin != "" {
-		a.PutStr(attrExecutableOrigin, r.origin)
+		a.PutStr(attr.ExecutableOrigin, r.origin)
 	}
 	if r.parentOrigin != "" {
-		a.PutStr(attrParentExecutableOrigin, r.parentOrigin)
+		a.PutStr(attr.ParentExecutableOrigin, r.parentOrigin)
 	}
 	return lr
 }
@@ -105,9 +108,9 @@ func appendResource(ld plog.Logs, containerID string, extra map[string]string) p
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.SetSchemaUrl(semconv.SchemaURL)
 	ra := rl.Resource().Attributes()
-	ra.PutStr(attrHostName, "node-1")
+	ra.PutStr(attr.HostName, "node-1")
 	if containerID != "" {
-		ra.PutStr(attrContainerID, containerID)
+		ra.PutStr(attr.ContainerID, containerID)
 		ra.PutStr("container.runtime.name", "containerd")
 	}
 	for k, v := range extra {
@@ -137,10 +140,10 @@ func under(r execRec, pid int64, driver execRec) execRec {
 		if file == "" {
 			file = driver.exe
 		}
-		comm = basename(file)
+		comm = catalog.Basename(file)
 	}
 	r.anc = append([]string{strconv.FormatInt(pid, 10) + ":" + comm}, r.anc[min(1, len(r.anc)):]...)
-	r.ancExe = append([]string{basename(driver.exe)}, r.ancExe[min(1, len(r.ancExe)):]...)
+	r.ancExe = append([]string{catalog.Basename(driver.exe)}, r.ancExe[min(1, len(r.ancExe)):]...)
 	r.parent = driver.exe
 	return r
 }
@@ -160,7 +163,7 @@ type harness struct {
 	clk  *clock
 }
 
-func newHarness(t *testing.T, cfg *Config, enr enricher) *harness {
+func newHarness(t *testing.T, cfg *Config, enr metadataSource) *harness {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	tel := componenttest.NewTelemetry()
@@ -196,7 +199,7 @@ func (h *harness) counter(t *testing.T, name string) int64 {
 func flagged(lds []plog.Logs) []plog.LogRecord {
 	var out []plog.LogRecord
 	eachRecord(lds, func(_ pcommon.Map, lr plog.LogRecord) {
-		if _, ok := lr.Attributes().Get(attrCompilerName); ok {
+		if _, ok := lr.Attributes().Get(attr.CompilerName); ok {
 			out = append(out, lr)
 		}
 	})
@@ -232,3 +235,11 @@ const (
 	metricHoldExpired  = "otelcol_processor_compiler_detector_hold_expired_records"
 	metricAsyncFailed  = "otelcol_processor_compiler_detector_async_emit_failed_records"
 )
+
+// setPresence replaces the harness's presence scanner, before Start, by one built from the processor's settings
+// as change leaves them.
+func (h *harness) setPresence(change func(*presence.Settings)) {
+	set := h.p.presenceSettings()
+	change(&set)
+	h.p.presence = presence.New(set)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
@@ -26,8 +27,8 @@ func TestCollectorImageHasNoCompiler(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	m := newMatcher(builtinCatalog())
-	require.NotNil(t, m.lookup("gcc"), "the matcher knows compilers")
+	m := catalog.NewMatcher(catalog.Builtin())
+	require.NotNil(t, m.Lookup("gcc"), "the matcher knows compilers")
 	idx, err := imagebuild.LayoutIndex(out)
 	require.NoError(t, err)
 	for _, p := range imagebuild.Platforms {
@@ -43,7 +44,7 @@ func TestCollectorImageHasNoCompiler(t *testing.T) {
 				}
 				files++
 				rel, _ := filepath.Rel(root, path)
-				assert.Nil(t, m.lookup(d.Name()), "/%s is a catalog entry", rel)
+				assert.Nil(t, m.Lookup(d.Name()), "/%s is a catalog entry", rel)
 				return nil
 			}))
 			assert.Equal(t, len(imagebuild.Files), files)

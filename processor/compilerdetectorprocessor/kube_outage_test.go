@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap/zaptest"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
 )
@@ -93,7 +95,7 @@ current-context: x
 	assert.Equal(t, int64(0), h.gauge(t, metricK8sSynced))
 
 	ld := plog.NewLogs()
-	appendExec(appendResource(ld, testContainer, map[string]string{attrK8sPodUID: testPodUID}), 10, recGCC)
+	appendExec(appendResource(ld, testContainer, map[string]string{attr.K8sPodUID: testPodUID}), 10, recGCC)
 	require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 	require.Len(t, h.sink.AllLogs(), 1, "not held: no pod is known, so nothing can be pending")
 	out := flagged(h.sink.AllLogs())
@@ -125,12 +127,17 @@ func TestHoldDoesNotWaitThroughAnOutage(t *testing.T) {
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
 	require.Eventually(t, c.Following, 5*time.Second, 5*time.Millisecond)
-	enr := kubeEnricher{c}
+	src := kubeSource{c}
+	lookup := func(res pcommon.Resource) bool {
+		found, ready := src.Lookup(res)
+		enrich(res, found)
+		return ready
+	}
 
 	res := plog.NewLogs().ResourceLogs().AppendEmpty().Resource()
-	res.Attributes().PutStr(attrContainerID, testContainer)
-	res.Attributes().PutStr(attrK8sPodUID, testPodUID)
-	assert.False(t, enr.Enrich(res), "pod known, container pending: worth holding")
+	res.Attributes().PutStr(attr.ContainerID, testContainer)
+	res.Attributes().PutStr(attr.K8sPodUID, testPodUID)
+	assert.False(t, lookup(res), "pod known, container pending: worth holding")
 
 	// A new pod's owner GET fails with a 503: the API server is lost.
 	failing.Store(true)
@@ -141,7 +148,7 @@ func TestHoldDoesNotWaitThroughAnOutage(t *testing.T) {
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return !c.Following() }, 5*time.Second, 5*time.Millisecond)
-	assert.True(t, enr.Enrich(res), "the API server is lost: nothing waits for a status update that cannot come")
+	assert.True(t, lookup(res), "the API server is lost: nothing waits for a status update that cannot come")
 	assert.Equal(t, "a", strAttr(res.Attributes(), "k8s.pod.name"), "what the cache has is still added")
 }
 

@@ -21,6 +21,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
 )
 
 // These tests run the scanner through the processor against a fake /proc: <pid>/cgroup names the process's
@@ -35,12 +39,31 @@ func fakeProc(t *testing.T, proc string, pid int, id, root string) {
 	require.NoError(t, os.Symlink(root, filepath.Join(dir, "root")))
 }
 
+// fakeRoot builds a container root: files are created with their mode, links with their target.
+func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, mode := range files {
+		full := filepath.Join(root, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, []byte("x"), mode))
+	}
+	for p, target := range links {
+		full := filepath.Join(root, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.Symlink(target, full))
+	}
+	return root
+}
+
 // startScanHarness is a started processor whose scanner reads proc instead of /proc.
-func startScanHarness(t *testing.T, cfg *Config, enr enricher, proc string) *harness {
+func startScanHarness(t *testing.T, cfg *Config, enr metadataSource, proc string) *harness {
 	t.Helper()
 	h := newHarness(t, cfg, enr)
-	h.p.presence.procRoot = proc
-	h.p.presence.support = func() error { return nil } // tests that need the real check run as root elsewhere
+	h.setPresence(func(s *presence.Settings) {
+		s.ProcRoot = proc
+		s.Support = func() error { return nil } // tests that need the real check run as root elsewhere
+	})
 	require.NoError(t, h.p.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, h.p.Shutdown(context.Background())) })
 	return h
@@ -74,7 +97,7 @@ func (h *harness) scans(t *testing.T, result string) int64 {
 func presentIn(h *harness) []pcommon.Map {
 	var out []pcommon.Map
 	eachRecord(h.sink.AllLogs(), func(res pcommon.Map, lr plog.LogRecord) {
-		if lr.EventName() == eventNameCompilersPresent {
+		if lr.EventName() == attr.EventCompilersPresent {
 			out = append(out, res)
 		}
 	})
@@ -92,13 +115,20 @@ type lateEnricher struct {
 	calls atomic.Int32
 }
 
-func (e *lateEnricher) Enrich(res pcommon.Resource) bool {
+func (e *lateEnricher) Lookup(pcommon.Resource) (podMetadata, bool) {
 	if e.calls.Add(1) > 1 {
-		for k, v := range e.attrs {
-			putStrIfAbsent(res.Attributes(), k, v)
-		}
+		return fakeFound(e.attrs), true
 	}
-	return true
+	return nil, true
+}
+
+// fakeFound is a fake lookup's result: the attributes it adds.
+type fakeFound map[string]string
+
+func (f fakeFound) Apply(res pcommon.Resource) {
+	for k, v := range f {
+		attr.PutStrIfAbsent(res.Attributes(), k, v)
+	}
 }
 
 // TestPresenceScanExclusions: every exclude rule on the resource keeps the scan's record out, whether the
@@ -110,9 +140,9 @@ func TestPresenceScanExclusions(t *testing.T) {
 		exclude ExcludeConfig
 		attrs   map[string]string
 	}{
-		{"namespaces", ExcludeConfig{Namespaces: []string{"build"}}, map[string]string{attrK8sNamespace: "build"}},
-		{"images", ExcludeConfig{Images: []string{"registry.example/ci/*"}}, map[string]string{attrContainerImage: "registry.example/ci/runner"}},
-		{"pod_labels", ExcludeConfig{PodLabels: map[string]string{"team": "ci"}}, map[string]string{attrK8sPodLabel + "team": "ci"}},
+		{"namespaces", ExcludeConfig{Namespaces: []string{"build"}}, map[string]string{attr.K8sNamespace: "build"}},
+		{"images", ExcludeConfig{Images: []string{"registry.example/ci/*"}}, map[string]string{attr.ContainerImage: "registry.example/ci/runner"}},
+		{"pod_labels", ExcludeConfig{PodLabels: map[string]string{"team": "ci"}}, map[string]string{attr.K8sPodLabel + "team": "ci"}},
 		{"container_ids", ExcludeConfig{ContainerIDs: []string{testContainer}}, nil},
 	} {
 		t.Run(tc.name+"/at first sight", func(t *testing.T) {
@@ -150,17 +180,17 @@ func TestPresenceScanExclusions(t *testing.T) {
 		fakeProc(t, proc, 10, testContainer, rootWithGCC(t))
 		cfg := createDefaultConfig().(*Config)
 		cfg.Exclude.Namespaces = []string{"build"}
-		h := startScanHarness(t, cfg, &lateEnricher{attrs: map[string]string{attrK8sNamespace: "prod"}}, proc)
+		h := startScanHarness(t, cfg, &lateEnricher{attrs: map[string]string{attr.K8sNamespace: "prod"}}, proc)
 		execIn(t, h, testContainer, 10, nil)
 		require.Eventually(t, func() bool { return len(presentIn(h)) == 1 }, 5*time.Second, 10*time.Millisecond)
-		assert.Equal(t, "prod", strAttr(presentIn(h)[0], attrK8sNamespace))
+		assert.Equal(t, "prod", strAttr(presentIn(h)[0], attr.K8sNamespace))
 		assert.Equal(t, int64(1), h.scans(t, "found"))
 	})
 }
 
 // TestPresenceScanPicksAProcessOfTheContainer: pids whose cgroup is another container's (a reused pid, or the
 // host's containerd-shim among the ancestors) are skipped; a container with no live process is counted as
-// unscannable, retried on its next records, and given up after scanMaxAttempts.
+// unscannable, retried on its next records, and given up after presence.MaxAttempts.
 func TestPresenceScanPicksAProcessOfTheContainer(t *testing.T) {
 	proc := t.TempDir()
 	fakeProc(t, proc, 20, testContainer2, rootWithGCC(t))                                                 // another container
@@ -171,17 +201,17 @@ func TestPresenceScanPicksAProcessOfTheContainer(t *testing.T) {
 	require.Eventually(t, func() bool { return len(presentIn(h)) == 1 }, 5*time.Second, 10*time.Millisecond)
 	var found []any
 	eachRecord(h.sink.AllLogs(), func(_ pcommon.Map, lr plog.LogRecord) {
-		if v, ok := lr.Attributes().Get(attrCompilersPresent); ok {
+		if v, ok := lr.Attributes().Get(attr.CompilersPresent); ok {
 			found = v.Slice().AsRaw()
 		}
 	})
 	assert.Equal(t, []any{"tcc:/usr/bin/tcc"}, found, "the root of pid 21, not of pid 20")
 
 	const gone = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
-	for range scanMaxAttempts + 2 {
+	for range presence.MaxAttempts + 2 {
 		execIn(t, h, gone, 30, nil, "20:sh")
 	}
-	assert.Equal(t, int64(scanMaxAttempts), h.scans(t, "unscannable"))
+	assert.Equal(t, int64(presence.MaxAttempts), h.scans(t, "unscannable"))
 	assert.Equal(t, int64(1), h.scans(t, "found"))
 }
 
@@ -194,9 +224,11 @@ func TestPresenceScanOffWithoutSupport(t *testing.T) {
 	cfg.Dedup.Window = 0
 	h := newHarness(t, cfg, nil)
 	core, logs := observer.New(zapcore.InfoLevel)
-	h.p.presence.logger = zap.New(core)
-	h.p.presence.procRoot = proc
-	h.p.presence.support = func() error { return errors.New("CAP_SYS_PTRACE is not in the effective set") }
+	h.setPresence(func(s *presence.Settings) {
+		s.Logger = zap.New(core)
+		s.ProcRoot = proc
+		s.Support = func() error { return errors.New("CAP_SYS_PTRACE is not in the effective set") }
+	})
 	require.NoError(t, h.p.Start(context.Background(), componenttest.NewNopHost()))
 
 	for range 3 {
@@ -215,7 +247,7 @@ func TestPresenceScanOffWithoutSupport(t *testing.T) {
 }
 
 // TestPresenceScanAbandonsStuckScans: a scan blocked in a system call (a hung file system) is abandoned after
-// its time; with scanMaxStuck abandoned, no new scan starts until one returns.
+// its time; with presence.MaxStuck abandoned, no new scan starts until one returns.
 func TestPresenceScanAbandonsStuckScans(t *testing.T) {
 	proc := t.TempDir()
 	ids := []string{testContainer, testContainer2, "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}
@@ -223,33 +255,35 @@ func TestPresenceScanAbandonsStuckScans(t *testing.T) {
 		fakeProc(t, proc, 10+i, id, rootWithGCC(t))
 	}
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
-	s := h.p.presence
-	s.procRoot, s.support = proc, func() error { return nil }
-	s.timeout, s.grace = 10*time.Millisecond, 10*time.Millisecond
 	release := make(chan struct{})
 	var blocked atomic.Bool
 	blocked.Store(true)
-	s.scanTree = func(ctx context.Context, root *inRoot, m *matcher) scanResult {
-		if blocked.Load() {
-			<-release // ignores ctx, like a system call would
+	h.setPresence(func(s *presence.Settings) {
+		s.ProcRoot, s.Support = proc, func() error { return nil }
+		s.Timeout, s.Grace = 10*time.Millisecond, 10*time.Millisecond
+		s.ScanTree = func(ctx context.Context, root *presence.Root, m *catalog.Matcher) presence.Result {
+			if blocked.Load() {
+				<-release // ignores ctx, like a system call would
+			}
+			return presence.ScanTree(ctx, root, m)
 		}
-		return scanTree(ctx, root, m)
-	}
+	})
+	s := h.p.presence
 	require.NoError(t, h.p.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, h.p.Shutdown(context.Background())) }()
 
 	execIn(t, h, ids[0], 10, nil)
 	execIn(t, h, ids[1], 11, nil)
-	require.Eventually(t, func() bool { return s.stuck.Load() == scanMaxStuck }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return s.Stuck() == presence.MaxStuck }, 5*time.Second, 5*time.Millisecond)
 	assert.Equal(t, int64(2), h.scans(t, "failed"))
 	execIn(t, h, ids[2], 12, nil)
 	time.Sleep(100 * time.Millisecond)
-	assert.Equal(t, int64(2), h.scans(t, "failed"), "no new scan while scanMaxStuck are stuck")
-	assert.Empty(t, s.jobs)
+	assert.Equal(t, int64(2), h.scans(t, "failed"), "no new scan while presence.MaxStuck are stuck")
+	assert.Zero(t, s.Queued())
 
 	blocked.Store(false)
 	close(release)
-	require.Eventually(t, func() bool { return s.stuck.Load() == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return s.Stuck() == 0 }, 5*time.Second, 5*time.Millisecond)
 	execIn(t, h, ids[2], 12, nil) // its next record
 	require.Eventually(t, func() bool { return h.scans(t, "found") == 1 }, 5*time.Second, 5*time.Millisecond)
 	assert.Len(t, presentIn(h), 1, "only the scan that was not abandoned emits")

@@ -1,28 +1,26 @@
 package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/exclude"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
 )
 
 // compilerDetector implements processor.Logs directly rather than through processorhelper.NewLogs, because it
@@ -35,14 +33,14 @@ type compilerDetector struct {
 	telemetry *metadata.TelemetryBuilder
 	buildInfo component.BuildInfo
 
-	matcher  *matcher
-	known    *knownProcs // processes reported as compilers, which vouch for their stages
-	exclude  *exclusions
-	dedup    *deduper         // nil when dedup.window is 0
-	enricher enricher         // nil when kubernetes is off
-	hold     *holder          // nil when enricher is nil
-	kube     *kube.Cache      // the node's pod cache; nil when kubernetes is off or an enricher was injected
-	presence *presenceScanner // nil when scan_for_compilers is off
+	matcher  *catalog.Matcher
+	known    *catalog.Known // processes reported as compilers, which vouch for their stages
+	exclude  *exclude.Exclusions
+	dedup    *dedup.Deduper            // nil when dedup.window is 0
+	meta     metadataSource            // nil when kubernetes is off
+	hold     *hold.Holder[podMetadata] // nil when meta is nil
+	kube     *kube.Cache               // the node's pod cache; nil when kubernetes is off or a source was injected
+	presence *presence.Scanner         // nil when scan_for_compilers is off
 	now      func() time.Time
 
 	// releaseMu makes taking batches out of hold and delivering them one step (for the async release and for a
@@ -64,7 +62,7 @@ type compilerDetector struct {
 
 var _ processor.Logs = (*compilerDetector)(nil)
 
-func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs, enr enricher) (*compilerDetector, error) {
+func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs, meta metadataSource) (*compilerDetector, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
@@ -75,19 +73,19 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		next:      next,
 		telemetry: tb,
 		buildInfo: set.BuildInfo,
-		matcher:   newMatcher(cfg.catalogEntries()),
-		known:     newKnownProcs(),
-		exclude:   newExclusions(cfg.Exclude),
-		dedup:     newDeduper(cfg.Dedup, set.Logger),
-		enricher:  enr,
+		matcher:   catalog.NewMatcher(cfg.catalogEntries()),
+		known:     catalog.NewKnown(),
+		exclude:   exclude.New(cfg.Exclude),
+		dedup:     dedup.New(cfg.Dedup, set.Logger, set.BuildInfo.Version),
+		meta:      meta,
 		now:       time.Now,
 		stop:      make(chan struct{}),
 	}
-	if enr != nil {
-		p.hold = newHolder(enr, cfg.Kubernetes.WaitForMetadata)
+	if meta != nil {
+		p.hold = p.newHold()
 	}
 	if cfg.ScanForCompilers {
-		p.presence = newPresenceScanner(p.matcher, p.exclude, p.enrichNow, p.logger, tb, set.BuildInfo.Version, p.deliver)
+		p.presence = presence.New(p.presenceSettings())
 	}
 	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
 	return p, nil
@@ -103,14 +101,14 @@ func (p *compilerDetector) Capabilities() consumer.Capabilities {
 // attributes while the cache retries, and the state is reported as component status and the k8s_synced gauge.
 func (p *compilerDetector) Start(ctx context.Context, host component.Host) error {
 	p.host = host
-	if p.enricher == nil {
+	if p.meta == nil {
 		if err := p.startKube(ctx); err != nil {
 			return err
 		}
 	}
 	p.startOnce.Do(func() {
 		if p.presence != nil {
-			p.presence.start()
+			p.presence.Start()
 		}
 		holdEvery, sweepEvery := p.intervals()
 		if holdEvery == 0 && sweepEvery == 0 {
@@ -124,8 +122,8 @@ func (p *compilerDetector) Start(ctx context.Context, host component.Host) error
 
 // intervals returns how often held records are re-checked and dedup windows swept (0 = never).
 func (p *compilerDetector) intervals() (hold, sweep time.Duration) {
-	if p.hold != nil && p.cfg.Kubernetes.WaitForMetadata > 0 {
-		hold = min(max(p.cfg.Kubernetes.WaitForMetadata/10, 10*time.Millisecond), 250*time.Millisecond)
+	if p.hold != nil {
+		hold = p.hold.CheckEvery()
 	}
 	if p.dedup != nil {
 		// A summary is at most a minute late; short windows are swept proportionally more often.
@@ -174,7 +172,7 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	if p.presence != nil {
-		p.presence.stop()
+		p.presence.Stop()
 	}
 	p.cancelRun()
 	p.releaseHeld(ctx, true)
@@ -186,110 +184,12 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// startKube creates and starts the pod cache. kube.New returns nil when the cache is off (enabled: false, or
-// auto outside a cluster); records then flow without Kubernetes attributes and nothing is held. kube.New fails on
-// configuration errors only; Start does not fail because of the API server.
-func (p *compilerDetector) startKube(ctx context.Context) error {
-	cache, err := kube.New(p.cfg.Kubernetes, p.kubeSettings())
-	if err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
+// presenceSettings wires the presence scan to the processor's catalog, exclusions, enrichment and output.
+func (p *compilerDetector) presenceSettings() presence.Settings {
+	return presence.Settings{
+		Matcher: p.matcher, Excluded: p.exclude.ResourceExcluded, Enrich: p.enrichNow,
+		Logger: p.logger, Telemetry: p.telemetry, Version: p.buildInfo.Version, Emit: p.deliver,
 	}
-	if cache == nil {
-		// Validate refuses these with enabled: false; with auto it is only known now.
-		if keys := p.cfg.Exclude.kubernetesKeys(); len(keys) > 0 {
-			p.logger.Warn(`Kubernetes metadata is off ("kubernetes.enabled" is auto and this is not a pod in a cluster): `+
-				`exclusions on Kubernetes attributes will never match`, zap.Strings("keys", keys))
-		}
-		return nil
-	}
-	if err := cache.Start(ctx); err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
-	}
-	cache.CheckNode(ctx)
-	p.kube = cache
-	p.enricher = kubeEnricher{cache}
-	p.hold = newHolder(p.enricher, p.cfg.Kubernetes.WaitForMetadata)
-	return p.registerKubeMetrics()
-}
-
-// enrichNow adds the Kubernetes attributes known by now to res, for a decision made after the record passed.
-func (p *compilerDetector) enrichNow(res pcommon.Resource) {
-	if p.enricher != nil {
-		p.enricher.Enrich(res)
-	}
-}
-
-// reportKubeStatus turns the pod cache's state into component status: OK while the cache follows the API server,
-// RecoverableError while it cannot (unreachable, refused, not synced). Neither makes the health_check extension's
-// liveness answer fail: it only reports 503 for Starting, Stopping, Stopped and FatalError, and a RecoverableError
-// only with component_health.include_recoverable_errors, which a liveness probe must not set (the kubelet would
-// restart the collector into the same outage). The cache calls this in order, never concurrently.
-func (p *compilerDetector) reportKubeStatus(s kube.Status) {
-	if p.host == nil || p.stopping.Load() {
-		return
-	}
-	if s.OK() {
-		componentstatus.ReportStatus(p.host, componentstatus.NewEvent(componentstatus.StatusOK))
-		return
-	}
-	componentstatus.ReportStatus(p.host, componentstatus.NewRecoverableErrorEvent(s.Problem()))
-}
-
-// kubeSettings are the pod cache's settings: the labels that exclude.pod_labels names are kept and copied even
-// when kubernetes.pod_labels does not select them, or the exclusion could never match.
-func (p *compilerDetector) kubeSettings() kube.Settings {
-	set := kube.Settings{Logger: p.logger, OnStatusChange: p.reportKubeStatus}
-	for k := range p.cfg.Exclude.PodLabels {
-		set.KeepLabels = append(set.KeepLabels, k)
-	}
-	slices.Sort(set.KeepLabels)
-	return set
-}
-
-// kubeEnricher adapts the pod cache to the hold path: a record is ready unless its pod is known and its
-// container is not yet in the pod's status. While the cache does not follow the API server (unreachable,
-// refused), the status update a held record waits for cannot come, so nothing waits for it: records flow on with
-// what the cache has. Before the first sync no pod is known, so nothing is pending anyway.
-type kubeEnricher struct{ c *kube.Cache }
-
-func (k kubeEnricher) Enrich(res pcommon.Resource) bool {
-	return k.c.Enrich(res) != kube.StateContainerPending || !k.c.Following()
-}
-
-var (
-	lookupHit     = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))
-	lookupPending = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "pending")))
-	lookupMiss    = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss")))
-)
-
-// registerKubeMetrics exports the cache's counters, read when the metrics are collected.
-func (p *compilerDetector) registerKubeMetrics() error {
-	tb, c := p.telemetry, p.kube
-	return errors.Join(
-		tb.RegisterProcessorCompilerDetectorK8sPodsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(c.Stats().Pods))
-			return nil
-		}),
-		tb.RegisterProcessorCompilerDetectorK8sLookupsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			st := c.Stats()
-			o.Observe(int64(st.Hits), lookupHit)
-			o.Observe(int64(st.ContainerPending), lookupPending)
-			o.Observe(int64(st.Misses), lookupMiss)
-			return nil
-		}),
-		tb.RegisterProcessorCompilerDetectorK8sAPIErrorsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(c.Stats().APIErrors))
-			return nil
-		}),
-		tb.RegisterProcessorCompilerDetectorK8sSyncedCallback(func(_ context.Context, o metric.Int64Observer) error {
-			var v int64
-			if c.Following() {
-				v = 1
-			}
-			o.Observe(v)
-			return nil
-		}),
-	)
 }
 
 // ConsumeLogs flags compiler executions in ld and passes it on. Records held for Kubernetes metadata leave ld
@@ -300,18 +200,21 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 	rls := ld.ResourceLogs()
 	if p.hold != nil {
 		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
-			n := countRecords(rl) // before route, which moves the records out
-			if p.hold.route(rl, now) {
+			res := rl.Resource()
+			found, ready := p.lookup(res)
+			n := countRecords(rl) // before Route, which moves the records out
+			if p.hold.Route(rl, attr.ContainerKey(res.Attributes()), ready, now) {
 				st.held += int64(n)
 				return true
 			}
+			enrich(res, found)
 			return false
 		})
-		if p.hold.overBound() {
-			// The oldest held batches go on now. No later record of their containers can pass them: route
+		if p.hold.OverBound() {
+			// The oldest held batches go on now. No later record of their containers can pass them: Route
 			// queues the records of a container with batches held or in flight.
 			p.releaseMu.Lock()
-			p.emitReleased(ctx, now, p.hold.takeOldest())
+			p.emitReleased(ctx, now, p.hold.TakeOldest(p.lookup))
 			p.releaseMu.Unlock()
 		}
 	}
@@ -327,219 +230,6 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 	return p.next.ConsumeLogs(ctx, ld)
 }
 
-// stats are counted per call and recorded once.
-type stats struct {
-	flagged, excluded, deduplicated, dropped, held, holdExpired, summaries int64
-	// Dedup limit hits: findings whose key was collapsed, and windows evicted.
-	collapsed, evicted int64
-	// evictedWindows are windows evicted with suppressed repeats, whose summaries go with the batch.
-	evictedWindows []*dedupEntry
-}
-
-var (
-	limitContainerAttr = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", limitPerContainer)))
-	limitNodeAttr      = metric.WithAttributeSet(attribute.NewSet(attribute.String("limit", limitNode)))
-)
-
-func (st *stats) record(ctx context.Context, tb *metadata.TelemetryBuilder) {
-	if st.flagged > 0 {
-		tb.ProcessorCompilerDetectorFlaggedRecords.Add(ctx, st.flagged)
-	}
-	if st.excluded > 0 {
-		tb.ProcessorCompilerDetectorExcludedRecords.Add(ctx, st.excluded)
-	}
-	if st.deduplicated > 0 {
-		tb.ProcessorCompilerDetectorDeduplicatedRecords.Add(ctx, st.deduplicated)
-	}
-	if st.dropped > 0 {
-		tb.ProcessorCompilerDetectorDroppedRecords.Add(ctx, st.dropped)
-	}
-	if st.held > 0 {
-		tb.ProcessorCompilerDetectorHeldRecords.Add(ctx, st.held)
-	}
-	if st.holdExpired > 0 {
-		tb.ProcessorCompilerDetectorHoldExpiredRecords.Add(ctx, st.holdExpired)
-	}
-	if st.summaries > 0 {
-		tb.ProcessorCompilerDetectorDedupSummaryRecords.Add(ctx, st.summaries)
-	}
-	if st.collapsed > 0 {
-		tb.ProcessorCompilerDetectorDedupLimitedKeys.Add(ctx, st.collapsed, limitContainerAttr)
-	}
-	if st.evicted > 0 {
-		tb.ProcessorCompilerDetectorDedupLimitedKeys.Add(ctx, st.evicted, limitNodeAttr)
-	}
-}
-
-// processResource is the one funnel every record goes through, synchronous or released from hold: match,
-// exclude, dedup, flag, and drop what only_flagged does not keep.
-func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, st *stats) {
-	res := rl.Resource().Attributes()
-	if p.presence != nil {
-		p.presence.observe(rl.Resource(), rl)
-	}
-	inScope := !p.cfg.ContainersOnly || getStr(res, attrContainerID) != ""
-	resExcluded := -1 // computed on the first match only
-	rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-		sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
-			flagged := inScope && p.processRecord(res, &resExcluded, lr, now, st)
-			if !flagged && p.cfg.OnlyFlagged {
-				st.dropped++
-				return true
-			}
-			return false
-		})
-		return p.cfg.OnlyFlagged && sl.LogRecords().Len() == 0
-	})
-}
-
-// processRecord flags lr if it is a compiler execution that is neither excluded nor a duplicate.
-func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr plog.LogRecord, now time.Time, st *stats) bool {
-	attrs := lr.Attributes()
-	v := execView{
-		exePath:      getStr(attrs, attrExecutablePath),
-		exeName:      getStr(attrs, attrExecutableName),
-		filename:     getStr(attrs, attrExecFilename),
-		argv0:        getStr(attrs, attrCommand),
-		comm:         getStr(attrs, attrExecComm),
-		args:         getList(attrs, attrCommandArgs),
-		ancestors:    getList(attrs, attrAncestors),
-		ancestorExes: getList(attrs, attrAncestorExeNames),
-		known:        p.known,
-		container:    getStr(res, attrContainerID),
-	}
-	v.argsTruncated = argsTruncated(attrs, v.args)
-	m, trust, ok := p.matcher.classify(&v)
-	if !ok {
-		return false
-	}
-	// Remembered before exclusion and dedup: an excluded or repeated compiler still vouches for its stages.
-	p.remember(&v, attrs, trust)
-	if *resExcluded < 0 {
-		*resExcluded = 0
-		if p.exclude.resourceExcluded(res) {
-			*resExcluded = 1
-		}
-	}
-	parentExe := getStr(attrs, attrParentExecutable)
-	parentComm := getStr(attrs, attrParentCommand)
-	if *resExcluded == 1 || p.exclude.parentExcluded(parentExe, v.ancestorExes) {
-		st.excluded++
-		return false
-	}
-
-	// A stage caught without a driver ancestor stands for an unrecognised (renamed) driver, its parent: if that
-	// was written at runtime, so was the compiler.
-	runtime := isRuntimeOrigin(getStr(attrs, attrExecutableOrigin)) ||
-		(m.match == matchCompilerStage && isRuntimeOrigin(getStr(attrs, attrParentExecutableOrigin)))
-	sev := plog.SeverityNumberWarn
-	if runtime {
-		sev = plog.SeverityNumberError
-	}
-	var carried int64
-	if p.dedup != nil {
-		keyParent := parentExe
-		if keyParent == "" {
-			keyParent = parentComm // the receiver could not read the parent's exe
-		}
-		key := p.dedup.key(res, m.name, keyParent, v.exePath)
-		obs := p.dedup.observe(key, orderKey(res), res, now, newEntry{
-			compiler: m.name, language: m.language, parentExe: parentExe, severity: sev, runtime: runtime,
-		})
-		carried = obs.carried
-		if obs.collapsed {
-			st.collapsed++
-		}
-		st.evicted += int64(obs.evicted)
-		if obs.summary != nil {
-			st.evictedWindows = append(st.evictedWindows, obs.summary)
-		}
-		if !obs.flag {
-			st.deduplicated++
-			return false
-		}
-	}
-	flagRecord(lr, m, sev, runtime, carried)
-	st.flagged++
-	return true
-}
-
-// remember records the processes a finding vouches for as compilers (see knownProcs).
-func (p *compilerDetector) remember(v *execView, attrs pcommon.Map, trust matchTrust) {
-	if trust.self != 0 {
-		if pid, ok := attrs.Get(attrProcessPID); ok && pid.Type() == pcommon.ValueTypeInt {
-			exe := v.exeName
-			if exe == "" {
-				exe = basename(v.exePath)
-			}
-			p.known.add(v.container, uint32(pid.Int()), exe, trust.self)
-		}
-	}
-	if trust.parent != 0 && v.ancestors.len() > 0 && v.ancestorExes.len() > 0 {
-		if pid, ok := ancestorPID(v.ancestors.at(0)); ok {
-			p.known.add(v.container, pid, v.ancestorExes.at(0), trust.parent)
-		}
-	}
-}
-
-// argsTruncated reports whether the receiver captured less than the whole argv.
-func argsTruncated(attrs pcommon.Map, args strList) bool {
-	if v, ok := attrs.Get(attrArgsCount); ok && v.Type() == pcommon.ValueTypeInt && v.Int() > int64(args.len()) {
-		return true
-	}
-	tr := getList(attrs, attrTruncated)
-	for i, n := 0, tr.len(); i < n; i++ {
-		if tr.at(i) == "args" {
-			return true
-		}
-	}
-	return false
-}
-
-// flagRecord adds the finding to lr. Attributes are added only where absent; severity is only ever raised.
-func flagRecord(lr plog.LogRecord, m matchResult, sev plog.SeverityNumber, runtime bool, carried int64) {
-	if lr.SeverityNumber() < sev {
-		lr.SetSeverityNumber(sev)
-		lr.SetSeverityText(severityText(sev))
-	}
-	attrs := lr.Attributes()
-	putRule(attrs)
-	putStrIfAbsent(attrs, attrCompilerName, m.name)
-	putStrIfAbsent(attrs, attrCompilerLanguage, m.language)
-	putStrIfAbsent(attrs, attrCompilerMatch, m.match)
-	if runtime {
-		if _, ok := attrs.Get(attrInstalledAtRuntime); !ok {
-			attrs.PutBool(attrInstalledAtRuntime, true)
-		}
-	}
-	if carried > 0 {
-		if _, ok := attrs.Get(attrSuppressedCount); !ok {
-			attrs.PutInt(attrSuppressedCount, carried)
-		}
-	}
-}
-
-func putRule(attrs pcommon.Map) {
-	putStrIfAbsent(attrs, attrRuleUUID, ruleUUID)
-	putStrIfAbsent(attrs, attrRuleName, ruleName)
-	putStrIfAbsent(attrs, attrRuleReference, ruleReference)
-	putStrIfAbsent(attrs, attrRuleCategory, ruleCategory)
-	putStrIfAbsent(attrs, attrRuleRulesetName, ruleRulesetName)
-}
-
-func putStrIfAbsent(m pcommon.Map, k, v string) {
-	if _, ok := m.Get(k); !ok {
-		m.PutStr(k, v)
-	}
-}
-
-func severityText(sev plog.SeverityNumber) string {
-	if sev >= plog.SeverityNumberError {
-		return "ERROR"
-	}
-	return "WARN"
-}
-
 // releaseHeld processes and emits held batches whose metadata arrived or whose wait expired (all when force).
 func (p *compilerDetector) releaseHeld(ctx context.Context, force bool) {
 	if p.hold == nil {
@@ -548,93 +238,54 @@ func (p *compilerDetector) releaseHeld(ctx context.Context, force bool) {
 	p.releaseMu.Lock()
 	defer p.releaseMu.Unlock()
 	now := p.now()
-	p.emitReleased(ctx, now, p.hold.release(now, force))
+	p.emitReleased(ctx, now, p.hold.Release(now, force, p.lookup))
 }
 
 // emitReleased processes and emits batches taken out of hold, in order. Called with releaseMu held.
-func (p *compilerDetector) emitReleased(ctx context.Context, now time.Time, batches []releasedBatch) {
+func (p *compilerDetector) emitReleased(ctx context.Context, now time.Time, batches []hold.Batch[podMetadata]) {
 	for _, b := range batches {
 		var st stats
-		if b.expired {
-			st.holdExpired += int64(b.logs.LogRecordCount())
+		if b.Expired {
+			st.holdExpired += int64(b.Logs.LogRecordCount())
 		}
-		rls := b.logs.ResourceLogs()
+		rls := b.Logs.ResourceLogs()
 		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
+			enrich(rl.Resource(), b.Found)
 			p.processResource(rl, now, &st)
 			return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
 		})
-		p.appendEvicted(b.logs, &st, now)
+		p.appendEvicted(b.Logs, &st, now)
 		st.record(ctx, p.telemetry)
 		if rls.Len() > 0 {
-			p.deliver(ctx, b.logs)
+			p.deliver(ctx, b.Logs)
 		}
-		p.hold.done(b.key)
+		p.hold.Done(b.Key)
 	}
 }
 
-// emitSummaries emits one summary record per dedup window that closed with suppressed repeats (every open
+// emitSummaries emits the summaries of the dedup windows that closed with suppressed repeats (every open
 // window when all is set, at shutdown).
 func (p *compilerDetector) emitSummaries(ctx context.Context, all bool) {
 	if p.dedup == nil {
 		return
 	}
-	now := p.now()
-	entries := p.dedup.expire(now, all)
-	if len(entries) == 0 {
+	ld, n := p.dedup.ExpireSummaries(p.now(), all)
+	if n == 0 {
 		return
 	}
-	// Map order is random; emit in window order so output is stable.
-	slices.SortFunc(entries, func(a, b *dedupEntry) int {
-		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.compiler, b.compiler), cmp.Compare(a.parentExe, b.parentExe))
-	})
-	ld := plog.NewLogs()
-	for _, e := range entries {
-		p.appendSummary(ld, e, now)
-	}
-	st := stats{summaries: int64(len(entries))}
+	st := stats{summaries: int64(n)}
 	st.record(ctx, p.telemetry)
 	p.deliver(ctx, ld)
 }
 
 // appendEvicted adds to ld the summaries of the windows evicted while it was processed.
 func (p *compilerDetector) appendEvicted(ld plog.Logs, st *stats, now time.Time) {
-	for _, e := range st.evictedWindows {
-		p.appendSummary(ld, e, now)
+	if len(st.evictedWindows) == 0 {
+		return
 	}
+	p.dedup.AppendSummaries(ld, st.evictedWindows, now)
 	st.summaries += int64(len(st.evictedWindows))
 	st.evictedWindows = nil
-}
-
-// appendSummary adds a summary record for e to ld, under a copy of its container's resource (the one with the most
-// Kubernetes attributes seen).
-func (p *compilerDetector) appendSummary(ld plog.Logs, e *dedupEntry, now time.Time) {
-	rl := ld.ResourceLogs().AppendEmpty()
-	rl.SetSchemaUrl(semconv.SchemaURL)
-	e.resource.CopyTo(rl.Resource())
-	sl := rl.ScopeLogs().AppendEmpty()
-	sl.SetSchemaUrl(semconv.SchemaURL)
-	sl.Scope().SetName(metadata.ScopeName)
-	sl.Scope().SetVersion(p.buildInfo.Version)
-	lr := sl.LogRecords().AppendEmpty()
-	ts := pcommon.NewTimestampFromTime(now)
-	lr.SetTimestamp(ts)
-	lr.SetObservedTimestamp(ts)
-	lr.SetEventName(eventNameDedupSummary)
-	lr.SetSeverityNumber(e.severity)
-	lr.SetSeverityText(severityText(e.severity))
-	lr.Body().SetStr(fmt.Sprintf("%d further executions of %s suppressed since %s",
-		e.suppressed, e.compiler, e.start.UTC().Format(time.RFC3339)))
-	attrs := lr.Attributes()
-	putRule(attrs)
-	attrs.PutStr(attrCompilerName, e.compiler)
-	attrs.PutStr(attrCompilerLanguage, e.language)
-	if e.parentExe != "" {
-		attrs.PutStr(attrParentExecutable, e.parentExe)
-	}
-	if e.runtime {
-		attrs.PutBool(attrInstalledAtRuntime, true)
-	}
-	attrs.PutInt(attrSuppressedCount, e.suppressed)
 }
 
 // deliver hands an async batch to the next consumer. There is no caller to return an error to, so a failure is

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden input and expected files")
@@ -20,8 +22,8 @@ var update = flag.Bool("update", false, "rewrite testdata/golden input and expec
 func goldenInput() plog.Logs {
 	ld := plog.NewLogs()
 	sl := appendResource(ld, testContainer, map[string]string{
-		attrK8sNamespace: "prod", attrK8sPodUID: testPodUID, attrK8sPodLabel + "app": "web",
-		attrContainerImage: "registry.example/team/web",
+		attr.K8sNamespace: "prod", attr.K8sPodUID: testPodUID, attr.K8sPodLabel + "app": "web",
+		attr.ContainerImage: "registry.example/team/web",
 	})
 	appendExec(sl, 10, recSh)
 	appendExec(sl, 11, recGCC)
@@ -41,7 +43,7 @@ func goldenInput() plog.Logs {
 	appendExec(sl, 20, execRec{exe: "/usr/lib/jvm/java-17/bin/javac", file: "/usr/bin/javac", argv: []string{"Main.java"}, anc: bashAnc, parent: "/usr/bin/bash", origin: "upper_layer"})
 	appendExec(sl, 21, execRec{exe: "/usr/lib/llvm-19/bin/clangd", anc: bashAnc, parent: "/usr/bin/bash"})
 
-	sl = appendResource(ld, testContainer2, map[string]string{attrK8sNamespace: "ci"})
+	sl = appendResource(ld, testContainer2, map[string]string{attr.K8sNamespace: "ci"})
 	appendExec(sl, 30, execRec{exe: "/usr/bin/rustc", argv: []string{"main.rs"}, anc: bashAnc, parent: "/usr/bin/bash"})
 	appendExec(sl, 31, recSh)
 

@@ -3,7 +3,6 @@ package compilerdetectorprocessor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -69,8 +71,8 @@ func TestDedupBurst(t *testing.T) {
 	}
 	got := flagged(h.sink.AllLogs())
 	require.Len(t, got, 2)
-	assert.Equal(t, "gcc", strAttr(got[0].Attributes(), attrCompilerName))
-	assert.Equal(t, "g++", strAttr(got[1].Attributes(), attrCompilerName))
+	assert.Equal(t, "gcc", strAttr(got[0].Attributes(), attr.CompilerName))
+	assert.Equal(t, "g++", strAttr(got[1].Attributes(), attr.CompilerName))
 	assert.Equal(t, int64(2), h.counter(t, metricFlagged))
 	assert.Equal(t, int64(98), h.counter(t, metricDeduplicated))
 	assert.Equal(t, 300, logCount(h.sink.AllLogs()), "suppressed records flow on unflagged")
@@ -83,7 +85,7 @@ func TestDedupBurst(t *testing.T) {
 	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
 	got = flagged(h.sink.AllLogs())
 	require.Len(t, got, 1)
-	v, ok := got[0].Attributes().Get(attrSuppressedCount)
+	v, ok := got[0].Attributes().Get(attr.SuppressedCount)
 	require.True(t, ok)
 	assert.Equal(t, int64(49), v.Int())
 
@@ -92,16 +94,16 @@ func TestDedupBurst(t *testing.T) {
 	h.p.emitSummaries(ctx, false)
 	require.Len(t, h.sink.AllLogs(), 1)
 	sum := h.sink.AllLogs()[0].ResourceLogs().At(0)
-	assert.Equal(t, testContainer, strAttr(sum.Resource().Attributes(), attrContainerID))
+	assert.Equal(t, testContainer, strAttr(sum.Resource().Attributes(), attr.ContainerID))
 	assert.Equal(t, metadata.ScopeName, sum.ScopeLogs().At(0).Scope().Name())
 	lr := sum.ScopeLogs().At(0).LogRecords().At(0)
-	assert.Equal(t, eventNameDedupSummary, lr.EventName())
+	assert.Equal(t, attr.EventDedupSummary, lr.EventName())
 	assert.Equal(t, plog.SeverityNumberWarn, lr.SeverityNumber())
 	assert.Equal(t, "WARN", lr.SeverityText())
-	assert.Equal(t, "g++", strAttr(lr.Attributes(), attrCompilerName))
-	assert.Equal(t, "/usr/bin/make", strAttr(lr.Attributes(), attrParentExecutable))
-	assert.Equal(t, ruleUUID, strAttr(lr.Attributes(), attrRuleUUID))
-	v, _ = lr.Attributes().Get(attrSuppressedCount)
+	assert.Equal(t, "g++", strAttr(lr.Attributes(), attr.CompilerName))
+	assert.Equal(t, "/usr/bin/make", strAttr(lr.Attributes(), attr.ParentExecutable))
+	assert.Equal(t, attr.RuleUUIDValue, strAttr(lr.Attributes(), attr.RuleUUID))
+	v, _ = lr.Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(49), v.Int())
 	assert.Equal(t, int64(1), h.counter(t, metricSummaries))
 
@@ -116,7 +118,7 @@ func TestDedupCountsSurviveShutdown(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, h.p.Start(ctx, componenttest.NewNopHost()))
 	ld := plog.NewLogs()
-	sl := appendResource(ld, testContainer, map[string]string{attrK8sNamespace: "prod"})
+	sl := appendResource(ld, testContainer, map[string]string{attr.K8sNamespace: "prod"})
 	for i := int64(0); i < 3; i++ {
 		appendExec(sl, 10+i, execRec{exe: "/usr/bin/rustc", anc: bashAnc, parent: "/usr/bin/bash", origin: "tmpfs"})
 	}
@@ -125,12 +127,12 @@ func TestDedupCountsSurviveShutdown(t *testing.T) {
 
 	require.Len(t, h.sink.AllLogs(), 2)
 	sum := h.sink.AllLogs()[1].ResourceLogs().At(0)
-	assert.Equal(t, "prod", strAttr(sum.Resource().Attributes(), attrK8sNamespace))
+	assert.Equal(t, "prod", strAttr(sum.Resource().Attributes(), attr.K8sNamespace))
 	lr := sum.ScopeLogs().At(0).LogRecords().At(0)
 	assert.Equal(t, plog.SeverityNumberError, lr.SeverityNumber(), "keeps the finding's severity")
-	v, _ := lr.Attributes().Get(attrSuppressedCount)
+	v, _ := lr.Attributes().Get(attr.SuppressedCount)
 	assert.Equal(t, int64(2), v.Int())
-	rt, _ := lr.Attributes().Get(attrInstalledAtRuntime)
+	rt, _ := lr.Attributes().Get(attr.InstalledAtRuntime)
 	assert.True(t, rt.Bool())
 }
 
@@ -149,16 +151,16 @@ func TestDedupKey(t *testing.T) {
 		require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 		return len(flagged(h.sink.AllLogs()))
 	}
-	assert.Equal(t, 3, run([]string{keyContainerID, keyCompiler, keyParentExecutable}))
-	assert.Equal(t, 2, run([]string{keyContainerID, keyCompiler}))
-	assert.Equal(t, 1, run([]string{keyCompiler}))
-	assert.Equal(t, 1, run([]string{keyHostName, keyExecutable}))
+	assert.Equal(t, 3, run([]string{dedup.KeyContainerID, dedup.KeyCompiler, dedup.KeyParentExecutable}))
+	assert.Equal(t, 2, run([]string{dedup.KeyContainerID, dedup.KeyCompiler}))
+	assert.Equal(t, 1, run([]string{dedup.KeyCompiler}))
+	assert.Equal(t, 1, run([]string{dedup.KeyHostName, dedup.KeyExecutable}))
 }
 
 func TestExclusions(t *testing.T) {
 	res := map[string]string{
-		attrK8sNamespace: "build", attrContainerImage: "registry.example/team/builder",
-		attrK8sPodLabel + "app": "ci", attrK8sPodLabel + "tier": "build",
+		attr.K8sNamespace: "build", attr.ContainerImage: "registry.example/team/builder",
+		attr.K8sPodLabel + "app": "ci", attr.K8sPodLabel + "tier": "build",
 	}
 	tests := []struct {
 		name     string
@@ -237,14 +239,14 @@ func TestFlagAddsOnlyWhereAbsent(t *testing.T) {
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
 	ld := plog.NewLogs()
 	lr := appendExec(appendResource(ld, testContainer, nil), 1, recGCC)
-	lr.Attributes().PutStr(attrRuleName, "site rule")
+	lr.Attributes().PutStr(attr.RuleName, "site rule")
 	lr.SetSeverityNumber(plog.SeverityNumberFatal)
 	lr.SetSeverityText("FATAL")
 	require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 	out := flagged(h.sink.AllLogs())
 	require.Len(t, out, 1)
-	assert.Equal(t, "site rule", strAttr(out[0].Attributes(), attrRuleName))
-	assert.Equal(t, ruleUUID, strAttr(out[0].Attributes(), attrRuleUUID))
+	assert.Equal(t, "site rule", strAttr(out[0].Attributes(), attr.RuleName))
+	assert.Equal(t, attr.RuleUUIDValue, strAttr(out[0].Attributes(), attr.RuleUUID))
 	assert.Equal(t, plog.SeverityNumberFatal, out[0].SeverityNumber(), "severity is never lowered")
 	assert.Equal(t, "FATAL", out[0].SeverityText())
 }
@@ -256,16 +258,15 @@ type fakeEnricher struct {
 	calls int
 }
 
-func (f *fakeEnricher) Enrich(res pcommon.Resource) bool {
+func (f *fakeEnricher) Lookup(res pcommon.Resource) (podMetadata, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	id := getStr(res.Attributes(), attrContainerID)
+	id := attr.Str(res.Attributes(), attr.ContainerID)
 	if !f.ready[id] {
-		return false
+		return nil, false
 	}
-	putStrIfAbsent(res.Attributes(), attrK8sNamespace, "ns-"+id[:4])
-	return true
+	return fakeFound{attr.K8sNamespace: "ns-" + id[:4]}, true
 }
 
 func (f *fakeEnricher) set(id string, ready bool) {
@@ -291,7 +292,7 @@ func TestHoldForMetadata(t *testing.T) {
 	require.Len(t, h.sink.AllLogs(), 1)
 	out := h.sink.AllLogs()[0]
 	assert.Equal(t, 2, out.ResourceLogs().Len(), "ready container and host pass synchronously")
-	assert.Equal(t, "ns-0f1e", strAttr(out.ResourceLogs().At(0).Resource().Attributes(), attrK8sNamespace))
+	assert.Equal(t, "ns-0f1e", strAttr(out.ResourceLogs().At(0).Resource().Attributes(), attr.K8sNamespace))
 	assert.Equal(t, int64(1), h.counter(t, metricHeld))
 
 	// Metadata arrives, but a new batch for the same container still queues behind the held one.
@@ -305,7 +306,7 @@ func TestHoldForMetadata(t *testing.T) {
 	all := h.sink.AllLogs()
 	require.Len(t, all, 3)
 	first := all[1].ResourceLogs().At(0)
-	assert.Equal(t, "ns-aaaa", strAttr(first.Resource().Attributes(), attrK8sNamespace))
+	assert.Equal(t, "ns-aaaa", strAttr(first.Resource().Attributes(), attr.K8sNamespace))
 	assert.Equal(t, int64(2), first.ScopeLogs().At(0).LogRecords().At(0).Attributes().AsRaw()["process.pid"])
 	assert.Empty(t, flagged(all[1:]), "excluded by the namespace the enricher added")
 	assert.Equal(t, int64(1), h.counter(t, metricExcluded))
@@ -441,7 +442,7 @@ func TestHoldIsBounded(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	enr := &fakeEnricher{ready: map[string]bool{}}
 	h := newHarness(t, cfg, enr)
-	h.p.hold.max = 3
+	h.p.hold = hold.New[podMetadata](cfg.Kubernetes.WaitForMetadata, 3)
 	const c3 = "cccc000011112222333344445555666677778888999900001111222233334444"
 	send := func(id string, pids ...int64) {
 		t.Helper()
@@ -470,7 +471,7 @@ func TestHoldIsBounded(t *testing.T) {
 	assert.Equal(t, []int64{1, 2}, pids())
 	send(c3, 6) // 4 held: the next oldest (3) goes; 4, 5 and 6 stay
 	assert.Equal(t, []int64{1, 2, 3}, pids())
-	assert.Equal(t, 3, h.p.hold.held)
+	assert.Equal(t, 3, h.p.hold.Held())
 	assert.Equal(t, int64(3), h.counter(t, metricHoldExpired), "released without metadata, and counted")
 
 	// A record of a container with an earlier one still held queues behind it, even when its metadata is known.
@@ -481,24 +482,64 @@ func TestHoldIsBounded(t *testing.T) {
 
 	h.p.releaseHeld(ctx, true)
 	assert.Equal(t, []int64{1, 2, 3, 4, 7, 5, 6}, pids())
-	assert.Zero(t, h.p.hold.held)
+	assert.Zero(t, h.p.hold.Held())
 }
 
-// The node-wide arrival list that finds the oldest held batch stays proportional to what is held, however many
-// batches were released through the metadata path since.
-func TestHoldArrivalListIsCompacted(t *testing.T) {
-	enr := &fakeEnricher{ready: map[string]bool{}}
-	h := newHolder(enr, time.Hour)
-	for i := 0; i < 10000; i++ {
-		ld := plog.NewLogs()
-		appendExec(appendResource(ld, fmt.Sprintf("%064x", i%50), nil), int64(i), recSh)
-		require.True(t, h.route(ld.ResourceLogs().At(0), testStart))
-		if i%100 == 99 {
-			for _, b := range h.release(testStart.Add(2*time.Hour), false) {
-				h.done(b.key)
-			}
-		}
+// countingSource is ready for the containers in ready; it counts lookups, and the writes of what they found per
+// container.
+type countingSource struct {
+	mu      sync.Mutex
+	ready   map[string]bool
+	lookups int
+	applied map[string]int
+}
+
+type countingFound struct {
+	s  *countingSource
+	id string
+}
+
+func (f countingFound) Apply(res pcommon.Resource) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	f.s.applied[f.id]++
+	attr.PutStrIfAbsent(res.Attributes(), attr.K8sNamespace, "ns")
+}
+
+func (s *countingSource) Lookup(res pcommon.Resource) (podMetadata, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	id := attr.Str(res.Attributes(), attr.ContainerID)
+	return countingFound{s, id}, s.ready[id]
+}
+
+// Kubernetes attributes are written once per record: a record that passes at once, and one held for its
+// metadata and checked several times before it is released, are each enriched exactly once, and the hold's
+// checks leave the held record unchanged.
+func TestEnrichedOncePerRecord(t *testing.T) {
+	ctx := context.Background()
+	src := &countingSource{ready: map[string]bool{testContainer: true}, applied: map[string]int{}}
+	h := newHarness(t, createDefaultConfig().(*Config), src)
+
+	ld := plog.NewLogs()
+	appendExec(appendResource(ld, testContainer, nil), 1, recGCC)
+	appendExec(appendResource(ld, testContainer2, nil), 2, recGCC)
+	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
+	assert.Equal(t, map[string]int{testContainer: 1}, src.applied, "the ready record is enriched as it passes")
+
+	for range 3 {
+		h.p.releaseHeld(ctx, false) // checked, still pending
 	}
-	assert.LessOrEqual(t, len(h.arrival)-h.arrivalHead, 2*h.batches+64)
-	assert.Equal(t, h.held, h.batches)
+	assert.Equal(t, 5, src.lookups, "one lookup per record, one per check")
+	assert.Equal(t, map[string]int{testContainer: 1}, src.applied, "checking a held record does not change it")
+
+	src.mu.Lock()
+	src.ready[testContainer2] = true
+	src.mu.Unlock()
+	h.p.releaseHeld(ctx, false)
+	assert.Equal(t, map[string]int{testContainer: 1, testContainer2: 1}, src.applied, "released and enriched once")
+	require.Len(t, h.sink.AllLogs(), 2)
+	assert.Equal(t, "ns", strAttr(h.sink.AllLogs()[1].ResourceLogs().At(0).Resource().Attributes(), attr.K8sNamespace))
+	require.NoError(t, h.p.Shutdown(ctx))
 }

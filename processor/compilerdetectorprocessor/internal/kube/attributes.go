@@ -3,13 +3,8 @@ package kube // import "github.com/compilerwatch/compilerwatch/processor/compile
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-)
 
-// Attribute key prefixes of semconv's k8s.pod.label.<key> and k8s.pod.annotation.<key> (templates in semconv, so
-// there are no Key constants to use).
-const (
-	podLabelPrefix      = "k8s.pod.label."
-	podAnnotationPrefix = "k8s.pod.annotation."
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 // applier writes a Result onto resource attributes, only where absent: attributes set upstream (by the receiver or
@@ -23,10 +18,20 @@ func newApplier(labels, annotations []string) applier {
 	return applier{labels: newKeySelector(labels), annotations: newKeySelector(annotations)}
 }
 
-// Enrich implements Lookup.
+// Enrich adds what Lookup finds to res, where attributes are absent.
 func (c *Cache) Enrich(res pcommon.Resource) State {
+	r, state := c.Lookup(res)
+	if state != StateUnknown {
+		c.applier.apply(res.Attributes(), &r)
+	}
+	return state
+}
+
+// Lookup resolves res's pod and container by its container.id and k8s.pod.uid, without changing res. A
+// resource with neither (a host process) is StateUnknown and not counted as a miss.
+func (c *Cache) Lookup(res pcommon.Resource) (Result, State) {
 	if c == nil {
-		return StateUnknown
+		return Result{}, StateUnknown
 	}
 	attrs := res.Attributes()
 	var containerID, podUID string
@@ -37,13 +42,9 @@ func (c *Cache) Enrich(res pcommon.Resource) State {
 		podUID = v.Str()
 	}
 	if containerID == "" && podUID == "" {
-		return StateUnknown
+		return Result{}, StateUnknown
 	}
-	r, state := c.Resolve(containerID, podUID)
-	if state != StateUnknown {
-		c.applier.apply(attrs, &r)
-	}
-	return state
+	return c.Resolve(containerID, podUID)
 }
 
 // Apply writes r onto res where attributes are absent, for callers that Resolve themselves.
@@ -78,14 +79,14 @@ func (a applier) apply(attrs pcommon.Map, r *Result) {
 	if !a.labels.empty() {
 		for k, v := range r.Pod.Labels {
 			if a.labels.has(k) {
-				putValue(attrs, podLabelPrefix+k, v)
+				putValue(attrs, attr.K8sPodLabel+k, v)
 			}
 		}
 	}
 	if !a.annotations.empty() {
 		for k, v := range r.Pod.Annotations {
 			if a.annotations.has(k) {
-				putValue(attrs, podAnnotationPrefix+k, v)
+				putValue(attrs, attr.K8sPodAnnotation+k, v)
 			}
 		}
 	}

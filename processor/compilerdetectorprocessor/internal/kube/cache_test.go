@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
 )
 
@@ -246,7 +247,7 @@ func TestLabelAndAnnotationSelection(t *testing.T) {
 			require.Equal(t, StateFound, tc.Enrich(res))
 			got := map[string]any{}
 			for k, v := range res.Attributes().AsRaw() {
-				if strings.HasPrefix(k, podLabelPrefix) || strings.HasPrefix(k, podAnnotationPrefix) {
+				if strings.HasPrefix(k, attr.K8sPodLabel) || strings.HasPrefix(k, attr.K8sPodAnnotation) {
 					got[k] = v
 				}
 			}

@@ -48,8 +48,8 @@ type Config struct {
 	Kubeconfig string `mapstructure:"kubeconfig"`
 	// NodeName is the node whose pods are cached; empty means the K8S_NODE_NAME environment variable.
 	NodeName string `mapstructure:"node_name"`
-	// WaitForMetadata bounds how long the processor holds a record whose pod is known but whose container id is not
-	// yet in the pod status. The hold is the processor's; the value lives here with the rest of the section.
+	// WaitForMetadata is the processor's hold setting, declared here only because it sits in this section of the
+	// configuration: the hold (internal/hold) owns its default, its bound and its use. This package never reads it.
 	WaitForMetadata time.Duration `mapstructure:"wait_for_metadata"`
 	// PodLabels are label keys copied as k8s.pod.label.<key>; ["*"] copies all.
 	PodLabels []string `mapstructure:"pod_labels"`
@@ -57,14 +57,9 @@ type Config struct {
 	PodAnnotations []string `mapstructure:"pod_annotations"`
 }
 
-// MaxWaitForMetadata bounds "kubernetes.wait_for_metadata". The informer
-// sees a container's id milliseconds after the kubelet reports it; a longer
-// hold only delays findings, and every held record waits in memory.
-const MaxWaitForMetadata = time.Minute
-
-// DefaultConfig returns the documented defaults.
+// DefaultConfig returns the documented defaults of the settings this package reads.
 func DefaultConfig() Config {
-	return Config{Enabled: ModeAuto, WaitForMetadata: 5 * time.Second}
+	return Config{Enabled: ModeAuto}
 }
 
 // Validate checks the section without touching the environment or the network.
@@ -73,9 +68,6 @@ func (c *Config) Validate() error {
 	case ModeAuto, ModeTrue, ModeFalse:
 	default:
 		return fmt.Errorf(`"kubernetes.enabled" must be auto, true or false, got %q`, c.Enabled)
-	}
-	if c.WaitForMetadata < 0 || c.WaitForMetadata > MaxWaitForMetadata {
-		return fmt.Errorf(`"kubernetes.wait_for_metadata" must be between 0s and %s, got %s`, MaxWaitForMetadata, c.WaitForMetadata)
 	}
 	if err := validateKeys("kubernetes.pod_labels", c.PodLabels); err != nil {
 		return err

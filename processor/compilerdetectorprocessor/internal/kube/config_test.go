@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,9 +20,6 @@ func TestConfigValidate(t *testing.T) {
 		{name: "true", mutate: func(c *Config) { c.Enabled = ModeTrue }},
 		{name: "false", mutate: func(c *Config) { c.Enabled = ModeFalse }},
 		{name: "bad mode", mutate: func(c *Config) { c.Enabled = "yes" }, wantErr: `"kubernetes.enabled" must be auto, true or false, got "yes"`},
-		{name: "negative wait", mutate: func(c *Config) { c.WaitForMetadata = -time.Second }, wantErr: `"kubernetes.wait_for_metadata" must be between 0s and 1m0s, got -1s`},
-		{name: "longest wait", mutate: func(c *Config) { c.WaitForMetadata = MaxWaitForMetadata }},
-		{name: "unbounded wait", mutate: func(c *Config) { c.WaitForMetadata = 24 * time.Hour }, wantErr: `"kubernetes.wait_for_metadata" must be between 0s and 1m0s, got 24h0m0s`},
 		{name: "labels all", mutate: func(c *Config) { c.PodLabels = []string{"*"} }},
 		{name: "star with keys", mutate: func(c *Config) { c.PodLabels = []string{"*", "app"} }, wantErr: `"kubernetes.pod_labels": "*" selects every key`},
 		{name: "empty annotation key", mutate: func(c *Config) { c.PodAnnotations = []string{""} }, wantErr: `"kubernetes.pod_annotations" must not contain an empty key`},

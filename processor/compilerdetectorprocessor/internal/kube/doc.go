@@ -12,8 +12,10 @@
 //
 //	c, err := kube.New(cfg.Kubernetes, kube.Settings{Logger: logger}) // nil, nil when Kubernetes is off
 //	err = c.Start(ctx)
-//	switch c.Enrich(resource) {
-//	case kube.StateContainerPending: // hold the record; c.WaitForContainer(ctx, id), then Enrich again
+//	r, state := c.Lookup(resource) // resolves without changing the resource
+//	if state == kube.StateContainerPending && c.Following() {
+//		// hold the record and Lookup again later
 //	}
+//	c.Apply(resource, r) // once, as the record goes on
 //	err = c.Shutdown(ctx)
 package kube // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
 func TestCheckNodeWarnsOnUnknownNode(t *testing.T) {
@@ -84,7 +86,7 @@ func TestKeepLabelsForExclusions(t *testing.T) {
 			require.Equal(t, StateFound, tc.Enrich(res))
 			got := map[string]any{}
 			for k, v := range res.Attributes().AsRaw() {
-				if len(k) > len(podLabelPrefix) && k[:len(podLabelPrefix)] == podLabelPrefix && k != podLabelPrefix+podTemplateHashLabel {
+				if len(k) > len(attr.K8sPodLabel) && k[:len(attr.K8sPodLabel)] == attr.K8sPodLabel && k != attr.K8sPodLabel+podTemplateHashLabel {
 					got[k] = v
 				}
 			}

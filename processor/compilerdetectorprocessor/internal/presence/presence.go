@@ -1,6 +1,9 @@
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+// Package presence is the compiler presence scan: the first time the processor sees a container, it opens the
+// container's root and scans it, in the background and bounded, for catalog compilers.
+package presence // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +24,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
@@ -28,7 +33,7 @@ import (
 // the container's root (/proc/<pid>/root of a process checked to be in the container's cgroup) and holds it; a
 // bounded background scan then looks through that root for catalog compilers, and emits one
 // container.compilers_present record when it finds any. Every path is resolved inside the held root (see
-// inRoot), so no symlink or ".." the container writes can make the scan read or report the host's files, and
+// Root), so no symlink or ".." the container writes can make the scan read or report the host's files, and
 // the scan still works when the container's processes have exited in the meantime.
 
 // Bounds of one scan and of the scanner. They keep the scan cheap on a busy node; a root larger than this is
@@ -38,10 +43,10 @@ const (
 	scanMaxDirs       = 1024             // directories one glob pattern expands to
 	scanTimeout       = 10 * time.Second // per container
 	scanGrace         = 5 * time.Second  // past scanTimeout, a scan stuck in a system call is abandoned
-	scanMaxStuck      = 2                // abandoned scans at once; past it no new scan starts until one returns
+	MaxStuck          = 2                // abandoned scans at once; past it no new scan starts until one returns
 	scanWorkers       = 2                // containers scanned at once
 	scanQueue         = 256              // containers waiting, each holding its root open; more are retried on their next record
-	scanMaxAttempts   = 3                // a container with no process left to open its root is tried this often
+	MaxAttempts       = 3                // a container with no process left to open its root is tried this often
 	scanMaxPIDs       = 16               // pids tried per attempt to find a live process of the container
 	scanMaxFound      = 64               // name:path entries reported per container
 	scanMaxContainers = 16384            // remembered container ids; past it the memory is reset
@@ -61,8 +66,8 @@ var scanDirs = []string{
 // java and dotnet are left out: a JRE or .NET runtime image is not a compiler.
 var presenceTools = map[string]bool{"go": true, "cargo": true, "zig": true, "swift": true, "tinygo": true}
 
-// scanResult is what one container's scan found.
-type scanResult struct {
+// Result is what one container's scan found.
+type Result struct {
 	found    []string // name:path, sorted
 	entries  int      // directory entries examined
 	errors   int      // directories and entries that could not be read; the scan went on without them
@@ -73,21 +78,21 @@ type scanResult struct {
 // treeScan is one scan in progress.
 type treeScan struct {
 	ctx        context.Context
-	root       *inRoot
-	m          *matcher
+	root       *Root
+	m          *catalog.Matcher
 	maxEntries int // scanMaxEntries; tests lower it
 	seen       map[string]bool
-	r          scanResult
+	r          Result
 }
 
-// scanTree looks for catalog compilers under root. An entry that cannot be read is counted and skipped; it
+// ScanTree looks for catalog compilers under root. An entry that cannot be read is counted and skipped; it
 // never ends the scan.
-func scanTree(ctx context.Context, root *inRoot, m *matcher) scanResult {
+func ScanTree(ctx context.Context, root *Root, m *catalog.Matcher) Result {
 	s := treeScan{ctx: ctx, root: root, m: m, maxEntries: scanMaxEntries}
 	return s.run()
 }
 
-func (s *treeScan) run() scanResult {
+func (s *treeScan) run() Result {
 	s.seen = map[string]bool{}
 	for _, pattern := range scanDirs {
 		for _, dir := range s.expand(pattern) {
@@ -179,8 +184,8 @@ func (s *treeScan) expand(pattern string) []string {
 // scanDir looks for catalog compilers among the entries of the container directory dir.
 func (s *treeScan) scanDir(dir string) {
 	s.list(dir, func(de fs.DirEntry) {
-		e := s.m.lookup(de.Name())
-		if e == nil || (e.kind == kindTool && !presenceTools[e.name]) {
+		e := s.m.Lookup(de.Name())
+		if e == nil || (e.Tool() && !presenceTools[e.Name()]) {
 			return
 		}
 		p := path.Join(dir, de.Name())
@@ -194,7 +199,7 @@ func (s *treeScan) scanDir(dir string) {
 		if !mode.IsRegular() || mode.Perm()&0o111 == 0 {
 			return
 		}
-		if item := e.name + ":" + p; !s.seen[item] {
+		if item := e.Name() + ":" + p; !s.seen[item] {
 			s.seen[item] = true
 			s.r.found = append(s.r.found, item)
 		}
@@ -228,25 +233,44 @@ func cgroupHasContainer(cgroup, id string) bool {
 type scanJob struct {
 	containerID string
 	resource    pcommon.Resource
-	root        *inRoot
+	root        *Root
 }
 
-// presenceScanner runs scans in the background, at most once per container.
-type presenceScanner struct {
-	m       *matcher
-	exclude *exclusions
-	// enrich adds what is known by now (Kubernetes attributes) to a resource before exclusions are decided.
-	enrich  func(pcommon.Resource)
-	logger  *zap.Logger
-	tb      *metadata.TelemetryBuilder
-	emit    func(context.Context, plog.Logs)
-	version string
-	// procRoot, timeout, grace, support and scanTree are replaced by tests.
+// Settings are what a Scanner needs from the processor. The fields after Emit default when zero; tests set them.
+type Settings struct {
+	Matcher *catalog.Matcher
+	// Excluded reports whether a resource is allowlisted: such a container is not scanned, or its record not
+	// emitted.
+	Excluded func(pcommon.Map) bool
+	// Enrich adds what is known by now (Kubernetes attributes) to a record's resource before exclusions are
+	// decided; nil adds nothing.
+	Enrich    func(pcommon.Resource)
+	Logger    *zap.Logger
+	Telemetry *metadata.TelemetryBuilder
+	Version   string // the scope version of the records
+	Emit      func(context.Context, plog.Logs)
+
+	ProcRoot string                                                // "/proc"
+	Timeout  time.Duration                                         // scanTimeout
+	Grace    time.Duration                                         // scanGrace
+	Support  func() error                                          // whether the scan can run safely here
+	ScanTree func(context.Context, *Root, *catalog.Matcher) Result // ScanTree
+}
+
+// Scanner runs scans in the background, at most once per container.
+type Scanner struct {
+	m        *catalog.Matcher
+	excluded func(pcommon.Map) bool
+	enrich   func(pcommon.Resource)
+	logger   *zap.Logger
+	tb       *metadata.TelemetryBuilder
+	emit     func(context.Context, plog.Logs)
+	version  string
 	procRoot string
 	timeout  time.Duration
 	grace    time.Duration
 	support  func() error
-	scanTree func(context.Context, *inRoot, *matcher) scanResult
+	scanTree func(context.Context, *Root, *catalog.Matcher) Result
 
 	enabled atomic.Bool  // set by start once the scan can run
 	stuck   atomic.Int32 // abandoned scans still blocked in a system call
@@ -263,23 +287,37 @@ type presenceScanner struct {
 	wg     sync.WaitGroup
 }
 
-const scanned = scanMaxAttempts + 1
+const scanned = MaxAttempts + 1
 
-func newPresenceScanner(m *matcher, exclude *exclusions, enrich func(pcommon.Resource), logger *zap.Logger,
-	tb *metadata.TelemetryBuilder, version string, emit func(context.Context, plog.Logs),
-) *presenceScanner {
+// New returns a scanner; Start starts it.
+func New(set Settings) *Scanner {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &presenceScanner{
-		m: m, exclude: exclude, enrich: enrich, logger: logger, tb: tb, emit: emit, version: version,
-		procRoot: "/proc", timeout: scanTimeout, grace: scanGrace, support: scanSupport, scanTree: scanTree,
+	s := &Scanner{
+		m: set.Matcher, excluded: set.Excluded, enrich: set.Enrich, logger: set.Logger, tb: set.Telemetry,
+		emit: set.Emit, version: set.Version,
+		procRoot: cmp.Or(set.ProcRoot, "/proc"), timeout: cmp.Or(set.Timeout, scanTimeout),
+		grace: cmp.Or(set.Grace, scanGrace), support: set.Support, scanTree: set.ScanTree,
 		attempts: make(map[string]int), busy: make(map[string]struct{}),
 		jobs: make(chan scanJob, scanQueue), ctx: ctx, cancel: cancel,
 	}
+	if s.support == nil {
+		s.support = scanSupport
+	}
+	if s.scanTree == nil {
+		s.scanTree = ScanTree
+	}
+	return s
 }
 
-// start starts the workers, or turns the scan off with one log line when it cannot run safely here. Nothing
+// Queued is the number of containers waiting for a worker.
+func (s *Scanner) Queued() int { return len(s.jobs) }
+
+// Stuck is the number of abandoned scans still blocked in a system call.
+func (s *Scanner) Stuck() int32 { return s.stuck.Load() }
+
+// Start starts the workers, or turns the scan off with one log line when it cannot run safely here. Nothing
 // else depends on it: exec detection runs either way.
-func (s *presenceScanner) start() {
+func (s *Scanner) Start() {
 	if err := s.support(); err != nil {
 		s.logger.Warn("Compiler presence scan is off (scan_for_compilers); exec detection is unaffected. "+
 			"Grant CAP_SYS_PTRACE on Linux 5.6 or later to turn it on, or set scan_for_compilers: false.", zap.Error(err))
@@ -302,8 +340,8 @@ func (s *presenceScanner) start() {
 	s.enabled.Store(true)
 }
 
-// stop cancels running scans and joins the workers. Queued containers are not scanned; their roots are closed.
-func (s *presenceScanner) stop() {
+// Stop cancels running scans and joins the workers. Queued containers are not scanned; their roots are closed.
+func (s *Scanner) Stop() {
 	s.enabled.Store(false)
 	s.cancel()
 	s.wg.Wait()
@@ -325,19 +363,19 @@ var (
 	scanUnscannable = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "unscannable")))
 )
 
-// observe opens the container's root and queues a scan the first time a container is seen. It never blocks on
+// Observe opens the container's root and queues a scan the first time a container is seen. It never blocks on
 // the scan: with a full queue the container is simply tried again on its next record.
-func (s *presenceScanner) observe(res pcommon.Resource, rl plog.ResourceLogs) {
+func (s *Scanner) Observe(res pcommon.Resource, rl plog.ResourceLogs) {
 	if !s.enabled.Load() {
 		return
 	}
-	id := getStr(res.Attributes(), attrContainerID)
+	id := attr.Str(res.Attributes(), attr.ContainerID)
 	if id == "" {
 		return
 	}
 	s.mu.Lock()
 	_, busy := s.busy[id]
-	if busy || s.attempts[id] >= scanMaxAttempts || len(s.jobs) == cap(s.jobs) || s.stuck.Load() >= scanMaxStuck {
+	if busy || s.attempts[id] >= MaxAttempts || len(s.jobs) == cap(s.jobs) || s.stuck.Load() >= MaxStuck {
 		s.mu.Unlock()
 		return
 	}
@@ -350,15 +388,15 @@ func (s *presenceScanner) observe(res pcommon.Resource, rl plog.ResourceLogs) {
 
 	// An allowlisted container is not scanned at all. Attributes only get added later, so one excluded now
 	// stays excluded.
-	if s.exclude.resourceExcluded(res.Attributes()) {
+	if s.excluded(res.Attributes()) {
 		s.done(id, scanned)
 		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanExcluded)
 		return
 	}
-	root, err := openProcRoot(s.procRoot, recordPIDs(rl), id)
+	root, err := OpenProcRoot(s.procRoot, recordPIDs(rl), id)
 	if err != nil {
 		s.done(id, 0) // the attempt stays counted
-		if errors.Is(err, errNoProcess) {
+		if errors.Is(err, ErrNoProcess) {
 			s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanUnscannable)
 			return
 		}
@@ -381,7 +419,7 @@ func (s *presenceScanner) observe(res pcommon.Resource, rl plog.ResourceLogs) {
 }
 
 // done ends an attempt on container id; attempts, when non-zero, replaces its attempt count.
-func (s *presenceScanner) done(id string, attempts int) {
+func (s *Scanner) done(id string, attempts int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.busy, id)
@@ -390,7 +428,7 @@ func (s *presenceScanner) done(id string, attempts int) {
 	}
 }
 
-func (s *presenceScanner) warnOnce(flag *bool, msg string, fields ...zap.Field) {
+func (s *Scanner) warnOnce(flag *bool, msg string, fields ...zap.Field) {
 	s.mu.Lock()
 	first := !*flag
 	*flag = true
@@ -414,12 +452,12 @@ func recordPIDs(rl plog.ResourceLogs) []int {
 		lrs := rl.ScopeLogs().At(i).LogRecords()
 		for j := 0; j < lrs.Len(); j++ {
 			attrs := lrs.At(j).Attributes()
-			if v, ok := attrs.Get(attrProcessPID); ok && !add(int(v.Int())) {
+			if v, ok := attrs.Get(attr.ProcessPID); ok && !add(int(v.Int())) {
 				return pids
 			}
-			anc := getList(attrs, attrAncestors)
-			for k := 0; k < anc.len(); k++ {
-				if pid, _, ok := strings.Cut(anc.at(k), ":"); ok {
+			anc := catalog.ListAttr(attrs, attr.Ancestors)
+			for k := 0; k < anc.Len(); k++ {
+				if pid, _, ok := strings.Cut(anc.At(k), ":"); ok {
 					if n, err := strconv.Atoi(pid); err == nil && !add(n) {
 						return pids
 					}
@@ -439,12 +477,12 @@ const (
 
 // run scans one container and emits its presence record. A scan blocked in a system call (a hung network or
 // FUSE file system in the container) is abandoned after scanTimeout+scanGrace: its goroutine and its root are
-// released when the call returns, and at most scanMaxStuck such scans exist at once.
-func (s *presenceScanner) run(job scanJob) {
+// released when the call returns, and at most MaxStuck such scans exist at once.
+func (s *Scanner) run(job scanJob) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
 	var state atomic.Int32
-	done := make(chan scanResult, 1)
+	done := make(chan Result, 1)
 	start := time.Now()
 	go func() {
 		r := s.scanTree(ctx, job.root, s.m)
@@ -457,7 +495,7 @@ func (s *presenceScanner) run(job scanJob) {
 	}()
 	timer := time.NewTimer(s.timeout + s.grace)
 	defer timer.Stop()
-	var r scanResult
+	var r Result
 	select {
 	case r = <-done:
 	case <-timer.C:
@@ -495,15 +533,15 @@ func (s *presenceScanner) run(job scanJob) {
 	if s.enrich != nil {
 		s.enrich(job.resource)
 	}
-	if s.exclude.resourceExcluded(job.resource.Attributes()) {
+	if s.excluded(job.resource.Attributes()) {
 		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanExcluded)
 		return
 	}
 	s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanFound)
-	s.emit(s.ctx, s.presenceRecord(job, r))
+	s.emit(s.ctx, s.record(job, r))
 }
 
-func (s *presenceScanner) presenceRecord(job scanJob, r scanResult) plog.Logs {
+func (s *Scanner) record(job scanJob, r Result) plog.Logs {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.SetSchemaUrl(semconv.SchemaURL)
@@ -516,19 +554,19 @@ func (s *presenceScanner) presenceRecord(job scanJob, r scanResult) plog.Logs {
 	now := pcommon.NewTimestampFromTime(time.Now())
 	lr.SetTimestamp(now)
 	lr.SetObservedTimestamp(now)
-	lr.SetEventName(eventNameCompilersPresent)
+	lr.SetEventName(attr.EventCompilersPresent)
 	lr.SetSeverityNumber(plog.SeverityNumberWarn)
-	lr.SetSeverityText(severityText(plog.SeverityNumberWarn))
+	lr.SetSeverityText(attr.SeverityText(plog.SeverityNumberWarn))
 	lr.Body().SetStr(fmt.Sprintf("%d compiler executables present in container %s", len(r.found), job.containerID))
 	attrs := lr.Attributes()
-	putRule(attrs)
-	present := attrs.PutEmptySlice(attrCompilersPresent)
+	attr.PutRule(attrs)
+	present := attrs.PutEmptySlice(attr.CompilersPresent)
 	present.EnsureCapacity(len(r.found))
 	for _, f := range r.found {
 		present.AppendEmpty().SetStr(f)
 	}
 	if r.limited {
-		attrs.PutEmptySlice(attrTruncated).AppendEmpty().SetStr("compilers_present")
+		attrs.PutEmptySlice(attr.Truncated).AppendEmpty().SetStr("compilers_present")
 	}
 	return ld
 }

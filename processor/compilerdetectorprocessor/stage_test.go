@@ -7,33 +7,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 )
 
-func TestKnownProcs(t *testing.T) {
-	k := newKnownProcs()
-	k.add("c1", 10, "/memfd:gcc (deleted)", trustDriver)
-	assert.Equal(t, trustDriver, k.trust("c1", 10, "gcc"), "memfd and deleted decorations are the same file")
-	assert.Zero(t, k.trust("c1", 10, "x"), "the pid now executes something else")
-	assert.Zero(t, k.trust("c2", 10, "gcc"), "another container's pid")
-	assert.Zero(t, k.trust("c1", 11, "gcc"))
-	k.add("c1", 10, "gcc", trustGo)
-	assert.Equal(t, trustDriver|trustGo, k.trust("c1", 10, "gcc"))
-	k.add("c1", 10, "go", trustGo)
-	assert.Equal(t, trustGo, k.trust("c1", 10, "go"), "a new exec of the pid replaces it")
-	k.add("c1", 12, "", trustDriver)
-	k.add("c1", 13, "gcc", 0)
-	assert.Equal(t, 1, k.len(), "nothing is remembered without a name or a trust")
-
-	for i := range maxKnownCompilers + 100 {
-		k.add("c3", uint32(1000+i), "gcc", trustDriver)
-	}
-	assert.Equal(t, maxKnownCompilers, k.len(), "bounded")
-	assert.Zero(t, k.trust("c3", 1000, "gcc"), "the oldest are forgotten first")
-	assert.Equal(t, trustDriver, k.trust("c3", uint32(1000+maxKnownCompilers+99), "gcc"))
-}
-
-// A stage is suppressed only under an ancestor whose own exec the processor reported, identified by pid and
-// kernel executable name.
 func TestStageNeedsAReportedAncestor(t *testing.T) {
 	javaSrc := execRec{exe: "/usr/lib/jvm/java-21/bin/java", argv: []string{"Evil.java"}, anc: bashAnc, parent: "/usr/bin/bash"}
 	renamed := execRec{exe: "/tmp/x", anc: []string{"50:java", "100:bash"}, ancExe: []string{"java"}, parent: javaSrc.exe}
@@ -69,7 +46,7 @@ func TestStageNeedsAReportedAncestor(t *testing.T) {
 			require.NoError(t, h.p.ConsumeLogs(context.Background(), ld))
 			var got []string
 			for _, lr := range flagged(h.sink.AllLogs()) {
-				got = append(got, strAttr(lr.Attributes(), attrExecutableName))
+				got = append(got, strAttr(lr.Attributes(), attr.ExecutableName))
 			}
 			assert.Equal(t, tt.want, got)
 		})

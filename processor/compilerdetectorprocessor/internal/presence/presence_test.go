@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerdetectorprocessor
+package presence
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // fakeRoot builds a container root: files are created with their mode, links with their target.
@@ -34,12 +36,12 @@ func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]strin
 }
 
 // scanDir scans the directory root as a container's root.
-func scanDir(t *testing.T, ctx context.Context, root string) scanResult {
+func scanDir(t *testing.T, ctx context.Context, root string) Result {
 	t.Helper()
 	r, err := openInRoot(root)
 	require.NoError(t, err)
 	defer r.Close()
-	return scanTree(ctx, r, newMatcher(builtinCatalog()))
+	return ScanTree(ctx, r, catalog.NewMatcher(catalog.Builtin()))
 }
 
 func TestScanRoot(t *testing.T) {
@@ -95,14 +97,14 @@ func TestScanRootStopsWhenCanceled(t *testing.T) {
 // BenchmarkScanRootHost scans this machine's own root, a realistic Debian root with gcc, Go and a JDK: the
 // cost of one container's presence scan, with the entries it examined.
 func BenchmarkScanRootHost(b *testing.B) {
-	m := newMatcher(builtinCatalog())
-	var r scanResult
+	m := catalog.NewMatcher(catalog.Builtin())
+	var r Result
 	root, err := openInRoot("/")
 	require.NoError(b, err)
 	defer root.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		r = scanTree(context.Background(), root, m)
+		r = ScanTree(context.Background(), root, m)
 	}
 	b.ReportMetric(float64(r.entries), "entries/scan")
 	b.ReportMetric(float64(len(r.found)), "found/scan")
@@ -151,7 +153,7 @@ func TestScanTreeBoundsEntries(t *testing.T) {
 	root, err := openInRoot(fakeRoot(t, files, nil))
 	require.NoError(t, err)
 	defer root.Close()
-	s := treeScan{ctx: context.Background(), root: root, m: newMatcher(builtinCatalog()), maxEntries: max}
+	s := treeScan{ctx: context.Background(), root: root, m: catalog.NewMatcher(catalog.Builtin()), maxEntries: max}
 	r := s.run()
 	assert.True(t, r.limited)
 	assert.Equal(t, max+1, r.entries, "stops at the bound")

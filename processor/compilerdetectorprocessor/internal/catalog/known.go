@@ -1,4 +1,4 @@
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+package catalog
 
 import (
 	"strings"
@@ -10,11 +10,11 @@ import (
 // theirs reported instead of suppressed. An entry matters only while its compiler runs its stages.
 const maxKnownCompilers = 4096
 
-// knownProcs remembers, per container and pid, the processes whose exec was a compiler execution that the
+// Known remembers, per container and pid, the processes whose exec was a compiler execution that the
 // processor reported (flagged, deduplicated or excluded), with the executable name the kernel gave for it. A stage
 // is suppressed only under such a process: that ancestor verifiably is the compiler already reported for the same
 // compilation. Safe for concurrent use.
-type knownProcs struct {
+type Known struct {
 	mu      sync.Mutex
 	entries map[knownKey]knownEntry
 	order   []knownKey // insertion order, a ring of maxKnownCompilers
@@ -31,14 +31,14 @@ type knownEntry struct {
 	trust uint8
 }
 
-var _ knownCompilers = (*knownProcs)(nil)
+var _ KnownCompilers = (*Known)(nil)
 
-func newKnownProcs() *knownProcs {
-	return &knownProcs{entries: make(map[knownKey]knownEntry)}
+func NewKnown() *Known {
+	return &Known{entries: make(map[knownKey]knownEntry)}
 }
 
 // add records pid in container as a compiler of the trust classes, executing exe.
-func (k *knownProcs) add(container string, pid uint32, exe string, trust uint8) {
+func (k *Known) Add(container string, pid uint32, exe string, trust uint8) {
 	exe = realName(exe)
 	if exe == "" || trust == 0 {
 		return
@@ -66,7 +66,7 @@ func (k *knownProcs) add(container string, pid uint32, exe string, trust uint8) 
 	k.entries[key] = knownEntry{exe: strings.Clone(exe), trust: trust}
 }
 
-func (k *knownProcs) trust(container string, pid uint32, exe string) uint8 {
+func (k *Known) Trust(container string, pid uint32, exe string) uint8 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	e, ok := k.entries[knownKey{container, pid}]
@@ -76,8 +76,25 @@ func (k *knownProcs) trust(container string, pid uint32, exe string) uint8 {
 	return e.trust
 }
 
-func (k *knownProcs) len() int {
+func (k *Known) len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.entries)
+}
+
+// Remember records the processes a finding of v vouches for as compilers: its own (pid, when the record has one)
+// and, for a stage with no known compiler above it, its parent.
+func (k *Known) Remember(v *ExecView, pid int64, hasPID bool, t Trust) {
+	if t.Self != 0 && hasPID {
+		exe := v.ExeName
+		if exe == "" {
+			exe = Basename(v.ExePath)
+		}
+		k.Add(v.Container, uint32(pid), exe, t.Self)
+	}
+	if t.Parent != 0 && v.Ancestors.Len() > 0 && v.AncestorExes.Len() > 0 {
+		if ppid, ok := ancestorPID(v.Ancestors.At(0)); ok {
+			k.Add(v.Container, ppid, v.AncestorExes.At(0), t.Parent)
+		}
+	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+package presence
 
 import (
 	"errors"
@@ -13,12 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inRoot reads a directory tree as if its top were "/": the kernel resolves every path under it with openat2
+// Root reads a directory tree as if its top were "/": the kernel resolves every path under it with openat2
 // RESOLVE_IN_ROOT, so ".." and absolute symlinks stop at the top, and RESOLVE_NO_MAGICLINKS refuses
 // /proc/<pid>/root, /proc/self/fd/<n> and the like. Nothing written into the tree can make a read land outside
 // it. It holds one O_PATH descriptor of the top, which keeps the tree readable after the processes that used
 // it are gone. Safe for concurrent use; Close must be called once.
-type inRoot struct {
+type Root struct {
 	fd int
 }
 
@@ -34,23 +34,23 @@ const (
 	capSysPtrace = 19
 )
 
-// errNoProcess: none of the given pids is a live process of the container.
-var errNoProcess = errors.New("no live process of the container")
+// ErrNoProcess: none of the given pids is a live process of the container.
+var ErrNoProcess = errors.New("no live process of the container")
 
-// openInRoot opens dir as the top of an inRoot. dir is the caller's own path and is resolved normally.
-func openInRoot(dir string) (*inRoot, error) {
+// openInRoot opens dir as the top of an Root. dir is the caller's own path and is resolved normally.
+func openInRoot(dir string) (*Root, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &inRoot{fd: fd}, nil
+	return &Root{fd: fd}, nil
 }
 
 // Close releases the descriptor.
-func (r *inRoot) Close() error { return unix.Close(r.fd) }
+func (r *Root) Close() error { return unix.Close(r.fd) }
 
 // open opens p (a path inside the root; relative paths start at the top too) with flags.
-func (r *inRoot) open(p string, flags uint64) (int, error) {
+func (r *Root) open(p string, flags uint64) (int, error) {
 	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: inRootResolve}
 	for i := 0; ; i++ {
 		fd, err := unix.Openat2(r.fd, p, &how)
@@ -66,7 +66,7 @@ func (r *inRoot) open(p string, flags uint64) (int, error) {
 
 // readDir calls fn with the entries of directory p (following symlinks inside the root), in directory order,
 // readDirBatch at a time, until fn returns false.
-func (r *inRoot) readDir(p string, fn func(fs.DirEntry) bool) error {
+func (r *Root) readDir(p string, fn func(fs.DirEntry) bool) error {
 	fd, err := r.open(p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func (r *inRoot) readDir(p string, fn func(fs.DirEntry) bool) error {
 
 // stat returns the file p resolves to, following symlinks inside the root. The file is opened with O_PATH
 // only: its contents are not read, a FIFO does not block and a device is not touched.
-func (r *inRoot) stat(p string) (fs.FileMode, error) {
+func (r *Root) stat(p string) (fs.FileMode, error) {
 	fd, err := r.open(p, unix.O_PATH)
 	if err != nil {
 		return 0, err
@@ -106,7 +106,7 @@ func (r *inRoot) stat(p string) (fs.FileMode, error) {
 
 // readFile reads the regular file p, which must be at most max bytes. Anything else (a FIFO, a device, a
 // directory) is refused before it is opened for reading.
-func (r *inRoot) readFile(p string, max int64) ([]byte, error) {
+func (r *Root) readFile(p string, max int64) ([]byte, error) {
 	fd, err := r.open(p, unix.O_PATH)
 	if err != nil {
 		return nil, err
@@ -161,44 +161,44 @@ func unixMode(m uint32) fs.FileMode {
 // for the process, not for its number: when the process has exited, reads through it fail, even if the number
 // now belongs to another process. The cgroup is checked again after the root is opened, so the root returned
 // belongs to a process that was in the container's cgroup both before and after the root was opened.
-func openProcRoot(procRoot string, pids []int, id string) (*inRoot, error) {
+func OpenProcRoot(procRoot string, pids []int, id string) (*Root, error) {
 	var firstErr error
 	for _, pid := range pids {
 		r, err := openProcRootOf(procRoot, pid, id)
 		if err == nil {
 			return r, nil
 		}
-		if firstErr == nil && !errors.Is(err, errNoProcess) {
+		if firstErr == nil && !errors.Is(err, ErrNoProcess) {
 			firstErr = err
 		}
 	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	return nil, errNoProcess
+	return nil, ErrNoProcess
 }
 
-func openProcRootOf(procRoot string, pid int, id string) (*inRoot, error) {
+func openProcRootOf(procRoot string, pid int, id string) (*Root, error) {
 	dir, err := unix.Open(procRoot+"/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, errNoProcess
+		return nil, ErrNoProcess
 	}
 	defer unix.Close(dir)
 	if !procInContainer(dir, id) {
-		return nil, errNoProcess
+		return nil, ErrNoProcess
 	}
 	fd, err := unix.Openat(dir, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if err == unix.ENOENT || err == unix.ESRCH {
-			return nil, errNoProcess // exited in between
+			return nil, ErrNoProcess // exited in between
 		}
 		return nil, &fs.PathError{Op: "open", Path: fmt.Sprintf("%s/%d/root", procRoot, pid), Err: err}
 	}
 	if !procInContainer(dir, id) {
 		unix.Close(fd)
-		return nil, errNoProcess
+		return nil, ErrNoProcess
 	}
-	return &inRoot{fd: fd}, nil
+	return &Root{fd: fd}, nil
 }
 
 // procInContainer reports whether the process of the /proc/<pid> descriptor dir is in container id's cgroup.

@@ -1,28 +1,30 @@
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+// Package catalog is the compiler catalog and the matcher that recognises compiler executions in exec records. It
+// is pure: no I/O, no clock, no pdata beyond reading attribute lists in place.
+package catalog // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 
-// Languages reported in compilerwatch.compiler.language (design.md's closed list).
+// Languages reported in compilerwatch.compiler.language: a closed list, checked for user entries.
 const (
-	langC          = "c"
-	langCXX        = "c++"
-	langObjC       = "objective-c"
-	langFortran    = "fortran"
-	langGo         = "go"
-	langJava       = "java"
-	langKotlin     = "kotlin"
-	langScala      = "scala"
-	langRust       = "rust"
-	langSwift      = "swift"
-	langHaskell    = "haskell"
-	langCSharp     = "c#"
-	langZig        = "zig"
-	langCUDA       = "cuda"
-	langAssembly   = "assembly"
-	langWasm       = "wasm"
-	langOther      = "other"
-	langListForErr = "c, c++, objective-c, fortran, go, java, kotlin, scala, rust, swift, haskell, c#, zig, cuda, assembly, wasm, other"
+	langC        = "c"
+	langCXX      = "c++"
+	langObjC     = "objective-c"
+	langFortran  = "fortran"
+	langGo       = "go"
+	langJava     = "java"
+	langKotlin   = "kotlin"
+	langScala    = "scala"
+	langRust     = "rust"
+	langSwift    = "swift"
+	langHaskell  = "haskell"
+	langCSharp   = "c#"
+	langZig      = "zig"
+	langCUDA     = "cuda"
+	langAssembly = "assembly"
+	langWasm     = "wasm"
+	langOther    = "other"
+	LanguageList = "c, c++, objective-c, fortran, go, java, kotlin, scala, rust, swift, haskell, c#, zig, cuda, assembly, wasm, other"
 )
 
-func isValidLanguage(l string) bool {
+func IsValidLanguage(l string) bool {
 	switch l {
 	case langC, langCXX, langObjC, langFortran, langGo, langJava, langKotlin, langScala, langRust, langSwift,
 		langHaskell, langCSharp, langZig, langCUDA, langAssembly, langWasm, langOther:
@@ -72,8 +74,8 @@ const (
 	trustGo                       // the go command, the only legitimate parent of pkg/tool/*/compile
 )
 
-// catalogEntry is one compiler in the catalog. Entries are immutable after the matcher is built.
-type catalogEntry struct {
+// Entry is one compiler in the catalog. Entries are immutable after the Matcher is built.
+type Entry struct {
 	name        string // canonical, lowercase
 	language    string
 	kind        entryKind
@@ -95,7 +97,7 @@ func subs(lang string, names ...string) map[string]string {
 	return m
 }
 
-// builtinCatalog returns a fresh copy of the built-in catalog.
+// Builtin returns a fresh copy of the built-in catalog.
 //
 // Deliberately absent, so they are never flagged by name:
 //   - gcc-ar, gcc-nm, gcc-ranlib (and the llvm-ar family): wrappers that load the LTO plugin into ar/nm/ranlib.
@@ -109,25 +111,25 @@ func subs(lang string, names ...string) map[string]string {
 //   - ccache/sccache/distcc/icecc alone: flagged only with a compiler argument (argsWrapper).
 //   - java, dotnet: flagged only when they compile (source-file mode, build subcommands). Even then they vouch
 //     for no stage below them, since a JVM or .NET process would otherwise hide a renamed driver's stages.
-func builtinCatalog() []*catalogEntry {
-	drv := func(name, lang string, exes ...string) *catalogEntry {
-		return &catalogEntry{name: name, language: lang, kind: kindDriver, executables: exes}
+func Builtin() []*Entry {
+	drv := func(name, lang string, exes ...string) *Entry {
+		return &Entry{name: name, language: lang, kind: kindDriver, executables: exes}
 	}
-	stage := func(name, lang string, trust uint8, exes ...string) *catalogEntry {
-		return &catalogEntry{name: name, language: lang, kind: kindStage, executables: exes, trust: trust}
+	stage := func(name, lang string, trust uint8, exes ...string) *Entry {
+		return &Entry{name: name, language: lang, kind: kindStage, executables: exes, trust: trust}
 	}
-	asm := func(name string, exes ...string) *catalogEntry {
-		return &catalogEntry{name: name, language: langAssembly, kind: kindAssembler, executables: exes, trust: trustDriver}
+	asm := func(name string, exes ...string) *Entry {
+		return &Entry{name: name, language: langAssembly, kind: kindAssembler, executables: exes, trust: trustDriver}
 	}
-	tool := func(name, lang string, style argStyle, sub map[string]string, exes ...string) *catalogEntry {
-		return &catalogEntry{name: name, language: lang, kind: kindTool, style: style, subcommands: sub, executables: exes}
+	tool := func(name, lang string, style argStyle, sub map[string]string, exes ...string) *Entry {
+		return &Entry{name: name, language: lang, kind: kindTool, style: style, subcommands: sub, executables: exes}
 	}
 	clang := drv("clang", langC, "clang", "clang-cl")
 	clang.cc1Stage = true
 	clangxx := drv("clang++", langCXX, "clang++")
 	clangxx.cc1Stage = true
 
-	return []*catalogEntry{
+	return []*Entry{
 		// C and C++ drivers.
 		drv("gcc", langC, "gcc"),
 		drv("g++", langCXX, "g++"),
@@ -253,4 +255,39 @@ func knownArch(s string) bool {
 		}
 	}
 	return false
+}
+
+// Name is the entry's canonical name, reported as compilerwatch.compiler.name.
+func (e *Entry) Name() string { return e.name }
+
+// Tool reports whether the entry is a general tool, a compiler only with certain arguments.
+func (e *Entry) Tool() bool { return e.kind == kindTool }
+
+// User is a compiler the configuration adds (compilers.entries).
+type User struct {
+	Name        string
+	Language    string
+	Executables []string
+	// Args, when set, makes the entry a general tool: it counts only when its first non-option argument is one of
+	// these.
+	Args []string
+}
+
+// Entries returns the catalog a configuration selects: the built-ins unless replace is set, then the user
+// entries, which override built-ins with the same executable name.
+func Entries(replace bool, user []User) []*Entry {
+	var entries []*Entry
+	if !replace {
+		entries = Builtin()
+	}
+	for _, u := range user {
+		e := &Entry{name: u.Name, language: u.Language, kind: kindDriver, executables: u.Executables}
+		if len(u.Args) > 0 {
+			e.kind = kindTool
+			e.style = argsSubcommand
+			e.subcommands = subs("", u.Args...)
+		}
+		entries = append(entries, e)
+	}
+	return entries
 }

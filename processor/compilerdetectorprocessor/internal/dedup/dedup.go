@@ -1,8 +1,13 @@
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+// Package dedup suppresses repeated findings per key within a window, with bounded memory, and builds the
+// summary records of the repeats it suppressed.
+package dedup // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,33 +16,64 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
+
+// Config is the dedup section: repeated findings per key within a window are suppressed.
+type Config struct {
+	Window time.Duration `mapstructure:"window"`
+	Key    []string      `mapstructure:"key"`
+	// MaxKeys bounds the open windows on the node; past it the oldest window is evicted, with a summary of its
+	// repeats.
+	MaxKeys int `mapstructure:"max_keys"`
+	// MaxKeysPerContainer bounds the windows with a full key per container; past it the container's new keys
+	// collapse to container and compiler (0: always).
+	MaxKeysPerContainer int `mapstructure:"max_keys_per_container"`
+}
+
+// Key fields of "dedup.key".
+const (
+	KeyContainerID      = "container.id"
+	KeyPodUID           = "k8s.pod.uid"
+	KeyHostName         = "host.name"
+	KeyCompiler         = "compiler"
+	KeyParentExecutable = "parent_executable"
+	KeyExecutable       = "executable"
+	maxKeyFields        = 6
+)
+
+// MaxWindow bounds "dedup.window". A repeat is reported only when its
+// window closes, so a longer window hides how often a compiler keeps
+// running, and keeps each key's state that long.
+const MaxWindow = 24 * time.Hour
 
 // Default dedup limits. A legitimate container opens a handful of keys an hour (one per compiler and parent
 // program: make, sh, ninja...); the defaults hold far more, and keep the worst case small: with every key field at
-// its longest a window takes about 1.1 KiB (TestDedupWorstCaseBytes), so 4.5 MiB at max_keys, plus one resource
+// its longest a window takes about 1.1 KiB (the processor's TestDedupWorstCaseBytes), so 4.5 MiB at max_keys, plus one resource
 // copy per container.
 const (
-	defaultDedupMaxKeys             = 4096
-	defaultDedupMaxKeysPerContainer = 64
+	DefaultMaxKeys             = 4096
+	DefaultMaxKeysPerContainer = 64
 )
 
-// maxKeyFieldBytes bounds the bytes a key field takes in the dedup state. A longer value (a parent path up to 4 KiB
-// is possible) is keyed by its SHA-256 instead, and the summary carries its deepest maxKeyFieldBytes.
-const maxKeyFieldBytes = 256
+// MaxKeyFieldBytes bounds the bytes a key field takes in the dedup state. A longer value (a parent path up to 4 KiB
+// is possible) is keyed by its SHA-256 instead, and the summary carries its deepest MaxKeyFieldBytes.
+const MaxKeyFieldBytes = 256
 
 // Approximate sizes used to account the dedup state's bytes: an entry with its map slot and list links, and an
 // owner (one per container with open windows) without its resource copy.
 const (
-	dedupEntryOverhead = 512
-	dedupOwnerOverhead = 160
-	dedupAttrOverhead  = 64 // per resource attribute copied
+	EntryOverhead     = 512
+	OwnerOverhead     = 160
+	dedupAttrOverhead = 64 // per resource attribute copied
 )
 
 // dedupKey holds the configured key fields in order. A fixed array keeps lookups allocation-free. A collapsed key
 // (a container past its share) holds the container and the compiler only.
 type dedupKey struct {
-	f         [maxDedupKeyFields]string
+	f         [maxKeyFields]string
 	collapsed bool
 }
 
@@ -49,17 +85,17 @@ const (
 )
 
 func metadataLevel(res pcommon.Map) int {
-	if _, ok := res.Get(string(semconv.K8SContainerNameKey)); ok {
+	if _, ok := res.Get(attr.K8sContainerName); ok {
 		return levelContainer
 	}
-	if _, ok := res.Get(attrK8sNamespace); ok {
+	if _, ok := res.Get(attr.K8sNamespace); ok {
 		return levelPod
 	}
 	return levelNone
 }
 
-// dedupEntry is one open window.
-type dedupEntry struct {
+// Window is one open window.
+type Window struct {
 	key        dedupKey
 	start      time.Time
 	end        time.Time
@@ -80,15 +116,15 @@ type dedupEntry struct {
 	all, own link
 }
 
-type link struct{ prev, next *dedupEntry }
+type link struct{ prev, next *Window }
 
 // entryList is an intrusive doubly linked list of entries in window-start order; sel picks the links it uses.
 type entryList struct {
-	head, tail *dedupEntry
-	sel        func(*dedupEntry) *link
+	head, tail *Window
+	sel        func(*Window) *link
 }
 
-func (l *entryList) pushBack(e *dedupEntry) {
+func (l *entryList) pushBack(e *Window) {
 	ln := l.sel(e)
 	ln.prev, ln.next = l.tail, nil
 	if l.tail != nil {
@@ -99,7 +135,7 @@ func (l *entryList) pushBack(e *dedupEntry) {
 	l.tail = e
 }
 
-func (l *entryList) remove(e *dedupEntry) {
+func (l *entryList) remove(e *Window) {
 	ln := l.sel(e)
 	if ln.prev != nil {
 		l.sel(ln.prev).next = ln.next
@@ -114,8 +150,8 @@ func (l *entryList) remove(e *dedupEntry) {
 	ln.prev, ln.next = nil, nil
 }
 
-func selAll(e *dedupEntry) *link { return &e.all }
-func selOwn(e *dedupEntry) *link { return &e.own }
+func selAll(e *Window) *link { return &e.all }
+func selOwn(e *Window) *link { return &e.own }
 
 // dedupOwner is the container (container.id, else k8s.pod.uid; "" for the host) that opened windows. Its
 // resource, copied once, serves the summaries of all its windows.
@@ -134,8 +170,8 @@ type dedupOwner struct {
 
 // Kinds of limit hits.
 const (
-	limitPerContainer = "max_keys_per_container"
-	limitNode         = "max_keys"
+	LimitPerContainer = "max_keys_per_container"
+	LimitNode         = "max_keys"
 )
 
 // limitHits counts the hits of one limit and rate-limits their log line.
@@ -147,69 +183,70 @@ type limitHits struct {
 // limitLogEvery is how often, at most, a limit hit is logged per kind.
 const limitLogEvery = time.Minute
 
-// observation is what observe decided for one finding.
-type observation struct {
-	flag      bool  // the finding opens a window and is flagged in full
-	carried   int64 // the count suppressed in the key's previous window, for the flagged record
-	collapsed bool  // its container is past its share: the key was collapsed to container and compiler
-	// evicted is the number of windows evicted under max_keys to make room; summary is the one among them with
-	// suppressed repeats, if any, for a summary record.
-	evicted int
-	summary *dedupEntry
+// Observation is what observe decided for one finding.
+type Observation struct {
+	Flag      bool  // the finding opens a window and is flagged in full
+	Carried   int64 // the count suppressed in the key's previous window, for the flagged record
+	Collapsed bool  // its container is past its share: the key was collapsed to container and compiler
+	// Evicted is the number of windows evicted under max_keys to make room; Summary is the one among them with
+	// suppressed repeats, if any, for a summary record (AppendSummaries).
+	Evicted int
+	Summary *Window
 }
 
-// deduper suppresses repeated findings per key within a window. The first finding of a window is flagged in
+// Deduper suppresses repeated findings per key within a window. The first finding of a window is flagged in
 // full; later ones are counted. The count is reported on the first finding after the window or, when none
 // comes, in a summary record when the window is swept or evicted; a count is never dropped.
 //
 // Its memory is bounded whatever a container execs: at most maxKeys windows on the node, and a container past
 // maxPerContainer of its own has its new keys collapsed to container and compiler (at most one per catalog
 // compiler), so it neither grows the state further nor evicts another container's windows.
-type deduper struct {
+type Deduper struct {
 	window          time.Duration
 	fields          []string
 	maxKeys         int
 	maxPerContainer int
 	logger          *zap.Logger
+	version         string // the scope version of summary records
 
 	mu      sync.Mutex
-	entries map[dedupKey]*dedupEntry
+	entries map[dedupKey]*Window
 	owners  map[string]*dedupOwner
 	order   entryList // every entry, oldest window first
 	bytes   int
 	hits    map[string]*limitHits
 }
 
-func newDeduper(cfg DedupConfig, logger *zap.Logger) *deduper {
+func New(cfg Config, logger *zap.Logger, version string) *Deduper {
 	if cfg.Window <= 0 {
 		return nil
 	}
-	return &deduper{
+	return &Deduper{
 		window: cfg.Window, fields: cfg.Key, maxKeys: cfg.MaxKeys, maxPerContainer: cfg.MaxKeysPerContainer,
-		logger:  logger,
-		entries: make(map[dedupKey]*dedupEntry),
+		logger: logger, version: version,
+		entries: make(map[dedupKey]*Window),
 		owners:  make(map[string]*dedupOwner),
 		order:   entryList{sel: selAll},
-		hits:    map[string]*limitHits{limitPerContainer: {}, limitNode: {}},
+		hits:    map[string]*limitHits{LimitPerContainer: {}, LimitNode: {}},
 	}
 }
 
 // key builds the dedup key of one finding.
-func (d *deduper) key(res pcommon.Map, compiler, parentExe, exePath string) dedupKey {
+func (d *Deduper) key(res pcommon.Map, compiler, parentExe, exePath string) dedupKey {
 	var k dedupKey
 	for i, f := range d.fields {
 		switch f {
-		case keyContainerID:
-			k.f[i] = getStr(res, attrContainerID)
-		case keyPodUID:
-			k.f[i] = getStr(res, attrK8sPodUID)
-		case keyHostName:
-			k.f[i] = getStr(res, attrHostName)
-		case keyCompiler:
+		case KeyContainerID:
+			k.f[i] = attr.Str(res, attr.ContainerID)
+		case KeyPodUID:
+			k.f[i] = attr.Str(res, attr.K8sPodUID)
+		case KeyHostName:
+			k.f[i] = attr.Str(res, attr.HostName)
+		case KeyCompiler:
 			k.f[i] = compiler
-		case keyParentExecutable:
+		case KeyParentExecutable:
 			k.f[i] = parentExe
-		case keyExecutable:
+		case KeyExecutable:
 			k.f[i] = exePath
 		}
 		k.f[i] = compactField(k.f[i])
@@ -217,39 +254,45 @@ func (d *deduper) key(res pcommon.Map, compiler, parentExe, exePath string) dedu
 	return k
 }
 
-// compactField returns s, or for a value longer than maxKeyFieldBytes its SHA-256, marked by a NUL that no path
+// compactField returns s, or for a value longer than MaxKeyFieldBytes its SHA-256, marked by a NUL that no path
 // or attribute value the key is made of holds.
 func compactField(s string) string {
-	if len(s) <= maxKeyFieldBytes {
+	if len(s) <= MaxKeyFieldBytes {
 		return s
 	}
 	sum := sha256.Sum256([]byte(s))
 	return "\x00" + hex.EncodeToString(sum[:])
 }
 
-// shortPath returns p, or when longer than maxKeyFieldBytes its deepest part from a component boundary, without
+// shortPath returns p, or when longer than MaxKeyFieldBytes its deepest part from a component boundary, without
 // the leading slash (the receiver's form of a truncated path).
 func shortPath(p string) string {
-	if len(p) <= maxKeyFieldBytes {
+	if len(p) <= MaxKeyFieldBytes {
 		return strings.Clone(p)
 	}
-	tail := p[len(p)-maxKeyFieldBytes:]
+	tail := p[len(p)-MaxKeyFieldBytes:]
 	if i := strings.IndexByte(tail, '/'); i >= 0 && i < len(tail)-1 {
 		tail = tail[i+1:]
 	}
 	return strings.Clone(tail)
 }
 
-// newEntry captures what a window's summary needs from its first finding.
-type newEntry struct {
-	compiler, language, parentExe string
-	severity                      plog.SeverityNumber
-	runtime                       bool
+// Finding is one flagged compiler execution as dedup sees it.
+type Finding struct {
+	Compiler, Language string
+	// ParentExe is compilerwatch.parent.executable.path, for the summary; KeyParent is the parent in the key:
+	// that path, or the parent's command when the receiver could not read it.
+	ParentExe, KeyParent string
+	Executable           string // process.executable.path
+	Severity             plog.SeverityNumber
+	Runtime              bool
 }
 
-// observe records one finding of owner (orderKey of res) at now under key k. res is copied only when the owner is
+// Observe records finding ne of the container res belongs to, at now. res is copied only when the container is
 // new or its resource gains Kubernetes metadata.
-func (d *deduper) observe(k dedupKey, owner string, res pcommon.Map, now time.Time, ne newEntry) observation {
+func (d *Deduper) Observe(res pcommon.Map, now time.Time, ne Finding) Observation {
+	k := d.key(res, ne.Compiler, ne.KeyParent, ne.Executable)
+	owner := attr.ContainerKey(res)
 	d.mu.Lock()
 	obs := d.observeLocked(k, owner, res, now, ne)
 	var logs [2]struct {
@@ -257,7 +300,7 @@ func (d *deduper) observe(k dedupKey, owner string, res pcommon.Map, now time.Ti
 		total, by int64
 	}
 	n := 0
-	for _, kind := range [...]string{limitPerContainer, limitNode} {
+	for _, kind := range [...]string{LimitPerContainer, LimitNode} {
 		h := d.hits[kind]
 		if h.total > h.logged && (h.lastLog.IsZero() || now.Sub(h.lastLog) >= limitLogEvery) {
 			logs[n].kind, logs[n].total, logs[n].by = kind, h.total, h.total-h.logged
@@ -269,7 +312,7 @@ func (d *deduper) observe(k dedupKey, owner string, res pcommon.Map, now time.Ti
 	d.mu.Unlock()
 	for _, l := range logs[:n] {
 		msg := "Dedup: containers past dedup.max_keys_per_container; their new keys are collapsed to container and compiler"
-		if l.kind == limitNode {
+		if l.kind == LimitNode {
 			msg = "Dedup: dedup.max_keys reached; the oldest windows are evicted, with a summary of their repeats"
 		}
 		d.logger.Warn(msg, zap.String("limit", l.kind), zap.Int64("hits_since_last_log", l.by),
@@ -278,8 +321,8 @@ func (d *deduper) observe(k dedupKey, owner string, res pcommon.Map, now time.Ti
 	return obs
 }
 
-func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now time.Time, ne newEntry) observation {
-	var obs observation
+func (d *Deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now time.Time, ne Finding) Observation {
+	var obs Observation
 	level := metadataLevel(res)
 	e, ok := d.entries[k]
 	o := d.owners[owner]
@@ -288,10 +331,10 @@ func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now t
 		if o != nil {
 			o.collapsing = true
 		}
-		obs.collapsed = true
-		d.hits[limitPerContainer].total++
+		obs.Collapsed = true
+		d.hits[LimitPerContainer].total++
 		k = dedupKey{collapsed: true}
-		k.f[0], k.f[1] = compactField(owner), ne.compiler
+		k.f[0], k.f[1] = compactField(owner), ne.Compiler
 		e, ok = d.entries[k]
 	}
 	if ok {
@@ -301,7 +344,7 @@ func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now t
 		}
 		// The window ended, or this finding has Kubernetes metadata its first finding lacked (the API server was
 		// down or the hold expired): flag it, with what was suppressed so far, and start a new window.
-		obs.flag, obs.carried = true, e.suppressed
+		obs.Flag, obs.Carried = true, e.suppressed
 		e.suppressed, e.level = 0, level
 		e.start, e.end = now, now.Add(d.window)
 		d.order.remove(e)
@@ -313,7 +356,7 @@ func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now t
 	}
 
 	// A new window.
-	obs.flag = true
+	obs.Flag = true
 	if len(d.entries) >= d.maxKeys {
 		// The node is full. A collapsing container makes room among its own windows only; others evict the
 		// oldest window of the node.
@@ -326,27 +369,27 @@ func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now t
 				o = nil // removing its last entry deletes the owner
 			}
 			d.remove(victim)
-			obs.evicted++
-			d.hits[limitNode].total++
+			obs.Evicted++
+			d.hits[LimitNode].total++
 			if victim.suppressed > 0 {
-				obs.summary = victim
+				obs.Summary = victim
 			}
 		}
 	}
 	if o == nil {
-		o = &dedupOwner{id: strings.Clone(owner), entries: entryList{sel: selOwn}, level: -1, collapsing: obs.collapsed}
+		o = &dedupOwner{id: strings.Clone(owner), entries: entryList{sel: selOwn}, level: -1, collapsing: obs.Collapsed}
 		d.owners[o.id] = o
 	}
 	d.raiseOwner(o, res, level)
 	for i := range k.f {
 		k.f[i] = strings.Clone(k.f[i]) // own the strings: pdata may reuse the memory they were read from
 	}
-	e = &dedupEntry{
+	e = &Window{
 		key: k, start: now, end: now.Add(d.window), level: level, owner: o,
-		compiler: ne.compiler, language: ne.language, parentExe: shortPath(ne.parentExe),
-		severity: ne.severity, runtime: ne.runtime,
+		compiler: ne.Compiler, language: ne.Language, parentExe: shortPath(ne.ParentExe),
+		severity: ne.Severity, runtime: ne.Runtime,
 	}
-	e.bytes = dedupEntryOverhead + len(e.parentExe)
+	e.bytes = EntryOverhead + len(e.parentExe)
 	for _, s := range k.f {
 		e.bytes += len(s)
 	}
@@ -362,14 +405,14 @@ func (d *deduper) observeLocked(k dedupKey, owner string, res pcommon.Map, now t
 }
 
 // raiseOwner replaces o's resource copy with res when res has more Kubernetes metadata.
-func (d *deduper) raiseOwner(o *dedupOwner, res pcommon.Map, level int) {
+func (d *Deduper) raiseOwner(o *dedupOwner, res pcommon.Map, level int) {
 	if level <= o.level {
 		return
 	}
 	r := pcommon.NewResource()
 	r.Attributes().EnsureCapacity(res.Len())
 	res.CopyTo(r.Attributes())
-	b := dedupOwnerOverhead + len(o.id)
+	b := OwnerOverhead + len(o.id)
 	for k, v := range res.All() {
 		b += dedupAttrOverhead + len(k) + len(v.AsString())
 	}
@@ -378,7 +421,7 @@ func (d *deduper) raiseOwner(o *dedupOwner, res pcommon.Map, level int) {
 }
 
 // remove takes e out of the state, and its owner with its last entry. e keeps its owner's resource for a summary.
-func (d *deduper) remove(e *dedupEntry) {
+func (d *Deduper) remove(e *Window) {
 	o := e.owner
 	delete(d.entries, e.key)
 	d.order.remove(e)
@@ -397,10 +440,10 @@ func (d *deduper) remove(e *dedupEntry) {
 
 // expire removes the windows that ended at or before now (all of them when all is set) and returns those with
 // a suppressed count, for summary records.
-func (d *deduper) expire(now time.Time, all bool) []*dedupEntry {
+func (d *Deduper) expire(now time.Time, all bool) []*Window {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var out []*dedupEntry
+	var out []*Window
 	for e := d.order.head; e != nil; e = d.order.head {
 		if !all && now.Before(e.end) {
 			break // windows all last the same: the rest end later
@@ -413,17 +456,78 @@ func (d *deduper) expire(now time.Time, all bool) []*dedupEntry {
 	return out
 }
 
-// dedupSize is a snapshot of the dedup state's size.
-type dedupSize struct {
-	keys, collapsed, containers, bytes int
+// Size is a snapshot of the dedup state's size.
+type Size struct {
+	Keys, Collapsed, Containers, Bytes int
 }
 
-func (d *deduper) size() dedupSize {
+// Size returns a snapshot of the state's size.
+func (d *Deduper) Size() Size {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := dedupSize{keys: len(d.entries), containers: len(d.owners), bytes: d.bytes}
+	s := Size{Keys: len(d.entries), Containers: len(d.owners), Bytes: d.bytes}
 	for _, o := range d.owners {
-		s.collapsed += o.total - o.normal
+		s.Collapsed += o.total - o.normal
 	}
 	return s
+}
+
+// ExpireSummaries removes the windows that ended at or before now (all of them when all is set) and returns the
+// summary records of those with suppressed repeats, in window order, and their number.
+func (d *Deduper) ExpireSummaries(now time.Time, all bool) (plog.Logs, int) {
+	entries := d.expire(now, all)
+	ld := plog.NewLogs()
+	if len(entries) == 0 {
+		return ld, 0
+	}
+	// Map order is random; emit in window order so output is stable.
+	slices.SortFunc(entries, func(a, b *Window) int {
+		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.compiler, b.compiler), cmp.Compare(a.parentExe, b.parentExe))
+	})
+	d.AppendSummaries(ld, entries, now)
+	return ld, len(entries)
+}
+
+// AppendSummaries adds to ld a summary record for each of entries (windows that left the state with suppressed
+// repeats), each under a copy of its container's resource (the one with the most Kubernetes attributes seen).
+func (d *Deduper) AppendSummaries(ld plog.Logs, entries []*Window, now time.Time) {
+	for _, e := range entries {
+		rl := ld.ResourceLogs().AppendEmpty()
+		rl.SetSchemaUrl(semconv.SchemaURL)
+		e.resource.CopyTo(rl.Resource())
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.SetSchemaUrl(semconv.SchemaURL)
+		sl.Scope().SetName(metadata.ScopeName)
+		sl.Scope().SetVersion(d.version)
+		lr := sl.LogRecords().AppendEmpty()
+		ts := pcommon.NewTimestampFromTime(now)
+		lr.SetTimestamp(ts)
+		lr.SetObservedTimestamp(ts)
+		lr.SetEventName(attr.EventDedupSummary)
+		lr.SetSeverityNumber(e.severity)
+		lr.SetSeverityText(attr.SeverityText(e.severity))
+		lr.Body().SetStr(fmt.Sprintf("%d further executions of %s suppressed since %s",
+			e.suppressed, e.compiler, e.start.UTC().Format(time.RFC3339)))
+		attrs := lr.Attributes()
+		attr.PutRule(attrs)
+		attrs.PutStr(attr.CompilerName, e.compiler)
+		attrs.PutStr(attr.CompilerLanguage, e.language)
+		if e.parentExe != "" {
+			attrs.PutStr(attr.ParentExecutable, e.parentExe)
+		}
+		if e.runtime {
+			attrs.PutBool(attr.InstalledAtRuntime, true)
+		}
+		attrs.PutInt(attr.SuppressedCount, e.suppressed)
+	}
+}
+
+// ContainerKeys returns the windows container id holds: all of them, and those with a full key (not collapsed).
+func (d *Deduper) ContainerKeys(id string) (keys, full int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o := d.owners[id]; o != nil {
+		return o.total, o.normal
+	}
+	return 0, 0
 }

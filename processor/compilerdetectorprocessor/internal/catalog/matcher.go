@@ -1,4 +1,4 @@
-package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+package catalog
 
 import (
 	"strconv"
@@ -9,19 +9,19 @@ import (
 
 // Values of compilerwatch.compiler.match: which signal identified the compiler.
 const (
-	matchExecutableName = "executable_name"
-	matchInvokedName    = "invoked_name"
-	matchComm           = "comm"
-	matchCompilerStage  = "compiler_stage"
-	matchArguments      = "arguments"
+	MatchExecutableName = "executable_name"
+	MatchInvokedName    = "invoked_name"
+	MatchComm           = "comm"
+	MatchCompilerStage  = "compiler_stage"
+	MatchArguments      = "arguments"
 )
 
-// commLen is the kernel's TASK_COMM_LEN minus the terminating NUL: comms are cut to 15 bytes.
-const commLen = 15
+// CommLen is the kernel's TASK_COMM_LEN minus the terminating NUL: comms are cut to 15 bytes.
+const CommLen = 15
 
-// strList is a read-only list of strings backed by a Go slice (tests, pure callers) or by a pcommon.Slice (the
-// processor), so the matcher reads the record's attributes in place without copying.
-type strList struct {
+// List is a read-only list of strings backed by a Go slice (tests, pure callers) or by a pcommon.Slice (the
+// processor), so the Matcher reads the record's attributes in place without copying.
+type List struct {
 	s     []string
 	p     pcommon.Slice
 	fromP bool
@@ -29,10 +29,18 @@ type strList struct {
 	dropLast bool
 }
 
-func stringsList(s []string) strList    { return strList{s: s} }
-func pdataList(p pcommon.Slice) strList { return strList{p: p, fromP: true} }
+func Strings(s []string) List        { return List{s: s} }
+func PdataList(p pcommon.Slice) List { return List{p: p, fromP: true} }
 
-func (l strList) len() int {
+// ListAttr reads the string list attribute key of m in place; empty when absent or not a list.
+func ListAttr(m pcommon.Map, key string) List {
+	if v, ok := m.Get(key); ok && v.Type() == pcommon.ValueTypeSlice {
+		return PdataList(v.Slice())
+	}
+	return List{}
+}
+
+func (l List) Len() int {
 	n := len(l.s)
 	if l.fromP {
 		n = l.p.Len()
@@ -43,73 +51,73 @@ func (l strList) len() int {
 	return n
 }
 
-func (l strList) at(i int) string {
+func (l List) At(i int) string {
 	if l.fromP {
 		return l.p.At(i).Str() // "" for a non-string value
 	}
 	return l.s[i]
 }
 
-// execView is the part of one exec record that the matcher reads. Every field may be empty.
-type execView struct {
-	exePath   string  // process.executable.path
-	exeName   string  // process.executable.name (basename of exePath when absent)
-	filename  string  // compilerwatch.exec.filename, as invoked, before symlink resolution
-	argv0     string  // process.command
-	comm      string  // compilerwatch.exec.comm
-	args      strList // process.command_args, argv[0] first
-	ancestors strList // compilerwatch.ancestors, "pid:comm", nearest first
-	// ancestorExes is compilerwatch.ancestors.executable.name, parallel to ancestors: what the kernel executes for
+// ExecView is the part of one exec record that the matcher reads. Every field may be empty.
+type ExecView struct {
+	ExePath   string // process.executable.path
+	ExeName   string // process.executable.name (basename of ExePath when absent)
+	Filename  string // compilerwatch.exec.filename, as invoked, before symlink resolution
+	Argv0     string // process.command
+	Comm      string // compilerwatch.exec.comm
+	Args      List   // process.command_args, argv[0] first
+	Ancestors List   // compilerwatch.ancestors, "pid:comm", nearest first
+	// AncestorExes is compilerwatch.ancestors.executable.name, parallel to Ancestors: what the kernel executes for
 	// each ancestor. Comms are never trusted; an ancestor without an executable name is never trusted either.
-	ancestorExes strList
-	// argsTruncated: argv was cut (compilerwatch.truncated has "args", or process.args_count exceeds the captured
+	AncestorExes List
+	// ArgsTruncated: argv was cut (compilerwatch.truncated has "args", or process.args_count exceeds the captured
 	// arguments), so a decision the captured arguments do not reach fails closed.
-	argsTruncated bool
-	// known answers whether an ancestor is a compiler execution already reported (flagged, deduplicated or
+	ArgsTruncated bool
+	// Known answers whether an ancestor is a compiler execution already reported (flagged, deduplicated or
 	// excluded); nil trusts no ancestor.
-	known     knownCompilers
-	container string // container.id, the scope of known
+	Known     KnownCompilers
+	Container string // container.id, the scope of Known
 }
 
-// knownCompilers remembers the processes whose own exec was found to be a compiler execution.
-type knownCompilers interface {
+// KnownCompilers remembers the processes whose own exec was found to be a compiler execution.
+type KnownCompilers interface {
 	// trust returns the trust classes recorded for pid in container, provided the process still executes exe
 	// (the base name the kernel reports, normalized); 0 when unknown.
-	trust(container string, pid uint32, exe string) uint8
+	Trust(container string, pid uint32, exe string) uint8
 }
 
-// matchResult describes a compiler execution. All strings come from the catalog, so returning one allocates
+// Match describes a compiler execution. All strings come from the catalog, so returning one allocates
 // nothing.
-type matchResult struct {
-	name     string
-	language string
-	match    string
+type Match struct {
+	Name     string // compilerwatch.compiler.name
+	Language string // compilerwatch.compiler.language
+	Signal   string // compilerwatch.compiler.match
 }
 
-// matchTrust says which processes a finding vouches for as compilers, so that the stages they run are not
+// Trust says which processes a finding vouches for as compilers, so that the stages they run are not
 // reported again: the process itself (a driver, or a stage) and, for a stage with no known compiler above it, its
 // parent, which is then an unrecognised (renamed) driver.
-type matchTrust struct {
-	self, parent uint8
+type Trust struct {
+	Self, Parent uint8
 }
 
-// matcher recognises compiler executions in exec records. It is immutable after newMatcher and safe for
+// Matcher recognises compiler executions in exec records. It is immutable after newMatcher and safe for
 // concurrent use; all lookups are map hits and string slicing, with no regular expressions and no allocation.
-type matcher struct {
-	byName map[string]*catalogEntry // executable basename -> entry
-	byPath map[string]*catalogEntry // absolute executable path -> entry (user entries only)
+type Matcher struct {
+	byName map[string]*Entry // executable basename -> entry
+	byPath map[string]*Entry // absolute executable path -> entry (user entries only)
 	// truncated maps a 15-byte comm to the entry whose longer name the kernel cut to it. A nil value marks an
 	// ambiguous key (x86_64-linux-gn is every x86_64-linux-gnu- tool).
-	truncated map[string]*catalogEntry
+	truncated map[string]*Entry
 }
 
 // newMatcher builds the lookup maps from catalog entries. Later entries win on a name collision, so user entries
 // appended after the built-ins override them.
-func newMatcher(entries []*catalogEntry) *matcher {
-	m := &matcher{
-		byName:    make(map[string]*catalogEntry),
-		byPath:    make(map[string]*catalogEntry),
-		truncated: make(map[string]*catalogEntry),
+func NewMatcher(entries []*Entry) *Matcher {
+	m := &Matcher{
+		byName:    make(map[string]*Entry),
+		byPath:    make(map[string]*Entry),
+		truncated: make(map[string]*Entry),
 	}
 	for _, e := range entries {
 		for _, x := range e.executables {
@@ -120,11 +128,11 @@ func newMatcher(entries []*catalogEntry) *matcher {
 			}
 		}
 	}
-	addTrunc := func(full string, e *catalogEntry) {
-		if len(full) <= commLen {
+	addTrunc := func(full string, e *Entry) {
+		if len(full) <= CommLen {
 			return
 		}
-		k := full[:commLen]
+		k := full[:CommLen]
 		if prev, ok := m.truncated[k]; ok && prev != e {
 			m.truncated[k] = nil
 		} else {
@@ -149,32 +157,32 @@ func newMatcher(entries []*catalogEntry) *matcher {
 }
 
 // match returns the compiler that v executes, if any.
-func (m *matcher) match(v *execView) (matchResult, bool) {
-	r, _, ok := m.classify(v)
+func (m *Matcher) match(v *ExecView) (Match, bool) {
+	r, _, ok := m.Classify(v)
 	return r, ok
 }
 
 // classify is match, plus the trust the finding confers on the processes involved.
-func (m *matcher) classify(v *execView) (matchResult, matchTrust, bool) {
-	var stage matchResult
+func (m *Matcher) Classify(v *ExecView) (Match, Trust, bool) {
+	var stage Match
 	haveStage := false
 	var stageTrust uint8
 
 	// Name signals, most trustworthy first: the resolved binary, then what was invoked, then comm.
-	exeName := v.exeName
+	exeName := v.ExeName
 	if exeName == "" {
-		exeName = basename(v.exePath)
+		exeName = Basename(v.ExePath)
 	}
 	// User entries may name absolute paths; built-ins never do, so this is one map miss per record.
 	if len(m.byPath) > 0 {
-		if e := m.byPath[v.exePath]; e != nil {
-			if r, ok := m.evaluate(e, matchExecutableName, v); ok {
-				return r, matchTrust{self: confers(e)}, true
+		if e := m.byPath[v.ExePath]; e != nil {
+			if r, ok := m.evaluate(e, MatchExecutableName, v); ok {
+				return r, Trust{Self: confers(e)}, true
 			}
 		}
-		if e := m.byPath[v.filename]; e != nil {
-			if r, ok := m.evaluate(e, matchInvokedName, v); ok {
-				return r, matchTrust{self: confers(e)}, true
+		if e := m.byPath[v.Filename]; e != nil {
+			if r, ok := m.evaluate(e, MatchInvokedName, v); ok {
+				return r, Trust{Self: confers(e)}, true
 			}
 		}
 	}
@@ -182,25 +190,25 @@ func (m *matcher) classify(v *execView) (matchResult, matchTrust, bool) {
 		var name, signal string
 		switch i {
 		case 0:
-			name, signal = exeName, matchExecutableName
+			name, signal = exeName, MatchExecutableName
 		case 1:
-			name, signal = basename(v.filename), matchInvokedName
+			name, signal = Basename(v.Filename), MatchInvokedName
 		case 2:
-			name, signal = basename(v.argv0), matchInvokedName
+			name, signal = Basename(v.Argv0), MatchInvokedName
 		case 3:
-			name, signal = v.comm, matchComm
+			name, signal = v.Comm, MatchComm
 		}
 		name = realName(name)
-		e := m.lookup(name)
-		if e == nil && i == 3 && len(name) == commLen {
+		e := m.Lookup(name)
+		if e == nil && i == 3 && len(name) == CommLen {
 			e = m.truncated[name]
 		}
 		if e == nil {
 			continue
 		}
-		if e.kind == kindStage || (e.cc1Stage && isCC1Invocation(v.args)) {
+		if e.kind == kindStage || (e.cc1Stage && isCC1Invocation(v.Args)) {
 			if !haveStage {
-				stage = matchResult{name: e.name, language: e.language, match: matchCompilerStage}
+				stage = Match{Name: e.name, Language: e.language, Signal: MatchCompilerStage}
 				stageTrust = e.trust
 				if stageTrust == 0 {
 					stageTrust = trustDriver
@@ -214,28 +222,28 @@ func (m *matcher) classify(v *execView) (matchResult, matchTrust, bool) {
 		}
 		if r, ok := m.evaluate(e, signal, v); ok {
 			if e.kind == kindAssembler && knownAncestor(v, e.trust) {
-				return matchResult{}, matchTrust{}, false
+				return Match{}, Trust{}, false
 			}
-			return r, matchTrust{self: confers(e)}, true
+			return r, Trust{Self: confers(e)}, true
 		}
 	}
 
-	if !haveStage && m.byName["go"] != nil && (isGoToolPath(v.exePath) || isGoToolPath(v.filename)) {
-		stage = matchResult{name: "go", language: langGo, match: matchCompilerStage}
+	if !haveStage && m.byName["go"] != nil && (isGoToolPath(v.ExePath) || isGoToolPath(v.Filename)) {
+		stage = Match{Name: "go", Language: langGo, Signal: MatchCompilerStage}
 		stageTrust = trustDriver | trustGo
 		haveStage = true
 	}
 	if haveStage && !knownAncestor(v, stageTrust) {
-		return stage, matchTrust{self: trustDriver, parent: stageTrust}, true
+		return stage, Trust{Self: trustDriver, Parent: stageTrust}, true
 	}
-	return matchResult{}, matchTrust{}, false
+	return Match{}, Trust{}, false
 }
 
 // confers is the trust a finding for e gives its own process: the stages it runs are part of the compilation
 // just reported. A compiler driver (or an assembler) vouches for any stage; go only for Go's. Other general tools
 // and wrappers vouch for nothing: a JVM that ran a source file, or cargo, is not the compiler of a C stage below
 // it, and the compilers they run are findings of their own.
-func confers(e *catalogEntry) uint8 {
+func confers(e *Entry) uint8 {
 	switch {
 	case e.kind != kindTool:
 		return trustDriver
@@ -250,20 +258,20 @@ func confers(e *catalogEntry) uint8 {
 // kernel's (mm->exe_file), never its comm, which any process can set (prctl, /proc/self/comm) and which the kernel
 // cuts to 15 bytes. Where that cannot be verified (no name, an unknown pid, a compiler exec the pipeline never
 // saw), the stage is reported: a renamed driver is caught by its stages, whatever the names around it.
-func knownAncestor(v *execView, trust uint8) bool {
-	if v.known == nil {
+func knownAncestor(v *ExecView, trust uint8) bool {
+	if v.Known == nil {
 		return false
 	}
-	for i, n := 0, min(v.ancestors.len(), v.ancestorExes.len()); i < n; i++ {
-		exe := realName(v.ancestorExes.at(i))
+	for i, n := 0, min(v.Ancestors.Len(), v.AncestorExes.Len()); i < n; i++ {
+		exe := realName(v.AncestorExes.At(i))
 		if exe == "" {
 			continue
 		}
-		pid, ok := ancestorPID(v.ancestors.at(i))
+		pid, ok := ancestorPID(v.Ancestors.At(i))
 		if !ok {
 			continue
 		}
-		if v.known.trust(v.container, pid, exe)&trust != 0 {
+		if v.Known.Trust(v.Container, pid, exe)&trust != 0 {
 			return true
 		}
 	}
@@ -293,9 +301,9 @@ func realName(name string) string {
 
 // clangPersonality picks clang++ over clang when that is the name it was invoked by: clang chooses its driver
 // mode from argv[0], and clang++ is a symlink to the clang binary, so the resolved name alone loses the language.
-func (m *matcher) clangPersonality(e *catalogEntry, v *execView) *catalogEntry {
-	for _, n := range [...]string{basename(v.filename), basename(v.argv0)} {
-		if p := m.lookup(n); p != nil && p.cc1Stage {
+func (m *Matcher) clangPersonality(e *Entry, v *ExecView) *Entry {
+	for _, n := range [...]string{Basename(v.Filename), Basename(v.Argv0)} {
+		if p := m.Lookup(n); p != nil && p.cc1Stage {
 			return p
 		}
 	}
@@ -318,12 +326,12 @@ const (
 // argument, the record is flagged with match "arguments". The last captured argument may itself be cut, so it
 // decides nothing then. A decisively non-compiling form in the captured prefix (go version, java -jar) stays
 // unflagged.
-func (m *matcher) evaluate(e *catalogEntry, signal string, v *execView) (matchResult, bool) {
+func (m *Matcher) evaluate(e *Entry, signal string, v *ExecView) (Match, bool) {
 	if e.kind != kindTool {
-		return matchResult{name: e.name, language: e.language, match: signal}, true
+		return Match{Name: e.name, Language: e.language, Signal: signal}, true
 	}
-	args := v.args
-	args.dropLast = v.argsTruncated
+	args := v.Args
+	args.dropLast = v.ArgsTruncated
 	var lang string
 	var vd verdict
 	switch e.style {
@@ -337,7 +345,7 @@ func (m *matcher) evaluate(e *catalogEntry, signal string, v *execView) (matchRe
 		op := firstOperand(args, 1)
 		if op != "" {
 			if w := m.wrapped(op); w != nil {
-				return matchResult{name: w.name, language: w.language, match: matchArguments}, true
+				return Match{Name: w.name, Language: w.language, Signal: MatchArguments}, true
 			}
 			vd = notCompiling
 		}
@@ -351,18 +359,18 @@ func (m *matcher) evaluate(e *catalogEntry, signal string, v *execView) (matchRe
 			}
 		}
 	}
-	if vd == notCompiling || (vd == undecided && !v.argsTruncated) {
-		return matchResult{}, false
+	if vd == notCompiling || (vd == undecided && !v.ArgsTruncated) {
+		return Match{}, false
 	}
 	if lang == "" {
 		lang = e.language
 	}
-	return matchResult{name: e.name, language: lang, match: matchArguments}, true
+	return Match{Name: e.name, Language: lang, Signal: MatchArguments}, true
 }
 
 // lookup resolves an executable basename to a catalog entry, accepting versioned (gcc-12, clang++-19) and
 // cross-prefixed (x86_64-linux-gnu-g++-12, arm-none-eabi-gcc) forms of catalog names.
-func (m *matcher) lookup(name string) *catalogEntry {
+func (m *Matcher) Lookup(name string) *Entry {
 	if name == "" {
 		return nil
 	}
@@ -381,7 +389,7 @@ func (m *matcher) lookup(name string) *catalogEntry {
 // stripTriple looks up the name after a target-triple prefix. The first field must be a known architecture;
 // then each later '-' boundary is tried, shortest prefix first, so x86_64-linux-gnu-gcc-ar finds neither
 // "gcc-ar" nor "ar" in the catalog and stays unmatched.
-func (m *matcher) stripTriple(name string) *catalogEntry {
+func (m *Matcher) stripTriple(name string) *Entry {
 	i := strings.IndexByte(name, '-')
 	if i <= 0 || !knownArch(name[:i]) {
 		return nil
@@ -428,8 +436,8 @@ func isVersion(s string) bool {
 }
 
 // wrapped returns the driver a ccache-style wrapper runs: ccache gcc -c x.c -> gcc.
-func (m *matcher) wrapped(op string) *catalogEntry {
-	e := m.lookup(basename(op))
+func (m *Matcher) wrapped(op string) *Entry {
+	e := m.Lookup(Basename(op))
 	if e == nil || e.kind != kindDriver {
 		return nil
 	}
@@ -437,19 +445,19 @@ func (m *matcher) wrapped(op string) *catalogEntry {
 }
 
 // isCC1Invocation reports clang re-executing itself as its compiler proper (clang -cc1 / -cc1as).
-func isCC1Invocation(args strList) bool {
-	if args.len() < 2 {
+func isCC1Invocation(args List) bool {
+	if args.Len() < 2 {
 		return false
 	}
-	a := args.at(1)
+	a := args.At(1)
 	return a == "-cc1" || a == "-cc1as"
 }
 
 // firstOperand returns the first argument at or after index from that is not an option. Every captured argument
 // is scanned: thousands of short options must not push the operand out of sight.
-func firstOperand(args strList, from int) string {
-	for i, n := from, args.len(); i < n; i++ {
-		a := args.at(i)
+func firstOperand(args List, from int) string {
+	for i, n := from, args.Len(); i < n; i++ {
+		a := args.At(i)
 		if a == "" || a[0] == '-' {
 			continue
 		}
@@ -468,11 +476,11 @@ func firstField(a string) string {
 }
 
 // goArgs: go [-C dir] build|run|install|test ..., and go tool compile|link|asm|cgo.
-func goArgs(args strList) verdict {
-	i, n := 1, args.len()
+func goArgs(args List) verdict {
+	i, n := 1, args.Len()
 	// -C dir is the only flag accepted before the subcommand.
 	for i < n {
-		a := args.at(i)
+		a := args.At(i)
 		if a == "-C" || a == "--C" {
 			i += 2
 			continue
@@ -486,14 +494,14 @@ func goArgs(args strList) verdict {
 	if i >= n {
 		return undecided
 	}
-	switch firstField(args.at(i)) {
+	switch firstField(args.At(i)) {
 	case "build", "run", "install", "test":
 		return compiles
 	case "tool":
 		if i+1 >= n {
 			return undecided
 		}
-		if goToolStage(firstField(args.at(i + 1))) {
+		if goToolStage(firstField(args.At(i + 1))) {
 			return compiles
 		}
 	}
@@ -503,9 +511,9 @@ func goArgs(args strList) verdict {
 // cargoArgs: cargo [+toolchain] [global options] <subcommand>. Options that take a separate value are skipped
 // with their value, so "cargo --color always build" is still a build. An operand that is a path or a .rs file is
 // a single-file package (cargo script), which cargo compiles.
-func cargoArgs(e *catalogEntry, args strList) (string, verdict) {
-	for i, n := 1, args.len(); i < n; i++ {
-		a := args.at(i)
+func cargoArgs(e *Entry, args List) (string, verdict) {
+	for i, n := 1, args.Len(); i < n; i++ {
+		a := args.At(i)
 		switch {
 		case a == "":
 			continue
@@ -543,10 +551,10 @@ func javaValueOption(a string) bool {
 // javaSourceMode reports java launching a source file (JEP 330): java [options] Foo.java, or --source N. A
 // shebang line (#!/usr/bin/java --source 21) reaches java as one argument "--source 21", which the launcher
 // splits; the script it names then need not end in .java.
-func javaSourceMode(args strList) verdict {
+func javaSourceMode(args List) verdict {
 	skipValue := false
-	for i, n := 1, args.len(); i < n; i++ {
-		a := args.at(i)
+	for i, n := 1, args.Len(); i < n; i++ {
+		a := args.At(i)
 		if skipValue {
 			skipValue = false
 			continue
@@ -627,7 +635,7 @@ func splitLast(p string) (dir, base string) {
 	return p[:i], p[i+1:]
 }
 
-func basename(p string) string {
+func Basename(p string) string {
 	_, b := splitLast(p)
 	return b
 }
