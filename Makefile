@@ -77,7 +77,7 @@ demo: build
 
 ## k8s-binaries: build the real kube-apiserver and etcd used by the k8s tests (cached).
 k8s-binaries:
-	bash processor/compilerdetectorprocessor/internal/kube/kubetest/build-k8s-binaries.sh
+	bash internal/kubetest/build-k8s-binaries.sh
 
 ## test: vet, freshness of generated code, unit, kernel, container, k8s and e2e tests.
 test: generate-check build k8s-binaries image

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // advFinding is one flagged record of a case: the executable it was for (process.executable.name) and what the
@@ -29,9 +29,9 @@ type advFinding struct {
 // compilers (memfd, deleted file), a parent that renames its comm to a compiler's, renamed drivers and stages in
 // odd directories, wrapper chains, and arguments shaped by the byte limit and by shebang lines.
 func TestAdversaryInContainer(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc", "go")
+	testenv.RequireRoot(t)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc", "go")
 
 	helper := filepath.Join(t.TempDir(), "helper")
 	out, err := exec.Command("gcc", "-static", "-O2", "-o", helper, filepath.Join("testdata", "adversary", "helper.c")).CombinedOutput()
@@ -44,10 +44,10 @@ func TestAdversaryInContainer(t *testing.T) {
 	require.NoError(t, err)
 	gccExe := filepath.Base(gccReal)
 
-	mounts := ebpfexectest.HostGCCMounts(t)
-	goMounts, goEnv := ebpfexectest.HostGoMounts(t)
+	mounts := testenv.HostGCCMounts(t)
+	goMounts, goEnv := testenv.HostGoMounts(t)
 	mounts = append(mounts, goMounts...)
-	mounts = append(mounts, ebpfexectest.Mount{Destination: "/opt/adv/helper", Source: helper})
+	mounts = append(mounts, testenv.Mount{Destination: "/opt/adv/helper", Source: helper})
 
 	addr, sink := startOTLPSink(t)
 	col := startCollector(t, fmt.Sprintf(`
@@ -72,7 +72,7 @@ service:
     metrics: {level: none}
 `, addr))
 
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
+	ctr := testenv.NewContainer(t, testenv.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	ctr.WriteFile(t, "/src/hello.c", []byte("int main(void) { return 0; }\n"), 0o644)
 	ctr.WriteFile(t, "/src/gohello/go.mod", []byte("module hello\n\ngo 1.22\n"), 0o644)

@@ -34,7 +34,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // The benchmark harness of `make bench` (issue 7). It is a test so that it
@@ -103,8 +103,8 @@ func TestBench(t *testing.T) {
 	if os.Getenv(benchEnv) != "1" {
 		t.Skipf("the benchmark harness runs only with %s=1 (make bench)", benchEnv)
 	}
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "gcc", "make", "execsnoop")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "gcc", "make", "execsnoop")
 	requireDistribution(t)
 
 	rounds := benchEnvInt(t, "COMPILERWATCH_BENCH_ROUNDS", 5)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // TestDemo is `make demo`: the collector with the console pipeline of
@@ -21,14 +21,14 @@ func TestDemo(t *testing.T) {
 	if os.Getenv("COMPILERWATCH_DEMO") != "1" {
 		t.Skip("run by `make demo` (COMPILERWATCH_DEMO=1)")
 	}
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
 	config, err := os.ReadFile("testdata/config.yaml")
 	require.NoError(t, err)
 	c := startCollector(t, string(config))
 	fmt.Println("==> collector started with testdata/config.yaml (ebpf_exec -> compiler_detector -> debug)")
 
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: ebpfexectest.HostGCCMounts(t)})
+	ctr := testenv.NewContainer(t, testenv.Options{Mounts: testenv.HostGCCMounts(t)})
 	fmt.Printf("==> runc container %s (pod uid %s) with the host's gcc bind-mounted\n", ctr.ID()[:12], ctr.PodUID())
 	ctr.WriteFile(t, "/tmp/hello.c", []byte("#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n"), 0o644)
 	fmt.Println("==> in the container: gcc -o /tmp/hello /tmp/hello.c && /tmp/hello")

@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 const distBinary = "build/otelcol-compilerwatch"
@@ -33,7 +33,7 @@ func requireDistribution(t *testing.T) string {
 	require.NoError(t, err)
 	if _, err := os.Stat(abs); err != nil {
 		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -100,7 +100,7 @@ func (c *collector) stop(t *testing.T) {
 }
 
 func TestDistributionPrintsExecRecords(t *testing.T) {
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
 	c := startCollector(t, `
 receivers:
   ebpf_exec:
@@ -152,8 +152,8 @@ func findings(sink *consumertest.LogsSink, event, containerID string) (recs []pl
 }
 
 func TestDistributionEndToEndOTLP(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
 	addr, sink := startOTLPSink(t)
 	c := startCollector(t, fmt.Sprintf(`
 receivers:
@@ -175,7 +175,7 @@ service:
     metrics: {level: none}
 `, addr))
 
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: ebpfexectest.HostGCCMounts(t)})
+	ctr := testenv.NewContainer(t, testenv.Options{Mounts: testenv.HostGCCMounts(t)})
 	ctr.WriteFile(t, "/tmp/hello.c", []byte("int main(void) { return 0; }\n"), 0o644)
 	ctr.MustExec(t, "gcc", "-c", "-o", "/tmp/hello.o", "/tmp/hello.c")
 

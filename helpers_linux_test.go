@@ -30,7 +30,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // launchCollector starts argv (the distribution, possibly behind a wrapper
@@ -141,7 +141,7 @@ func (r sinkRecord) strs(k string) []string {
 
 func sinkRecords(logs []plog.Logs) []sinkRecord {
 	var out []sinkRecord
-	for _, r := range ebpfexectest.Records(logs) {
+	for _, r := range testenv.Records(logs) {
 		out = append(out, sinkRecord{res: r.Resource, attrs: r.Attrs, body: r.Log.Body().AsString(), rec: r.Log})
 	}
 	return out

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // TestDistributionKubernetesAPIDown runs the distribution with kubernetes.enabled: true, as the DaemonSet ships
@@ -22,7 +22,7 @@ import (
 // health_check endpoint the kubelet's liveness probe hits answers 200 (with the legacy health_check and with the
 // component-status one behind its feature gate), and the k8s_synced gauge reads 0.
 func TestDistributionKubernetesAPIDown(t *testing.T) {
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
 	requireDistribution(t)
 	for _, tc := range []struct {
 		name  string

@@ -30,7 +30,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // helperEnv turns the test binary into a small exec helper (see init): Go
@@ -185,7 +185,7 @@ func assertCleanExport(t *testing.T, c *collector, logs []plog.Logs) {
 }
 
 func TestReliabilityBadInputMatrix(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
 	metricsAddr := freePort(t)
 	c := startCollector(t, pipelineConfig(sink.addr, promConfig(metricsAddr)))
@@ -251,7 +251,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		exe := d + "/true"
 		require.Len(t, exe, pathLen)
-		require.NoError(t, ebpfexectest.CopyFile(trueBin, exe, 0o755))
+		require.NoError(t, testenv.CopyFile(trueBin, exe, 0o755))
 		return d, exe
 	}
 
@@ -297,7 +297,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 		require.NoError(t, os.Mkdir(cwd, 0o755))
 		for _, name := range []string{"new\nline\ttab\x01\x1b[31mred\x7f", "bad\xff\xfeutf8"} {
 			exe := filepath.Join(cwd, name)
-			require.NoError(t, ebpfexectest.CopyFile(trueBin, exe, 0o755))
+			require.NoError(t, testenv.CopyFile(trueBin, exe, 0o755))
 			tg := relTag(t)
 			cmd := exec.Command(exe, tg)
 			cmd.Dir = cwd
@@ -314,7 +314,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 
 	t.Run("exec of a deleted file", func(t *testing.T) {
 		p := filepath.Join(dir, "deleted-true")
-		require.NoError(t, ebpfexectest.CopyFile(trueBin, p, 0o755))
+		require.NoError(t, testenv.CopyFile(trueBin, p, 0o755))
 		f, err := os.Open(p)
 		require.NoError(t, err)
 		defer func() { _ = f.Close() }()
@@ -355,7 +355,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 	})
 
 	t.Run("shebang whose interpreter is gcc", func(t *testing.T) {
-		ebpfexectest.RequireBinary(t, "gcc")
+		testenv.RequireBinary(t, "gcc")
 		gcc, err := exec.LookPath("gcc")
 		require.NoError(t, err)
 		script := filepath.Join(dir, "gcc-shebang")
@@ -372,7 +372,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 	})
 
 	t.Run("wrapper script that execs gcc", func(t *testing.T) {
-		ebpfexectest.RequireBinary(t, "gcc")
+		testenv.RequireBinary(t, "gcc")
 		script := filepath.Join(dir, "cc-wrapper")
 		require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec gcc \"$@\"\n"), 0o755))
 		tg := "-D" + relTag(t)
@@ -388,7 +388,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 
 	t.Run("failing execve gives no record", func(t *testing.T) {
 		noPerm := filepath.Join(dir, "not-executable")
-		require.NoError(t, ebpfexectest.CopyFile(trueBin, noPerm, 0o644))
+		require.NoError(t, testenv.CopyFile(trueBin, noPerm, 0o644))
 		badInterp := filepath.Join(dir, "bad-interpreter")
 		require.NoError(t, os.WriteFile(badInterp, []byte("#!/nonexistent/interpreter\n"), 0o755))
 		cases := []struct {
@@ -457,7 +457,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 }
 
 func TestReliabilityRedaction(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
 	metricsAddr := freePort(t)
 	c := startCollector(t, pipelineConfig(sink.addr, promConfig(metricsAddr)))
@@ -508,8 +508,8 @@ func TestReliabilityRedaction(t *testing.T) {
 }
 
 func TestReliabilityPrivileges(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "setpriv")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "setpriv")
 	// The unprivileged user must reach the binary and its config: a 0755
 	// directory of its own (t.TempDir is 0700, build/ is 0750).
 	dir, err := os.MkdirTemp("", "compilerwatch-privileges-")
@@ -517,7 +517,7 @@ func TestReliabilityPrivileges(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
 	bin := filepath.Join(dir, "otelcol-compilerwatch")
-	require.NoError(t, ebpfexectest.CopyFile(requireDistribution(t), bin, 0o755))
+	require.NoError(t, testenv.CopyFile(requireDistribution(t), bin, 0o755))
 	cfg := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(`
 receivers:
@@ -670,7 +670,7 @@ func loadTags(logs []plog.Logs, prefix string) map[int]bool {
 }
 
 func TestReliabilityBackpressure(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	const (
 		outage     = 60 * time.Second
 		limitMiB   = 100 // memory_limiter limit_mib below
@@ -829,7 +829,7 @@ service:
 }
 
 func TestReliabilityShutdownUnderLoad(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
 	c := startCollector(t, pipelineConfig(sink.addr, noMetrics))
 	objs := collectorBPF(t, c)
@@ -867,7 +867,7 @@ func TestReliabilityShutdownUnderLoad(t *testing.T) {
 }
 
 func TestReliabilityReloadOnSIGHUP(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
 	cfgPath := writeConfig(t, pipelineConfig(sink.addr, noMetrics))
 	c := launchCollector(t, requireDistribution(t), "--config", cfgPath)

@@ -35,8 +35,8 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 var update = flag.Bool("update", false, "rewrite kubernetes/30-configmap.yaml from testdata/k8s-daemonset.yaml")
@@ -767,7 +767,7 @@ func makefileOCBVersion(t *testing.T) string {
 func TestCollectorBinaryIsStatic(t *testing.T) {
 	if _, err := os.Stat(distBinary); err != nil {
 		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // TestCollectorImageHasNoCompiler unpacks each platform of the image `make image` wrote and matches every
@@ -21,7 +21,7 @@ func TestCollectorImageHasNoCompiler(t *testing.T) {
 	out := filepath.Join("..", "..", "build", "image")
 	if _, err := os.Stat(filepath.Join(out, imagebuild.LayoutDir, "index.json")); err != nil {
 		msg := out + " is not built: run `make image` (make test does)"
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

@@ -16,18 +16,18 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // TestHeldRootOutlivesTheContainer: the root opened at first sight is still scanned after every process of
 // the container has exited, and a container with no process left cannot be opened any more (it is counted as
 // unscannable). A process outside the container's cgroup is never taken for it.
 func TestHeldRootOutlivesTheContainer(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	for _, overlay := range []bool{false, true} {
 		t.Run(map[bool]string{false: "bind rootfs", true: "overlay rootfs"}[overlay], func(t *testing.T) {
-			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+			c := testenv.NewContainer(t, testenv.Options{
 				Overlay: overlay,
 				Populate: func(root string) error {
 					if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
@@ -65,16 +65,16 @@ func TestHeldRootOutlivesTheContainer(t *testing.T) {
 // first seen and before its scan ran (scanned through the root held since first sight), one before its first
 // record reached the processor (counted as unscannable).
 func TestPresenceScanOfExitedContainers(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	withGCC := func(root string) error {
 		if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
 			return err
 		}
 		return os.WriteFile(filepath.Join(root, "usr/local/bin/gcc"), []byte("#!/bin/sh\n"), 0o755)
 	}
-	exitsLate := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: true, Populate: withGCC})
-	exitsEarly := ebpfexectest.NewContainer(t, ebpfexectest.Options{Populate: withGCC})
+	exitsLate := testenv.NewContainer(t, testenv.Options{Overlay: true, Populate: withGCC})
+	exitsEarly := testenv.NewContainer(t, testenv.Options{Populate: withGCC})
 
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
 	s := h.p.presence
@@ -86,7 +86,7 @@ func TestPresenceScanOfExitedContainers(t *testing.T) {
 	require.NoError(t, h.p.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, h.p.Shutdown(context.Background())) }()
 
-	gone := func(c *ebpfexectest.Container) {
+	gone := func(c *testenv.Container) {
 		require.NoError(t, syscall.Kill(c.InitPID(), syscall.SIGKILL))
 		require.Eventually(t, func() bool {
 			r, err := openProcRoot("/proc", []int{c.InitPID()}, c.ID())
@@ -118,8 +118,8 @@ func TestScanSupport(t *testing.T) {
 		assert.Contains(t, err.Error(), "CAP_SYS_PTRACE")
 		return
 	}
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "setpriv")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "setpriv")
 	require.NoError(t, scanSupport())
 
 	cmd := exec.Command("setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--",

@@ -1,4 +1,4 @@
-package ebpfexectest // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+package testenv // import "github.com/compilerwatch/compilerwatch/internal/testenv"
 
 import (
 	"bufio"

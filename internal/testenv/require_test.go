@@ -1,4 +1,4 @@
-package ebpfexectest
+package testenv
 
 import (
 	"fmt"
