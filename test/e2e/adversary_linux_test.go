@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerwatch_test
+package e2e_test
 
 import (
 	"fmt"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
 // advFinding is one flagged record of a case: the executable it was for (process.executable.name) and what the
@@ -50,7 +51,7 @@ func TestAdversaryInContainer(t *testing.T) {
 	mounts = append(mounts, testenv.Mount{Destination: "/opt/adv/helper", Source: helper})
 
 	addr, sink := startOTLPSink(t)
-	col := startCollector(t, fmt.Sprintf(`
+	col := distro.Start(t, fmt.Sprintf(`
 receivers:
   ebpf_exec:
     batch: {flush_interval: 50ms}
@@ -233,7 +234,7 @@ service:
 			assert.Equal(t, true, r.attrs["compilerwatch.compiler.installed_at_runtime"], "%s", r.str("process.executable.path"))
 		}
 	}
-	col.stop(t)
+	col.Stop(t)
 }
 
 func flaggedRecords(recs []sinkRecord) []sinkRecord {
