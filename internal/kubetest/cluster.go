@@ -81,7 +81,8 @@ func BinDir() string {
 }
 
 // Start starts etcd and kube-apiserver on free loopback ports with a fresh data directory, waits for /readyz, and
-// stops both on t.Cleanup. It skips the test when the binaries are missing (fails it when CI=true).
+// stops both on t.Cleanup. It skips the test when the binaries are missing (fails it when CI=true), and always
+// under -short.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	return start(t, true)
@@ -98,6 +99,7 @@ func StartWithAPIServerDown(t testing.TB) *Cluster {
 
 func start(t testing.TB, withAPIServer bool) *Cluster {
 	t.Helper()
+	testenv.SkipShort(t, "a running etcd and kube-apiserver")
 	bin := BinDir()
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
