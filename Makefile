@@ -88,7 +88,9 @@ test: generate-check build k8s-binaries image
 	CGO_ENABLED=0 $(GO) run helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) version --short
 	$(TEST_LIKE_OCB) -count=1 -timeout 25m ./...
 
-## test-unit: only the tests that need neither root nor the kernel.
+## test-unit: only the tests that need neither root nor the kernel: under -short the internal/testenv gates
+## (RequireRoot, RequireCaps, RequireBinary, SkipShort) skip every root, kernel, container and cluster test, even
+## with CI=true, and the checks of `make build`/`make image` artifacts skip when those are missing.
 test-unit:
 	$(GO) test -count=1 -short ./...
 
@@ -98,6 +100,7 @@ test-unit:
 bench: build
 	COMPILERWATCH_BENCH=1 $(TEST_LIKE_OCB) -count=1 -v -timeout 15m -run '^TestBench$$' ./test/bench
 
+## lint: golangci-lint with .golangci.yml (the default linters plus dupl); CI runs it after make test.
 lint:
 	$(GOLANGCI_LINT) run ./...
 

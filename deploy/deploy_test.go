@@ -741,17 +741,6 @@ func builderConfig(t *testing.T) map[string]any {
 	return cfg
 }
 
-// builderOutputPath is where ocb writes the binary, relative to the repository root.
-func builderOutputPath(t *testing.T) string {
-	t.Helper()
-	dist, _ := builderConfig(t)["dist"].(map[string]any)
-	out, _ := dist["output_path"].(string)
-	name, _ := dist["name"].(string)
-	require.NotEmpty(t, out)
-	require.NotEmpty(t, name)
-	return path.Join(out, name)
-}
-
 func makefileOCBVersion(t *testing.T) string {
 	t.Helper()
 	raw, err := os.ReadFile("../Makefile")
