@@ -1,5 +1,5 @@
-// Hand-written in the shape mdatagen generates (mdatagen is not available to this project), so it carries no
-// "Code generated" header and linters check it; keep in sync with ../../metadata.yaml.
+// Hand-written in the shape mdatagen generates (mdatagen is not available to this project), so linters check it;
+// keep in sync with ../../metadata.yaml.
 
 package metadata
 
