@@ -14,7 +14,7 @@ GENERATED := $(PROBE_DIR)/exec_bpfel.go $(PROBE_DIR)/exec_bpfel.o
 K8S_BIN_DIR ?= /var/tmp/compilerwatch-k8s-v1.37.2/bin
 export K8S_BIN_DIR
 # Tests are built with ocb's settings (-trimpath, no cgo), like the distribution they test, so they reuse the
-# packages `make build` just compiled: on a cold cache the root test package compiles in ~40 s instead of ~150 s.
+# packages `make build` just compiled: on a cold cache the test/e2e package compiles in ~40 s instead of ~150 s.
 TEST_LIKE_OCB := CGO_ENABLED=0 $(GO) test -trimpath
 GO_SOURCES := $(shell find receiver processor -name '*.go' -not -name '*_test.go') go.mod go.sum
 
@@ -73,11 +73,11 @@ run: build
 ## demo: start the collector, compile a C file in a real runc container, show the finding, clean up.
 demo: build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo: run as root"; exit 1; }
-	COMPILERWATCH_DEMO=1 $(TEST_LIKE_OCB) -count=1 -run '^TestDemo$$' -v . | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+	COMPILERWATCH_DEMO=1 $(TEST_LIKE_OCB) -count=1 -run '^TestDemo$$' -v ./test/demo | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 ## k8s-binaries: build the real kube-apiserver and etcd used by the k8s tests (cached).
 k8s-binaries:
-	bash processor/compilerdetectorprocessor/internal/kube/kubetest/build-k8s-binaries.sh
+	bash internal/kubetest/build-k8s-binaries.sh
 
 ## test: vet, freshness of generated code, unit, kernel, container, k8s and e2e tests.
 test: generate-check build k8s-binaries image
@@ -88,16 +88,19 @@ test: generate-check build k8s-binaries image
 	CGO_ENABLED=0 $(GO) run helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) version --short
 	$(TEST_LIKE_OCB) -count=1 -timeout 25m ./...
 
-## test-unit: only the tests that need neither root nor the kernel.
+## test-unit: only the tests that need neither root nor the kernel: under -short the internal/testenv gates
+## (RequireRoot, RequireCaps, RequireBinary, SkipShort) skip every root, kernel, container and cluster test, even
+## with CI=true, and the checks of `make build`/`make image` artifacts skip when those are missing.
 test-unit:
 	$(GO) test -count=1 -short ./...
 
 ## bench: the performance harness (root, about 5.5 minutes): exec loads with nothing attached, with the
 ## collector (also with prefilter: containers) and with execsnoop, alternated; prints the table, writes
-## bench-results/ and BENCHMARKS.md.
+## bench-results/ and docs/benchmarks.md.
 bench: build
-	COMPILERWATCH_BENCH=1 $(TEST_LIKE_OCB) -count=1 -v -timeout 15m -run '^TestBench$$' .
+	COMPILERWATCH_BENCH=1 $(TEST_LIKE_OCB) -count=1 -v -timeout 15m -run '^TestBench$$' ./test/bench
 
+## lint: golangci-lint with .golangci.yml (the default linters plus dupl); CI runs it after make test.
 lint:
 	$(GOLANGCI_LINT) run ./...
 

@@ -35,8 +35,8 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 var update = flag.Bool("update", false, "rewrite kubernetes/30-configmap.yaml from testdata/k8s-daemonset.yaml")
@@ -741,17 +741,6 @@ func builderConfig(t *testing.T) map[string]any {
 	return cfg
 }
 
-// builderOutputPath is where ocb writes the binary, relative to the repository root.
-func builderOutputPath(t *testing.T) string {
-	t.Helper()
-	dist, _ := builderConfig(t)["dist"].(map[string]any)
-	out, _ := dist["output_path"].(string)
-	name, _ := dist["name"].(string)
-	require.NotEmpty(t, out)
-	require.NotEmpty(t, name)
-	return path.Join(out, name)
-}
-
 func makefileOCBVersion(t *testing.T) string {
 	t.Helper()
 	raw, err := os.ReadFile("../Makefile")
@@ -767,7 +756,7 @@ func makefileOCBVersion(t *testing.T) string {
 func TestCollectorBinaryIsStatic(t *testing.T) {
 	if _, err := os.Stat(distBinary); err != nil {
 		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

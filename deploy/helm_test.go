@@ -20,8 +20,8 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/internal/helmtest"
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // rendered is `helm template` output: the documents by kind.
@@ -217,7 +217,7 @@ func validateWithDistribution(t *testing.T, r rendered) {
 	t.Helper()
 	if _, err := os.Stat(distBinary); err != nil {
 		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

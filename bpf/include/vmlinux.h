@@ -1,3 +1,12 @@
+/* Generated with:
+ *   bpftool btf dump file /sys/kernel/btf/vmlinux format c
+ * kernel: x86_64 Linux 6.18; the exact release was not recorded when this file was committed. It is 134,724
+ * lines; the BTF of 6.18.44-fc-v1045 dumps to 134,588, differing in 520 lines (mm_struct gains
+ * futex_unique_id, for one). The BPF object built from either differs only in its BTF and in the field offsets
+ * of CO-RE relocated loads, which the loader rewrites for the running kernel anyway. Regenerate with
+ * update-vmlinux.sh, which records the release here.
+ */
+
 #ifndef __VMLINUX_H__
 #define __VMLINUX_H__
 

@@ -23,7 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 const repoRoot = "../.."
@@ -139,7 +139,7 @@ func treeOf(t *testing.T, dir string) map[string]string {
 func TestBuiltImage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(builtImage, imagebuild.LayoutDir, "index.json")); err != nil {
 		msg := builtImage + " is not built: run `make image` (make test does)"
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

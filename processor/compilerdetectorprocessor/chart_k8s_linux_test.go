@@ -29,7 +29,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/compilerwatch/compilerwatch/internal/helmtest"
-	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+	"github.com/compilerwatch/compilerwatch/internal/kubetest"
 )
 
 // warnings collects the API server's warning headers.

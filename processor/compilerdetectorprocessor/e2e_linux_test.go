@@ -24,9 +24,9 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // The end-to-end test runs the real ebpf_exec receiver (the BPF program attached to the kernel) into the real
@@ -75,7 +75,7 @@ func (r rec) String() string {
 // execRecords returns every process.exec record in the sink.
 func execRecords(sink *consumertest.LogsSink) []rec {
 	var out []rec
-	for _, r := range ebpfexectest.Records(sink.AllLogs()) {
+	for _, r := range testenv.Records(sink.AllLogs()) {
 		if r.Log.EventName() == "process.exec" {
 			out = append(out, rec{res: r.Resource, attrs: r.Attrs, lr: r.Log})
 		}
@@ -168,11 +168,11 @@ func (f finding) severityText() string {
 }
 
 func TestEndToEndCompilersInContainer(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc", "go")
-	mounts := ebpfexectest.HostGCCMounts(t)
-	goMounts, goEnv := ebpfexectest.HostGoMounts(t)
+	testenv.RequireRoot(t)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc", "go")
+	mounts := testenv.HostGCCMounts(t)
+	goMounts, goEnv := testenv.HostGoMounts(t)
 	mounts = append(mounts, goMounts...)
 
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -185,7 +185,7 @@ func TestEndToEndCompilersInContainer(t *testing.T) {
 		require.True(t, cfg.ContainersOnly, "containers_only defaults to true")
 		noDedupNoKube(cfg)
 	})
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
+	c := testenv.NewContainer(t, testenv.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
 	// /tmp is a tmpfs inside the container, invisible from the host: sources go to /src, outputs to /tmp.
 	c.WriteFile(t, "/src/hello.c", []byte(helloC), 0o644)
 	c.WriteFile(t, "/src/gohello/go.mod", []byte(goMod), 0o644)
@@ -217,7 +217,7 @@ func TestEndToEndCompilersInContainer(t *testing.T) {
 		{"/tmp", []string{script}},
 	}
 	for _, s := range steps {
-		r, err := c.ExecWith(t, ebpfexectest.ExecOptions{Cwd: s.cwd}, s.argv...)
+		r, err := c.ExecWith(t, testenv.ExecOptions{Cwd: s.cwd}, s.argv...)
 		require.NoError(t, err)
 		require.Zero(t, r.ExitCode, "%q\nstdout: %s\nstderr: %s", s.argv, r.Stdout, r.Stderr)
 	}

@@ -23,11 +23,11 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // Flood sizes: distinct dedup keys, and unique deep working directories among their execs.
@@ -46,9 +46,9 @@ const floodHeapMargin = 24 << 20
 // grows by less than floodHeapMargin, another container's findings still arrive, and the limit counter says how many
 // keys were collapsed.
 func TestFloodStaysBounded(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
 	ctx := context.Background()
 
 	if runtime.GOARCH != "amd64" {
@@ -83,16 +83,16 @@ func TestFloodStaysBounded(t *testing.T) {
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()))
 	h := &harness{p: p, sink: sink, tel: tel}
 
-	attacker := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	attacker := testenv.NewContainer(t, testenv.Options{
 		ExecTimeout: 5 * time.Minute,
 		TmpfsTmp:    true, // the flood's hard links: more than ext4 allows on one file
 		Populate: func(root string) error {
-			return errors.Join(ebpfexectest.CopyFile(flooder, filepath.Join(root, "flood"), 0o755),
-				ebpfexectest.CopyFile(link, filepath.Join(root, "link"), 0o755))
+			return errors.Join(testenv.CopyFile(flooder, filepath.Join(root, "flood"), 0o755),
+				testenv.CopyFile(link, filepath.Join(root, "link"), 0o755))
 		},
 	})
-	other := ebpfexectest.NewContainer(t, ebpfexectest.Options{
-		Populate: func(root string) error { return ebpfexectest.CopyFile(link, filepath.Join(root, "bin", "gcc"), 0o755) },
+	other := testenv.NewContainer(t, testenv.Options{
+		Populate: func(root string) error { return testenv.CopyFile(link, filepath.Join(root, "bin", "gcc"), 0o755) },
 	})
 
 	// The attacker's gcc records, counted on their way into the processor.

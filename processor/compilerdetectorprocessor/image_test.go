@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compilerwatch/compilerwatch/internal/imagebuild"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // TestCollectorImageHasNoCompiler unpacks each platform of the image `make image` wrote and matches every
@@ -22,7 +22,7 @@ func TestCollectorImageHasNoCompiler(t *testing.T) {
 	out := filepath.Join("..", "..", "build", "image")
 	if _, err := os.Stat(filepath.Join(out, imagebuild.LayoutDir, "index.json")); err != nil {
 		msg := out + " is not built: run `make image` (make test does)"
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

@@ -24,9 +24,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/compilerwatch/compilerwatch/internal/kubetest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
-	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // grantDocumentedRBAC binds deploy/'s ClusterRole to the harness's agent user, so the processor runs with exactly
@@ -53,8 +53,8 @@ func grantDocumentedRBAC(t *testing.T, admin kubernetes.Interface) {
 // arrives through the informer, and carries the pod, workload and image attributes. A later exec is enriched at
 // once. The processor runs against a real kube-apiserver with the documented RBAC.
 func TestKubernetesEndToEnd(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	cluster := kubetest.Start(t)
 	admin, err := kubernetes.NewForConfig(cluster.Config)
 	require.NoError(t, err)
@@ -108,7 +108,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	})
 
 	// The container's cgroup carries the pod uid, as the kubelet's would.
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{PodUID: string(pod.UID)})
+	ctr := testenv.NewContainer(t, testenv.Options{PodUID: string(pod.UID)})
 	inContainer := func(tag string) func(rec) bool {
 		return func(r rec) bool {
 			return r.containerID() == ctr.ID() && slices.Contains(r.list("process.command_args"), tag)
@@ -190,9 +190,9 @@ func (h *statusHost) last() componentstatus.Status {
 // up and the documented RBAC granted, later findings carry the pod's attributes and the status is OK. The pipeline
 // runs throughout.
 func TestKubernetesAPIServerDownAtStart(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
-	mounts := ebpfexectest.HostGCCMounts(t)
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
+	mounts := testenv.HostGCCMounts(t)
 	cluster := kubetest.StartWithAPIServerDown(t)
 	const node, ns = "node-outage", "default"
 
@@ -208,7 +208,7 @@ func TestKubernetesAPIServerDownAtStart(t *testing.T) {
 	t.Logf("pipeline started in %s with the API server down", time.Since(started).Round(time.Millisecond))
 	assert.Equal(t, componentstatus.StatusRecoverableError, host.last())
 
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: mounts})
+	ctr := testenv.NewContainer(t, testenv.Options{Mounts: mounts})
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	gcc := func(tag string) func(rec) bool {
 		ctr.MustExec(t, "gcc", "-DCW_"+tag+"_"+run, "--version")

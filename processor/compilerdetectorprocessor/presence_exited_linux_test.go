@@ -15,26 +15,26 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // TestPresenceScanOfExitedContainers runs the scanner on real containers whose processes exit: one after it was
 // first seen and before its scan ran (scanned through the root held since first sight), one before its first
 // record reached the processor (counted as unscannable).
 func TestPresenceScanOfExitedContainers(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	withGCC := func(root string) error {
 		if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
 			return err
 		}
 		return os.WriteFile(filepath.Join(root, "usr/local/bin/gcc"), []byte("#!/bin/sh\n"), 0o755)
 	}
-	exitsLate := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: true, Populate: withGCC})
-	exitsEarly := ebpfexectest.NewContainer(t, ebpfexectest.Options{Populate: withGCC})
+	exitsLate := testenv.NewContainer(t, testenv.Options{Overlay: true, Populate: withGCC})
+	exitsEarly := testenv.NewContainer(t, testenv.Options{Populate: withGCC})
 
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
 	release := make(chan struct{})
@@ -47,7 +47,7 @@ func TestPresenceScanOfExitedContainers(t *testing.T) {
 	require.NoError(t, h.p.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, h.p.Shutdown(context.Background())) }()
 
-	gone := func(c *ebpfexectest.Container) {
+	gone := func(c *testenv.Container) {
 		require.NoError(t, syscall.Kill(c.InitPID(), syscall.SIGKILL))
 		require.Eventually(t, func() bool {
 			r, err := presence.OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())

@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // presenceRecords returns the container.compilers_present records of a sink, by container id.
@@ -48,8 +48,8 @@ func presenceRecords(sink *consumertest.LogsSink) map[string][]plog.LogRecord {
 //   - drift: gcc from the image is flagged WARN with origin image; the same gcc copied in at runtime is flagged
 //     ERROR with origin upper_layer and installed_at_runtime.
 func TestDriftAndPresence(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
 	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
 		require.True(t, cfg.ScanForCompilers, "on by default")
 		noDedupNoKube(cfg)
@@ -57,18 +57,18 @@ func TestDriftAndPresence(t *testing.T) {
 
 	gccPath, err := filepath.EvalSymlinks("/usr/bin/gcc")
 	require.NoError(t, err)
-	withCompiler := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	withCompiler := testenv.NewContainer(t, testenv.Options{
 		Overlay: true,
 		// The driver's shared libraries come from the host; the driver itself is part of the image.
-		Mounts: ebpfexectest.HostGCCMounts(t),
+		Mounts: testenv.HostGCCMounts(t),
 		Populate: func(root string) error {
 			if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
 				return err
 			}
-			return ebpfexectest.CopyFile(gccPath, filepath.Join(root, "usr/local/bin/gcc"), 0o755)
+			return testenv.CopyFile(gccPath, filepath.Join(root, "usr/local/bin/gcc"), 0o755)
 		},
 	})
-	clean := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: true})
+	clean := testenv.NewContainer(t, testenv.Options{Overlay: true})
 
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
 	withCompiler.MustExec(t, "/usr/local/bin/gcc", "-DIMAGE_"+run, "--version")
@@ -123,8 +123,8 @@ func TestDriftAndPresence(t *testing.T) {
 // gcc in /usr/bin, so any leak shows. The container's only compiler is /srv/tools/tcc, which two of the links
 // reach from inside: the record lists exactly those, and the loops and magic links cost the rest nothing.
 func TestPresenceHostileSymlinks(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
 	_, err := os.Stat("/usr/bin/gcc")
 	require.NoError(t, err, "the host's gcc makes a leak visible")
 	sink := startPipeline(t, noDedupNoKube)
@@ -145,7 +145,7 @@ func TestPresenceHostileSymlinks(t *testing.T) {
 		"/sbin/gcc":                     "/proc/1/root/usr/bin/gcc", // file links
 		"/bin/cc":                       "../../../../../../../usr/bin/gcc",
 	}
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	c := testenv.NewContainer(t, testenv.Options{
 		Populate: func(root string) error {
 			if err := os.MkdirAll(filepath.Join(root, "srv/tools"), 0o755); err != nil {
 				return err

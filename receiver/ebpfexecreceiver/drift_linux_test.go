@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 const (
@@ -30,7 +30,7 @@ const (
 // filesystem, a tmpfs, a memfd and unlinked files. Each program is a copy of /bin/sleep kept running until its
 // record arrives, so the path the receiver reports can be compared with /proc/<pid>/exe.
 func TestKernelExecOriginHost(t *testing.T) {
-	ebpfexectest.RequireRoot(t) // mounting a tmpfs
+	testenv.RequireRoot(t) // mounting a tmpfs
 	_, sink := startReceiver(t, nil)
 	sleepBin, err := filepath.EvalSymlinks("/bin/sleep")
 	require.NoError(t, err)
@@ -59,7 +59,7 @@ func TestKernelExecOriginHost(t *testing.T) {
 			name: "tmpfs",
 			prepare: func(t *testing.T) (string, []*os.File) {
 				p := filepath.Join(tmpfs, "sleep-tmpfs")
-				require.NoError(t, ebpfexectest.CopyFile(sleepBin, p, 0o755))
+				require.NoError(t, testenv.CopyFile(sleepBin, p, 0o755))
 				return p, nil
 			},
 			want: "tmpfs",
@@ -107,18 +107,18 @@ func TestKernelExecOriginHost(t *testing.T) {
 // TestKernelExecOriginOverlay runs a container whose rootfs is a real overlayfs: a file of the lower layer is
 // "image"; a file created, copied in, or copied up (modified) while the container runs is "upper_layer".
 func TestKernelExecOriginOverlay(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	_, sink := startReceiver(t, nil)
 	bb, err := exec.LookPath("busybox")
 	require.NoError(t, err)
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	c := testenv.NewContainer(t, testenv.Options{
 		Overlay: true,
 		// busybox-static runs from the bare rootfs. Each copy is named busybox, in its own directory, because
 		// busybox reads the applet from argv[1] only when argv[0]'s basename is "busybox".
 		Populate: func(root string) error {
 			for _, p := range []string{"opt/image/busybox", "opt/modified/busybox"} {
-				if err := ebpfexectest.CopyFile(bb, filepath.Join(root, p), 0o755); err != nil {
+				if err := testenv.CopyFile(bb, filepath.Join(root, p), 0o755); err != nil {
 					return err
 				}
 			}
@@ -214,8 +214,8 @@ func TestKernelExecOriginOverlay(t *testing.T) {
 // or "upper_layer" on an overlay root, and have no origin on any other root (here a plain directory on the node's
 // filesystem, as with the vfs driver), where an image file cannot be told from one written at runtime.
 func TestKernelExecOriginContainerMounts(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	_, sink := startReceiver(t, nil)
 	bb, err := exec.LookPath("busybox")
 	require.NoError(t, err)
@@ -236,10 +236,10 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 		{"plain directory root", false, "", ""},
 	} {
 		t.Run(root.name, func(t *testing.T) {
-			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+			c := testenv.NewContainer(t, testenv.Options{
 				Overlay:  root.overlay,
 				TmpfsTmp: true,
-				Mounts: []ebpfexectest.Mount{
+				Mounts: []testenv.Mount{
 					{Destination: "/opt/node/busybox", Source: bb},
 					{Destination: "/opt/node/helper", Source: self},
 				},
@@ -277,7 +277,7 @@ func TestKernelExecOriginContainerMounts(t *testing.T) {
 
 			t.Run("memfd", func(t *testing.T) {
 				tg := tag(t)
-				res, err := c.ExecWith(t, ebpfexectest.ExecOptions{Env: []string{memfdExecEnv + "=/bin/busybox"}},
+				res, err := c.ExecWith(t, testenv.ExecOptions{Env: []string{memfdExecEnv + "=/bin/busybox"}},
 					"/opt/node/helper", "busybox", "echo", tg)
 				require.NoError(t, err)
 				require.Zero(t, res.ExitCode, "%+v", res)
@@ -337,7 +337,7 @@ func requireStatic(t *testing.T, path string) {
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			msg := path + " is dynamically linked: build the tests with CGO_ENABLED=0"
-			if ebpfexectest.InCI() {
+			if testenv.InCI() {
 				t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
 			}
 			t.Skip(msg)
@@ -352,8 +352,8 @@ func requireStatic(t *testing.T, path string) {
 // process's root), has no origin: the container could have made either, so neither is "host" nor "image". A tmpfs
 // or ramfs mounted there is "tmpfs".
 func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	_, sink := startReceiver(t, nil)
 
 	for _, root := range []struct {
@@ -365,7 +365,7 @@ func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
 		{"plain directory root", false, ""},
 	} {
 		t.Run(root.name, func(t *testing.T) {
-			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: root.overlay})
+			c := testenv.NewContainer(t, testenv.Options{Overlay: root.overlay})
 			if !root.overlay {
 				requireHostOrigin(t, c.Rootfs())
 			}
@@ -375,7 +375,7 @@ func TestKernelExecOriginUserNamespaceMounts(t *testing.T) {
 			// last command runs busybox echo with the tag from the path given.
 			if res, err := c.Exec(t, "busybox", "unshare", "-Urm", "true"); err != nil || res.ExitCode != 0 {
 				msg := fmt.Sprintf("the container cannot create a user namespace: %v %+v", err, res)
-				if ebpfexectest.InCI() {
+				if testenv.InCI() {
 					t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
 				}
 				t.Skip(msg)
@@ -458,7 +458,7 @@ func requireHostOrigin(t *testing.T, path string) {
 	t.Helper()
 	if o := fsOrigin(t, path); o != "host" {
 		msg := fmt.Sprintf("%s is on a filesystem reported as %q, not a plain host filesystem", path, o)
-		if ebpfexectest.InCI() {
+		if testenv.InCI() {
 			t.Fatal(msg + " (CI=true: gated tests must run, not skip)")
 		}
 		t.Skip(msg)
@@ -505,7 +505,7 @@ func memfdWith(t *testing.T, name, src string) *os.File {
 // to execute it (fexecve), as malware that deletes its dropper does.
 func openUnlinked(t *testing.T, src, path string) *os.File {
 	t.Helper()
-	require.NoError(t, ebpfexectest.CopyFile(src, path, 0o755))
+	require.NoError(t, testenv.CopyFile(src, path, 0o755))
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.Close() })

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
 
@@ -74,7 +74,7 @@ func TestKernelMaximumLimits(t *testing.T) {
 		deep := dir + strings.Repeat("/d", 200)
 		require.NoError(t, os.MkdirAll(deep, 0o755))
 		exe := filepath.Join(deep, "true")
-		require.NoError(t, ebpfexectest.CopyFile("/bin/true", exe, 0o755))
+		require.NoError(t, testenv.CopyFile("/bin/true", exe, 0o755))
 		tg := tag(t)
 		cmd := exec.Command(exe, tg)
 		cmd.Dir = deep
@@ -95,7 +95,7 @@ func TestKernelMaximumLimits(t *testing.T) {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		exe := filepath.Join(d, "true")
 		require.Equal(t, MaxPathDepthLimit, strings.Count(exe, "/"))
-		require.NoError(t, ebpfexectest.CopyFile("/bin/true", exe, 0o755))
+		require.NoError(t, testenv.CopyFile("/bin/true", exe, 0o755))
 		tg := tag(t)
 		require.NoError(t, exec.Command(exe, tg).Run())
 		r := waitFor(t, sink, "path at the depth limit", hasArg(tg))

@@ -8,16 +8,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // TestKernelPrefilterContainers runs the real receiver with "prefilter: containers": execs in the host's mount
 // namespace are counted but not sent, a runc container's exec is sent in full.
 func TestKernelPrefilterContainers(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
-		Mounts: []ebpfexectest.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
+	c := testenv.NewContainer(t, testenv.Options{
+		Mounts: []testenv.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
 	})
 	r, sink := startReceiver(t, func(cfg *Config) { cfg.Prefilter = PrefilterContainers })
 	before, err := r.src.Stats()

@@ -27,7 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/metadata"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
@@ -54,7 +54,7 @@ func (e execRecord) args() []string {
 
 func flatten(sink *consumertest.LogsSink) []execRecord {
 	var out []execRecord
-	for _, r := range ebpfexectest.Records(sink.AllLogs()) {
+	for _, r := range testenv.Records(sink.AllLogs()) {
 		out = append(out, execRecord{res: r.Resource, attrs: r.Attrs, body: r.Log.Body().AsString(), rec: r.Log})
 	}
 	return out
@@ -89,7 +89,7 @@ func startReceiver(t *testing.T, mutate func(*Config)) (*execReceiver, *consumer
 
 func startReceiverWith(t *testing.T, mutate func(*Config), next consumer.Logs) *execReceiver {
 	t.Helper()
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
 	cfg := createDefaultConfig().(*Config)
 	cfg.Batch.FlushInterval = 50 * time.Millisecond
 	if mutate != nil {
@@ -158,7 +158,7 @@ func TestKernelHostExecs(t *testing.T) {
 	})
 
 	t.Run("gcc --version", func(t *testing.T) {
-		ebpfexectest.RequireBinary(t, "gcc")
+		testenv.RequireBinary(t, "gcc")
 		tg := tag(t)
 		// gcc rejects unknown arguments, so the tag rides in a -D define.
 		run("gcc", "-D"+tg, "--version")
@@ -171,7 +171,7 @@ func TestKernelHostExecs(t *testing.T) {
 	})
 
 	t.Run("symlinked cc", func(t *testing.T) {
-		ebpfexectest.RequireBinary(t, "gcc")
+		testenv.RequireBinary(t, "gcc")
 		gccPath, _ := exec.LookPath("gcc")
 		real, _ := filepath.EvalSymlinks(gccPath)
 		link := filepath.Join(dir, "cc")
@@ -225,12 +225,12 @@ func TestKernelHostExecs(t *testing.T) {
 }
 
 func TestKernelContainerExec(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	_, sink := startReceiver(t, nil)
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	c := testenv.NewContainer(t, testenv.Options{
 		// busybox is static, so it runs from a bare rootfs; argv[1] picks the applet.
-		Mounts: []ebpfexectest.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
+		Mounts: []testenv.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
 	})
 	tg := tag(t)
 	c.MustExec(t, "/opt/tools/busybox", "echo", tg)
@@ -344,11 +344,11 @@ func TestKernelShutdownLeavesNothing(t *testing.T) {
 // internal/probe's TestKernelVariantsWriteTheSameRecords compares the raw
 // records of the two programs for the very same execs.
 func TestKernelBothBPFPrograms(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
+	c := testenv.NewContainer(t, testenv.Options{
 		Overlay: true,
-		Mounts:  []ebpfexectest.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
+		Mounts:  []testenv.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
 	})
 	auto := probe.VariantPortable
 	if kernelAtLeast(t, 6, 2) { // bpf_rdonly_cast
@@ -363,7 +363,7 @@ func TestKernelBothBPFPrograms(t *testing.T) {
 			continue // the kernel refuses it: the auto case checks the fallback
 		}
 		t.Run("variant="+string(tc.want)+",forced="+strconv.FormatBool(tc.force != ""), func(t *testing.T) {
-			ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+			testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
 			cfg := createDefaultConfig().(*Config)
 			cfg.Batch.FlushInterval = 50 * time.Millisecond
 			sink := new(consumertest.LogsSink)

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+	"github.com/compilerwatch/compilerwatch/internal/kubetest"
 )
 
 // fakeAPI is the cache's API over client-go's fake clientset holding objs.

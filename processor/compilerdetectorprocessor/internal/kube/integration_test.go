@@ -25,7 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+	"github.com/compilerwatch/compilerwatch/internal/kubetest"
 )
 
 // These tests run the cache against a real kube-apiserver and etcd (see kubetest). Without a kubelet the test

@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+	"github.com/compilerwatch/compilerwatch/internal/kubetest"
 )
 
 // statusRecorder collects what OnStatusChange reports.

@@ -14,19 +14,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
 )
 
 // TestHeldRootOutlivesTheContainer: the root opened at first sight is still scanned after every process of
 // the container has exited, and a container with no process left cannot be opened any more (it is counted as
 // unscannable). A process outside the container's cgroup is never taken for it.
 func TestHeldRootOutlivesTheContainer(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	for _, overlay := range []bool{false, true} {
 		t.Run(map[bool]string{false: "bind rootfs", true: "overlay rootfs"}[overlay], func(t *testing.T) {
-			c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+			c := testenv.NewContainer(t, testenv.Options{
 				Overlay: overlay,
 				Populate: func(root string) error {
 					if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
@@ -69,8 +69,8 @@ func TestScanSupport(t *testing.T) {
 		assert.Contains(t, err.Error(), "CAP_SYS_PTRACE")
 		return
 	}
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "setpriv")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "setpriv")
 	require.NoError(t, scanSupport())
 
 	cmd := exec.Command("setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--",

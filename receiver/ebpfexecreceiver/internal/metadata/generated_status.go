@@ -1,5 +1,5 @@
-// Hand-written in the shape mdatagen generates (mdatagen is not available in
-// this build); keep in sync with ../../metadata.yaml, which
+// Hand-written in the shape mdatagen generates (mdatagen is not available to
+// this project); keep in sync with ../../metadata.yaml, which
 // metadata_test.go checks.
 
 // Package metadata contains the telemetry and build information for the

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 const bpfStatsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
@@ -33,8 +33,8 @@ func TestBPFTimePerExec(t *testing.T) {
 	if os.Getenv("COMPILERWATCH_BPF_TIME") != "1" {
 		t.Skip("set COMPILERWATCH_BPF_TIME=1 to measure the BPF time per exec")
 	}
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "gcc")
 	rounds := envInt(t, "COMPILERWATCH_BPF_TIME_ROUNDS", 5)
 	execs := envInt(t, "COMPILERWATCH_BPF_TIME_EXECS", 20000)
 

@@ -17,7 +17,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/cgroup"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
@@ -44,8 +44,8 @@ const (
 // cgroup->ancestors[]), which makes them climb one parent at a time. All four records must be
 // byte for byte the same.
 func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	unified := filepath.Join(cgroupRoot, "unified")
 	if _, err := os.Stat(filepath.Join(unified, "cgroup.procs")); err != nil {
 		unified = cgroupRoot // a pure cgroup v2 host
@@ -69,7 +69,7 @@ func TestKernelDeepCgroupKeepsTheContainer(t *testing.T) {
 		cols[name] = collect(t, p, prefix)
 	}
 
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{})
+	c := testenv.NewContainer(t, testenv.Options{})
 	want := cgroup.Info{ContainerID: c.ID(), PodUID: c.PodUID()}
 	if got := cgroup.Parse(c.CgroupPath()); got != want {
 		t.Fatalf("the container's own cgroup %s parses as %+v, want %+v", c.CgroupPath(), got, want)
@@ -217,14 +217,14 @@ func removeCgroupDir(dir string) error {
 // execFromCgroup starts a shell in c that waits on a fifo, finds it in
 // from (the container's cgroup directory), moves it to the root of each of
 // toRoot and then into leaf, and lets it exec `busybox echo tag`.
-func execFromCgroup(t *testing.T, c *ebpfexectest.Container, tag, from, leaf string, toRoot []string) {
+func execFromCgroup(t *testing.T, c *testenv.Container, tag, from, leaf string, toRoot []string) {
 	t.Helper()
 	fifo := "/tmp/" + tag
 	if err := unix.Mkfifo(filepath.Join(c.Rootfs(), fifo), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {
-		r   ebpfexectest.ExecResult
+		r   testenv.ExecResult
 		err error
 	}
 	done := make(chan result, 1)

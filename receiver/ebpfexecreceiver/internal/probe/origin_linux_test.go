@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
@@ -24,7 +24,7 @@ import (
 // and for the second a truncated path, never a shorter one that looks
 // complete.
 func TestKernelMountStackTruncates(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	portable, direct := load(t, probe.VariantPortable), load(t, probe.VariantDirect)
 	prefix := fmt.Sprintf("cw-stack-%d-", time.Now().UnixNano())
 	cp, cd := collect(t, portable, prefix), collect(t, direct, prefix)
@@ -55,7 +55,7 @@ func TestKernelMountStackTruncates(t *testing.T) {
 			})
 		}
 		exe := filepath.Join(top, "true")
-		if err := ebpfexectest.CopyFile(trueBin, exe, 0o755); err != nil {
+		if err := testenv.CopyFile(trueBin, exe, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		tags[n] = fmt.Sprintf("%s%d", prefix, n)
@@ -99,11 +99,11 @@ func TestKernelMountStackTruncates(t *testing.T) {
 // the layer through the module's type; without the module's type it must
 // still load, with the layer unknown.
 func TestKernelOverlayTypesInModule(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	vmlinux, module := overlayInModule(t)
 
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{Overlay: true})
+	c := testenv.NewContainer(t, testenv.Options{Overlay: true})
 	c.MustExec(t, "sh", "-c", "mkdir -p /tmp/up && cp /bin/busybox /tmp/up/busybox")
 
 	for _, tc := range []struct {

@@ -20,7 +20,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
@@ -31,7 +31,7 @@ func testConfig(v probe.Variant) probe.Config {
 
 func load(t *testing.T, v probe.Variant) *probe.Probe {
 	t.Helper()
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
 	p, err := probe.Load(testConfig(v))
 	if err != nil {
 		t.Fatalf("load %q: %v", v, err)
@@ -180,8 +180,8 @@ func maps(m map[string][]byte) map[string][]byte {
 // since) and past it; paths deeper than max_path_depth; a shebang script;
 // and a runc container with an overlayfs rootfs in its own cgroup.
 func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox")
 	portable, direct := load(t, probe.VariantPortable), load(t, probe.VariantDirect)
 	prefix := fmt.Sprintf("cw-variants-%d-", time.Now().UnixNano())
 	cp, cd := collect(t, portable, prefix), collect(t, direct, prefix)
@@ -217,7 +217,7 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		exe := filepath.Join(d, strings.Repeat("x", l))
-		if err := ebpfexectest.CopyFile(trueBin, exe, 0o755); err != nil {
+		if err := testenv.CopyFile(trueBin, exe, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(exe, next())
@@ -229,7 +229,7 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 	if err := os.MkdirAll(deep, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := ebpfexectest.CopyFile(trueBin, filepath.Join(deep, "true"), 0o755); err != nil {
+	if err := testenv.CopyFile(trueBin, filepath.Join(deep, "true"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(deep, "true"), next())
@@ -261,7 +261,7 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 			_ = unix.Unmount(tmpfs, unix.MNT_DETACH)
 		}
 	})
-	if err := ebpfexectest.CopyFile(trueBin, filepath.Join(tmpfs, "true"), 0o755); err != nil {
+	if err := testenv.CopyFile(trueBin, filepath.Join(tmpfs, "true"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	run(exec.Command(filepath.Join(tmpfs, "true"), next()))
@@ -284,7 +284,7 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		exe := filepath.Join(d, strings.Repeat("a", l))
-		if err := ebpfexectest.CopyFile(busybox, exe, 0o755); err != nil {
+		if err := testenv.CopyFile(busybox, exe, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		tg := next()
@@ -301,9 +301,9 @@ func TestKernelVariantsWriteTheSameRecords(t *testing.T) {
 
 	// A runc container: overlayfs rootfs, own mount namespace and cgroup,
 	// a bind-mounted binary, and a file created in the upper layer.
-	c := ebpfexectest.NewContainer(t, ebpfexectest.Options{
+	c := testenv.NewContainer(t, testenv.Options{
 		Overlay: true,
-		Mounts:  []ebpfexectest.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
+		Mounts:  []testenv.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
 	})
 	c.MustExec(t, "/bin/busybox", "echo", next())
 	c.MustExec(t, "/opt/tools/busybox", "echo", next())
@@ -376,7 +376,7 @@ func memfd(t *testing.T, src string) *os.File {
 
 func unlinked(t *testing.T, src, path string) *os.File {
 	t.Helper()
-	if err := ebpfexectest.CopyFile(src, path, 0o755); err != nil {
+	if err := testenv.CopyFile(src, path, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

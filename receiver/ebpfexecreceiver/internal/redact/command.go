@@ -169,7 +169,7 @@ type walker struct {
 // it switches command at program names, applies the command's flag rules and
 // the generic secret-flag rule, and arms "set KEY VALUE" (aws configure set
 // aws_secret_access_key X, npm config set //host/:_authToken X). Spans are
-// offset by off; secretish is mayContainSecret(w).
+// offset by off; secretish is scanArg's secret result for w.
 func (wk *walker) word(w string, off int, spans []span, secretish bool) ([]span, nextRule) {
 	if w == "" {
 		return spans, noNext
@@ -223,7 +223,7 @@ func hasShellWords(s string, secretish, commandFlag bool) bool {
 	if commandFlag {
 		return true
 	}
-	return secretish && strings.IndexAny(s, " \t\n") >= 0
+	return secretish && strings.ContainsAny(s, " \t\n")
 }
 
 // isCommandFlagStart reports whether w starts like a flag that a command
@@ -251,7 +251,7 @@ func isShellOperator(c byte) bool {
 // host CMD) with the same rules as argv and appends spans offset by base.
 // Quoting is followed closely enough to find word boundaries; a word that is
 // one quoted string is masked inside its quotes, and walked again as a
-// command line of its own. anySecret is mayContainSecret(s): without it no
+// command line of its own. anySecret is scanArg's secret result for s: without it no
 // word holds a keyword, and only the command rules can apply.
 func shellSpans(s string, base int, spans []span, depth int, anySecret bool) []span {
 	var wk walker

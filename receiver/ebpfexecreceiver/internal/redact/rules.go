@@ -2,15 +2,9 @@ package redact
 
 import "strings"
 
-// mayContainSecret is the cheap pre-check: one pass, no allocation, true
-// when s contains a keyword some built-in rule needs. A false positive only
-// costs the (still regexp-free) scanners below.
-func mayContainSecret(s string) bool {
-	secret, _ := scanArg(s, &keywordStart)
-	return secret
-}
-
-// scanArg is the one pass over an argument. secret reports a keyword some
+// scanArg is the one pass over an argument, the cheap pre-check: no
+// allocation, and a false positive only costs the (still regexp-free)
+// scanners below. secret reports a keyword some
 // built-in rule needs; commandFlag, a blank followed by a flag that some
 // command's rule reads (-p, -w, --user…), which makes a shell string worth
 // walking without any keyword. commandFlag is complete only when secret is
@@ -95,8 +89,8 @@ func (t *pairTable) add(a, b byte) {
 	t[k>>6] |= 1 << (k & 63)
 }
 
-// keywordStart holds the first two bytes of every keyword of
-// mayContainSecret: the word keywords in any case, and the token prefixes.
+// keywordStart holds the first two bytes of every keyword scanArg looks
+// for: the word keywords in any case, and the token prefixes.
 // Every keyword is at least two bytes long.
 var keywordStart = func() (t pairTable) {
 	upper := func(c byte) byte {

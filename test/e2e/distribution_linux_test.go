@@ -1,17 +1,10 @@
 //go:build linux
 
-package compilerwatch_test
+package e2e_test
 
 import (
-	"bytes"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,88 +13,13 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
-const distBinary = "build/otelcol-compilerwatch"
-
-// requireDistribution returns the absolute path of the ocb-built collector.
-// `make test` builds it first; a bare `go test` skips (fails under CI=true).
-func requireDistribution(t *testing.T) string {
-	t.Helper()
-	abs, err := filepath.Abs(distBinary)
-	require.NoError(t, err)
-	if _, err := os.Stat(abs); err != nil {
-		msg := fmt.Sprintf("%s is not built: run `make build` (make test does)", distBinary)
-		if ebpfexectest.InCI() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return abs
-}
-
-// syncBuffer collects a process's output for polling from the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// collector is the distribution running as a real process.
-type collector struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
-}
-
-func startCollector(t *testing.T, config string) *collector {
-	t.Helper()
-	c := launchCollector(t, requireDistribution(t), "--config", writeConfig(t, config))
-	c.waitOutput(t, "Everything is ready", 60*time.Second)
-	return c
-}
-
-func (c *collector) waitOutput(t *testing.T, want string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if strings.Contains(c.out.String(), want) {
-			return
-		}
-		select {
-		case err := <-c.done:
-			c.done <- err
-			t.Fatalf("collector exited (%v) before printing %q:\n%s", err, want, c.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("collector did not print %q within %s:\n%s", want, timeout, c.out.String())
-}
-
-// stop sends SIGTERM and requires a clean exit.
-func (c *collector) stop(t *testing.T) {
-	t.Helper()
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-c.done:
-		c.done <- err
-		require.NoError(t, err, "exit after SIGTERM:\n%s", c.out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("collector did not exit within 30s of SIGTERM:\n%s", c.out.String())
-	}
-	assert.Contains(t, c.out.String(), "Shutdown complete")
-}
-
 func TestDistributionPrintsExecRecords(t *testing.T) {
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
-	c := startCollector(t, `
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	c := distro.Start(t, `
 receivers:
   ebpf_exec:
     batch: {flush_interval: 50ms}
@@ -116,19 +34,9 @@ service:
 `)
 	tag := fmt.Sprintf("dist-tag-%d", time.Now().UnixNano())
 	require.NoError(t, exec.Command("/bin/true", tag).Run())
-	c.waitOutput(t, "Body: Str(/bin/true "+tag+")", 20*time.Second)
-	assert.Contains(t, c.out.String(), "EventName: process.exec")
-	c.stop(t)
-}
-
-// freePort reserves a loopback port for a server the test starts.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
+	c.WaitOutput(t, "Body: Str(/bin/true "+tag+")", 20*time.Second)
+	assert.Contains(t, c.Out.String(), "EventName: process.exec")
+	c.Stop(t)
 }
 
 // startOTLPSink runs the collector's own OTLP gRPC receiver on loopback: the
@@ -152,10 +60,10 @@ func findings(sink *consumertest.LogsSink, event, containerID string) (recs []pl
 }
 
 func TestDistributionEndToEndOTLP(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc")
 	addr, sink := startOTLPSink(t)
-	c := startCollector(t, fmt.Sprintf(`
+	c := distro.Start(t, fmt.Sprintf(`
 receivers:
   ebpf_exec:
     batch: {flush_interval: 50ms}
@@ -175,7 +83,7 @@ service:
     metrics: {level: none}
 `, addr))
 
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: ebpfexectest.HostGCCMounts(t)})
+	ctr := testenv.NewContainer(t, testenv.Options{Mounts: testenv.HostGCCMounts(t)})
 	ctr.WriteFile(t, "/tmp/hello.c", []byte("int main(void) { return 0; }\n"), 0o644)
 	ctr.MustExec(t, "gcc", "-c", "-o", "/tmp/hello.o", "/tmp/hello.c")
 
@@ -202,5 +110,5 @@ service:
 	require.Len(t, recs, 1)
 	present, _ := recs[0].Attributes().Get("compilerwatch.compilers_present")
 	assert.Contains(t, present.Slice().AsRaw(), "gcc:/usr/bin/gcc")
-	c.stop(t)
+	c.Stop(t)
 }

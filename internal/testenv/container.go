@@ -1,6 +1,6 @@
 //go:build linux
 
-package ebpfexectest
+package testenv
 
 import (
 	"bytes"
@@ -150,13 +150,13 @@ func NewContainer(t testing.TB, opts Options) *Container {
 	}
 	c, err := newContainer(t, opts)
 	if err != nil {
-		t.Fatalf("ebpfexectest: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
 	if err := c.build(busybox, opts); err != nil {
-		t.Fatalf("ebpfexectest: build bundle: %v", err)
+		t.Fatalf("testenv: build bundle: %v", err)
 	}
 	if err := c.start(opts); err != nil {
-		t.Fatalf("ebpfexectest: start container: %v", err)
+		t.Fatalf("testenv: start container: %v", err)
 	}
 	return c
 }
@@ -471,21 +471,21 @@ func (c *Container) cleanup(t testing.TB) {
 		out, err := exec.CommandContext(ctx, "runc", "--root", c.runcRoot, "delete", "--force", c.id).CombinedOutput()
 		cancel()
 		if err != nil && !strings.Contains(string(out), "does not exist") {
-			t.Errorf("ebpfexectest: runc delete %s: %v: %s", c.id, err, out)
+			t.Errorf("testenv: runc delete %s: %v: %s", c.id, err, out)
 		}
 	}
 	if c.hierarchies != nil {
 		if err := removeCgroup(c.hierarchies, c.cgroupPath); err != nil {
-			t.Errorf("ebpfexectest: remove cgroups: %v", err)
+			t.Errorf("testenv: remove cgroups: %v", err)
 		}
 	}
 	for i := len(c.hostMounts) - 1; i >= 0; i-- {
 		if err := unmount(c.hostMounts[i]); err != nil {
-			t.Errorf("ebpfexectest: %v", err)
+			t.Errorf("testenv: %v", err)
 		}
 	}
 	if err := c.verifyClean(); err != nil {
-		t.Errorf("ebpfexectest: cleanup incomplete: %v", err)
+		t.Errorf("testenv: cleanup incomplete: %v", err)
 	}
 }
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package ebpfexectest
+package testenv
 
 import (
 	"bufio"
@@ -179,7 +179,8 @@ func cgroupAncestors(p string) []string {
 // (/kubepods, /kubepods/besteffort…) that a test, not the kubelet, created.
 // /run is preferred because, like the cgroup hierarchy, it does not survive
 // a reboot, so a stale marker can never name a directory the kubelet made
-// later.
+// later. The name keeps the package's former name (testenv) so that
+// test binaries built from older trees on the same host share the lock.
 func stateDir() string {
 	if fi, err := os.Stat("/run"); err == nil && fi.IsDir() {
 		return "/run/compilerwatch-ebpfexectest"

@@ -1,4 +1,4 @@
-package ebpfexectest
+package testenv
 
 import (
 	"fmt"
@@ -57,16 +57,32 @@ type recordingTB struct {
 	skipped, failed string
 }
 
-func (r *recordingTB) Helper()                          {}
-func (r *recordingTB) Skip(args ...any)                 { r.skipped = fmt.Sprint(args...) }
-func (r *recordingTB) Fatal(args ...any)                { r.failed = fmt.Sprint(args...) }
-func (r *recordingTB) Skipf(format string, args ...any) { r.skipped = fmt.Sprintf(format, args...) }
+func (r *recordingTB) Helper() {}
+
+// The first Skip or Fatal is kept: it is where a real test would have ended.
+func (r *recordingTB) Skip(args ...any)  { r.Skipf("%s", fmt.Sprint(args...)) }
+func (r *recordingTB) Fatal(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
+func (r *recordingTB) Skipf(format string, args ...any) {
+	if r.skipped == "" && r.failed == "" {
+		r.skipped = fmt.Sprintf(format, args...)
+	}
+}
 func (r *recordingTB) Fatalf(format string, args ...any) {
-	r.failed = fmt.Sprintf(format, args...)
+	if r.skipped == "" && r.failed == "" {
+		r.failed = fmt.Sprintf(format, args...)
+	}
+}
+
+// setShort makes the gates see -short as v for the rest of t.
+func setShort(t *testing.T, v bool) {
+	old := short
+	short = func() bool { return v }
+	t.Cleanup(func() { short = old })
 }
 
 func TestGateSkipsOrFailsInCI(t *testing.T) {
 	const missing = "compilerwatch-no-such-binary"
+	setShort(t, false)
 	for _, ci := range []string{"", "false", "true"} {
 		t.Run("CI="+ci, func(t *testing.T) {
 			t.Setenv("CI", ci)
@@ -90,10 +106,38 @@ func TestGateSkipsOrFailsInCI(t *testing.T) {
 
 func TestRequireCapsNamesMissing(t *testing.T) {
 	t.Setenv("CI", "")
+	setShort(t, false)
 	r := &recordingTB{TB: t}
 	// Capability 63 does not exist, so it is never in CapEff.
 	RequireCaps(r, CapSysAdmin, 63)
-	if !strings.Contains(r.skipped, "missing CAP_63") {
+	// Without root CAP_SYS_ADMIN is missing too ("missing CAP_SYS_ADMIN, CAP_63").
+	if _, missing, _ := strings.Cut(r.skipped, "missing "); !strings.Contains(missing, "CAP_63 (") {
 		t.Errorf("skip message %q does not name the missing capability", r.skipped)
+	}
+}
+
+// TestGatesSkipUnderShort: under -short (make test-unit) every gate skips, even with CI=true and even when the
+// requirement is met, and InCI is false, so the artifact checks that consult it skip too.
+func TestGatesSkipUnderShort(t *testing.T) {
+	t.Setenv("CI", "true")
+	setShort(t, true)
+	if InCI() {
+		t.Error("InCI() under -short with CI=true")
+	}
+	gates := map[string]func(testing.TB){
+		"RequireRoot":           RequireRoot,
+		"RequireCaps":           func(tb testing.TB) { RequireCaps(tb, CapBPF) },
+		"RequireBinary present": func(tb testing.TB) { RequireBinary(tb, "sh") },
+		"RequireBinary missing": func(tb testing.TB) { RequireBinary(tb, "compilerwatch-no-such-binary") },
+		"SkipShort":             func(tb testing.TB) { SkipShort(tb, "a cluster") },
+	}
+	for name, gate := range gates {
+		t.Run(name, func(t *testing.T) {
+			r := &recordingTB{TB: t}
+			gate(r)
+			if r.failed != "" || !strings.Contains(r.skipped, "-short") {
+				t.Errorf("skipped %q, failed %q; want a skip naming -short", r.skipped, r.failed)
+			}
+		})
 	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerwatch_test
+package e2e_test
 
 import (
 	"fmt"
@@ -15,7 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
 // advFinding is one flagged record of a case: the executable it was for (process.executable.name) and what the
@@ -29,9 +30,9 @@ type advFinding struct {
 // compilers (memfd, deleted file), a parent that renames its comm to a compiler's, renamed drivers and stages in
 // odd directories, wrapper chains, and arguments shaped by the byte limit and by shebang lines.
 func TestAdversaryInContainer(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
-	ebpfexectest.RequireBinary(t, "runc", "busybox", "gcc", "go")
+	testenv.RequireRoot(t)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	testenv.RequireBinary(t, "runc", "busybox", "gcc", "go")
 
 	helper := filepath.Join(t.TempDir(), "helper")
 	out, err := exec.Command("gcc", "-static", "-O2", "-o", helper, filepath.Join("testdata", "adversary", "helper.c")).CombinedOutput()
@@ -44,13 +45,13 @@ func TestAdversaryInContainer(t *testing.T) {
 	require.NoError(t, err)
 	gccExe := filepath.Base(gccReal)
 
-	mounts := ebpfexectest.HostGCCMounts(t)
-	goMounts, goEnv := ebpfexectest.HostGoMounts(t)
+	mounts := testenv.HostGCCMounts(t)
+	goMounts, goEnv := testenv.HostGoMounts(t)
 	mounts = append(mounts, goMounts...)
-	mounts = append(mounts, ebpfexectest.Mount{Destination: "/opt/adv/helper", Source: helper})
+	mounts = append(mounts, testenv.Mount{Destination: "/opt/adv/helper", Source: helper})
 
 	addr, sink := startOTLPSink(t)
-	col := startCollector(t, fmt.Sprintf(`
+	col := distro.Start(t, fmt.Sprintf(`
 receivers:
   ebpf_exec:
     batch: {flush_interval: 50ms}
@@ -72,7 +73,7 @@ service:
     metrics: {level: none}
 `, addr))
 
-	ctr := ebpfexectest.NewContainer(t, ebpfexectest.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
+	ctr := testenv.NewContainer(t, testenv.Options{Mounts: mounts, Env: goEnv, TmpfsTmp: true})
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	ctr.WriteFile(t, "/src/hello.c", []byte("int main(void) { return 0; }\n"), 0o644)
 	ctr.WriteFile(t, "/src/gohello/go.mod", []byte("module hello\n\ngo 1.22\n"), 0o644)
@@ -233,7 +234,7 @@ service:
 			assert.Equal(t, true, r.attrs["compilerwatch.compiler.installed_at_runtime"], "%s", r.str("process.executable.path"))
 		}
 	}
-	col.stop(t)
+	col.Stop(t)
 }
 
 func flaggedRecords(recs []sinkRecord) []sinkRecord {

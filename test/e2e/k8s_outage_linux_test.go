@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerwatch_test
+package e2e_test
 
 import (
 	"fmt"
@@ -14,7 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
 // TestDistributionKubernetesAPIDown runs the distribution with kubernetes.enabled: true, as the DaemonSet ships
@@ -22,8 +23,8 @@ import (
 // health_check endpoint the kubelet's liveness probe hits answers 200 (with the legacy health_check and with the
 // component-status one behind its feature gate), and the k8s_synced gauge reads 0.
 func TestDistributionKubernetesAPIDown(t *testing.T) {
-	ebpfexectest.RequireCaps(t, ebpfexectest.CapBPF, ebpfexectest.CapPerfmon)
-	requireDistribution(t)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	distro.Binary(t)
 	for _, tc := range []struct {
 		name  string
 		flags []string
@@ -33,7 +34,7 @@ func TestDistributionKubernetesAPIDown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Nothing listens on the API server's address: connections are refused, as during an outage.
-			apiAddr := freePort(t)
+			apiAddr := distro.FreePort(t)
 			kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 			require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
 kind: Config
@@ -42,7 +43,7 @@ users: [{name: u, user: {token: t}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `), 0o600))
-			healthAddr, metricsAddr := freePort(t), freePort(t)
+			healthAddr, metricsAddr := distro.FreePort(t), distro.FreePort(t)
 			config := fmt.Sprintf(`
 receivers:
   ebpf_exec:
@@ -66,14 +67,14 @@ service:
     logs: {receivers: [ebpf_exec], processors: [compiler_detector], exporters: [debug]}
   telemetry:%s
 `, kubeconfig, healthAddr, promConfig(metricsAddr))
-			argv := append([]string{requireDistribution(t), "--config", writeConfig(t, config)}, tc.flags...)
-			c := launchCollector(t, argv...)
-			c.waitOutput(t, "Everything is ready", 60*time.Second)
-			c.waitOutput(t, "Kubernetes API server not reachable", 10*time.Second)
+			argv := append([]string{distro.Binary(t), "--config", distro.WriteConfig(t, config)}, tc.flags...)
+			c := distro.Launch(t, argv...)
+			c.WaitOutput(t, "Everything is ready", 60*time.Second)
+			c.WaitOutput(t, "Kubernetes API server not reachable", 10*time.Second)
 
 			tag := fmt.Sprintf("k8s-outage-%d", time.Now().UnixNano())
 			require.NoError(t, exec.Command("/bin/true", tag).Run())
-			c.waitOutput(t, "Body: Str(/bin/true "+tag+")", 20*time.Second)
+			c.WaitOutput(t, "Body: Str(/bin/true "+tag+")", 20*time.Second)
 
 			// Probed like the kubelet does, for a while: the reflector keeps retrying meanwhile.
 			for range 5 {
@@ -88,15 +89,15 @@ service:
 			assert.True(t, ok, "the k8s_synced gauge is exported")
 			assert.Zero(t, synced)
 			select {
-			case err := <-c.done:
-				c.done <- err
-				t.Fatalf("the collector exited during the API outage (%v):\n%s", err, c.out.String())
+			case err := <-c.Done:
+				c.Done <- err
+				t.Fatalf("the collector exited during the API outage (%v):\n%s", err, c.Out.String())
 			default:
 			}
-			c.stop(t)
-			assert.Len(t, logLines(c.out.String(), "Kubernetes API server not reachable"), 1,
+			c.Stop(t)
+			assert.Len(t, logLines(c.Out.String(), "Kubernetes API server not reachable"), 1,
 				"logged once, not per retry")
-			assert.Empty(t, logLines(c.out.String(), "Invalid transition"), "status reports the host accepts")
+			assert.Empty(t, logLines(c.Out.String(), "Invalid transition"), "status reports the host accepts")
 		})
 	}
 }

@@ -1,10 +1,11 @@
-// Package kubetest runs a real etcd and kube-apiserver on loopback for integration tests. There is no kubelet:
-// tests create Pods with spec.nodeName set, write status.containerStatuses themselves with UpdateStatus, and
-// delete with grace period 0.
+// Package kubetest runs a real etcd and kube-apiserver on loopback for the integration tests of every component
+// (the processor's pod cache, the end-to-end and outage tests), and adapts a clientset to the processor's kube API
+// (ClientsetAPI). There is no kubelet: tests create Pods with spec.nodeName set, write status.containerStatuses
+// themselves with UpdateStatus, and delete with grace period 0.
 //
 // The binaries are built from the Go module proxy by build-k8s-binaries.sh (next to this file) and cached outside
 // the clone, in /var/tmp/compilerwatch-k8s-v1.37.2/bin (override with K8S_TEST_ROOT).
-package kubetest // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+package kubetest // import "github.com/compilerwatch/compilerwatch/internal/kubetest"
 
 import (
 	"context"
@@ -31,7 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 const (
@@ -40,7 +41,7 @@ const (
 	// RootEnv overrides DefaultRoot, as it does for the build script.
 	RootEnv = "K8S_TEST_ROOT"
 	// BuildScript is the script that builds the binaries, relative to the repository root.
-	BuildScript = "processor/compilerdetectorprocessor/internal/kube/kubetest/build-k8s-binaries.sh"
+	BuildScript = "internal/kubetest/build-k8s-binaries.sh"
 
 	// AgentUser is an unprivileged user (no groups beyond system:authenticated): tests grant it RBAC to check what
 	// the processor's ClusterRole must contain.
@@ -80,7 +81,8 @@ func BinDir() string {
 }
 
 // Start starts etcd and kube-apiserver on free loopback ports with a fresh data directory, waits for /readyz, and
-// stops both on t.Cleanup. It skips the test when the binaries are missing (fails it when CI=true).
+// stops both on t.Cleanup. It skips the test when the binaries are missing (fails it when CI=true), and always
+// under -short.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	return start(t, true)
@@ -97,12 +99,13 @@ func StartWithAPIServerDown(t testing.TB) *Cluster {
 
 func start(t testing.TB, withAPIServer bool) *Cluster {
 	t.Helper()
+	testenv.SkipShort(t, "a running etcd and kube-apiserver")
 	bin := BinDir()
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
 			msg := fmt.Sprintf("kubetest: %s not found in %s; build it with %s (6 to 20+ min on 2 cores, once: cached outside the clone)",
 				name, bin, BuildScript)
-			if ebpfexectest.InCI() {
+			if testenv.InCI() {
 				t.Fatal(msg + " (CI=true: integration tests must run, not skip)")
 			}
 			t.Skip(msg)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package ebpfexectest
+package testenv
 
 import (
 	"bufio"
@@ -33,7 +33,7 @@ func HostGCCMounts(t testing.TB) []Mount {
 	RequireBinary(t, "gcc", "cc", "ldd")
 	m, err := discoverGCC()
 	if err != nil {
-		t.Fatalf("ebpfexectest: discover gcc: %v", err)
+		t.Fatalf("testenv: discover gcc: %v", err)
 	}
 	return m
 }
@@ -56,19 +56,19 @@ func HostGoMounts(t testing.TB) (mounts []Mount, env []string) {
 		err = errors.New("go env GOROOT is empty")
 	}
 	if err != nil {
-		t.Fatalf("ebpfexectest: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
 	if goroot, err = filepath.EvalSymlinks(goroot); err != nil {
-		t.Fatalf("ebpfexectest: GOROOT: %v", err)
+		t.Fatalf("testenv: GOROOT: %v", err)
 	}
 	mounts = []Mount{{Destination: goroot, Source: goroot}}
 	cache := "/tmp/gocache"
 	if c, err := goEnv("GOCACHE"); err == nil && filepath.IsAbs(c) {
 		if err := os.MkdirAll(c, 0o755); err != nil {
-			t.Fatalf("ebpfexectest: GOCACHE: %v", err)
+			t.Fatalf("testenv: GOCACHE: %v", err)
 		}
 		if c, err = filepath.EvalSymlinks(c); err != nil {
-			t.Fatalf("ebpfexectest: GOCACHE: %v", err)
+			t.Fatalf("testenv: GOCACHE: %v", err)
 		}
 		mounts = append(mounts, Mount{Destination: c, Source: c, Writable: true})
 		cache = c

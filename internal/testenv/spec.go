@@ -1,6 +1,6 @@
 //go:build linux
 
-package ebpfexectest
+package testenv
 
 // A minimal OCI runtime spec (config.json), written out here rather than
 // taken from `runc spec` so that what the container looks like is visible in
@@ -104,7 +104,7 @@ func buildSpec(args, env []string, cg string, mounts []Mount, tmpfsTmp bool) oci
 			NoNewPrivileges: true,
 		},
 		Root:     ociRoot{Path: "rootfs"},
-		Hostname: "ebpfexectest",
+		Hostname: "testenv",
 		Mounts: []ociMount{
 			{Destination: "/proc", Type: "proc", Source: "proc"},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},

@@ -1,6 +1,8 @@
-// Package ebpfexectest is test support shared by the ebpf_exec receiver,
-// the compiler_detector processor and the end-to-end tests. Import it from
-// _test.go files only.
+// Package testenv is the test environment shared by the ebpf_exec receiver,
+// the compiler_detector processor, the deployment tests and the end-to-end
+// tests under test/: the root, capability and binary gates, real runc
+// containers in kubelet-shaped cgroups, and the host tool chains mounted
+// into them. Import it from _test.go files (and test helper packages) only.
 //
 // # Gates
 //
@@ -69,4 +71,4 @@
 // renamed copy of the driver. HostGoMounts binds GOROOT read-only and the
 // host's build cache read-write, and returns the environment for an
 // offline `go build`.
-package ebpfexectest
+package testenv

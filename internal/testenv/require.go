@@ -1,4 +1,4 @@
-package ebpfexectest // import "github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+package testenv // import "github.com/compilerwatch/compilerwatch/internal/testenv"
 
 import (
 	"bufio"
@@ -11,10 +11,26 @@ import (
 	"testing"
 )
 
-// InCI reports whether the tests run in CI (CI=true). There, a test that
-// cannot meet its requirements fails instead of skipping, so a
-// misconfigured runner cannot turn the kernel tests into silent skips.
-func InCI() bool { return os.Getenv("CI") == "true" }
+// short reports whether the tests run with -short (make test-unit); the
+// gates' own tests replace it to exercise the full run's behaviour.
+var short = testing.Short
+
+// InCI reports whether a test that cannot meet its requirements must fail
+// instead of skipping: CI=true, so a misconfigured runner cannot turn the
+// kernel tests into silent skips. Under -short it is false even with
+// CI=true: `make test-unit` runs only what needs neither root, the kernel
+// nor the artifacts of `make build` and `make image`, and skips the rest.
+func InCI() bool { return os.Getenv("CI") == "true" && !short() }
+
+// SkipShort skips t under -short (make test-unit), even with CI=true: the
+// test needs root, the kernel, containers or a running cluster. The Require
+// gates call it first, so tests behind them never run under -short.
+func SkipShort(t testing.TB, needs string) {
+	t.Helper()
+	if short() {
+		t.Skip("skipped under -short (make test-unit): the test needs " + needs)
+	}
+}
 
 // skipOrFatal skips t with msg, or fails it when InCI.
 func skipOrFatal(t testing.TB, msg string) {
@@ -55,12 +71,13 @@ func (c Capability) String() string {
 	return "CAP_" + strconv.FormatUint(uint64(c), 10)
 }
 
-// RequireRoot skips t (fails it in CI) unless the process has euid 0 and
+// RequireRoot skips t (fails it in CI; skips it under -short) unless the process has euid 0 and
 // CAP_SYS_ADMIN in its effective set. uid 0 alone is not enough: root in an
 // unprivileged user namespace or a capability-dropped container cannot
 // mount, create cgroups or load BPF programs.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	SkipShort(t, "root")
 	if uid := os.Geteuid(); uid != 0 {
 		skipOrFatal(t, fmt.Sprintf("test requires root: running as euid %d", uid))
 		return
@@ -68,12 +85,13 @@ func RequireRoot(t testing.TB) {
 	RequireCaps(t, CapSysAdmin)
 }
 
-// RequireCaps skips t (fails it in CI) unless every capability in caps is in
+// RequireCaps skips t (fails it in CI; skips it under -short) unless every capability in caps is in
 // the effective set (CapEff of /proc/self/status). It reads the set
 // directly because a failed BPF call reports EPERM, and cilium/ebpf's
 // MEMLOCK hint then points at the wrong cause.
 func RequireCaps(t testing.TB, caps ...Capability) {
 	t.Helper()
+	SkipShort(t, "capabilities "+capList(caps))
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		skipOrFatal(t, fmt.Sprintf("test requires capabilities %s: cannot read /proc/self/status: %v", capList(caps), err))
@@ -91,8 +109,11 @@ func RequireCaps(t testing.TB, caps ...Capability) {
 }
 
 // RequireBinary skips t (fails it in CI) unless every name is found in PATH.
+// The binaries it is asked for (runc, gcc, execsnoop, ...) serve the kernel
+// and container tests, so it skips under -short too.
 func RequireBinary(t testing.TB, names ...string) {
 	t.Helper()
+	SkipShort(t, strings.Join(names, ", "))
 	var missing []string
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {

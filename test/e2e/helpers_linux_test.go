@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerwatch_test
+package e2e_test
 
 import (
 	"bufio"
@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,36 +29,9 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
-
-// launchCollector starts argv (the distribution, possibly behind a wrapper
-// such as setpriv) without waiting for it to be ready.
-func launchCollector(t *testing.T, argv ...string) *collector {
-	t.Helper()
-	c := &collector{out: &syncBuffer{}, done: make(chan error, 1)}
-	c.cmd = exec.Command(argv[0], argv[1:]...)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	require.NoError(t, c.cmd.Start())
-	go func() { c.done <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			_ = c.cmd.Process.Kill()
-			if err := <-c.done; err != nil {
-				t.Logf("collector killed at cleanup: %v", err)
-			}
-		}
-	})
-	return c
-}
-
-// writeConfig writes a collector config into a fresh temporary directory.
-func writeConfig(t *testing.T, config string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(p, []byte(config), 0o600))
-	return p
-}
 
 // otlpSink is the OTLP gRPC backend the distribution exports to. It can be
 // stopped and started again on the same address, as a backend outage.
@@ -75,7 +47,7 @@ func newOTLPSink(t *testing.T) *otlpSink {
 	// A free port is picked, released, then bound: a test binary running in parallel can take it in between,
 	// so a first start that finds it taken is retried on another port.
 	for attempt := 1; ; attempt++ {
-		s.addr = freePort(t)
+		s.addr = distro.FreePort(t)
 		err := s.tryStart()
 		if err == nil {
 			break
@@ -141,7 +113,7 @@ func (r sinkRecord) strs(k string) []string {
 
 func sinkRecords(logs []plog.Logs) []sinkRecord {
 	var out []sinkRecord
-	for _, r := range ebpfexectest.Records(logs) {
+	for _, r := range testenv.Records(logs) {
 		out = append(out, sinkRecord{res: r.Resource, attrs: r.Attrs, body: r.Log.Body().AsString(), rec: r.Log})
 	}
 	return out

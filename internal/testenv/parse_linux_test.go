@@ -1,6 +1,6 @@
 //go:build linux
 
-package ebpfexectest
+package testenv
 
 import (
 	"os"

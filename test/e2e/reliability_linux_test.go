@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerwatch_test
+package e2e_test
 
 // Issue 6: hostile input, a dead backend, missing privileges, shutdown and
 // reload, and redaction, each through the real distribution
@@ -30,7 +30,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
 // helperEnv turns the test binary into a small exec helper (see init): Go
@@ -174,21 +175,21 @@ const noMetrics = `
 
 // assertCleanExport checks what every test through the distribution needs:
 // valid UTF-8 everywhere at the sink and no export failure in the log.
-func assertCleanExport(t *testing.T, c *collector, logs []plog.Logs) {
+func assertCleanExport(t *testing.T, c *distro.Collector, logs []plog.Logs) {
 	t.Helper()
 	for _, ld := range logs {
 		assert.Empty(t, invalidUTF8(ld), "every string at the sink is valid UTF-8")
 	}
-	out := c.out.String()
+	out := c.Out.String()
 	assert.Empty(t, logLines(out, "Exporting failed"), "no batch rejected or dropped by the exporter")
 	assert.Empty(t, logLines(out, "\terror\t"), "no error in the collector log")
 }
 
 func TestReliabilityBadInputMatrix(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
-	metricsAddr := freePort(t)
-	c := startCollector(t, pipelineConfig(sink.addr, promConfig(metricsAddr)))
+	metricsAddr := distro.FreePort(t)
+	c := distro.Start(t, pipelineConfig(sink.addr, promConfig(metricsAddr)))
 	dir := realTempDir(t)
 	trueBin := resolve(t, "/bin/true")
 	const wait = 30 * time.Second
@@ -251,7 +252,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		exe := d + "/true"
 		require.Len(t, exe, pathLen)
-		require.NoError(t, ebpfexectest.CopyFile(trueBin, exe, 0o755))
+		require.NoError(t, testenv.CopyFile(trueBin, exe, 0o755))
 		return d, exe
 	}
 
@@ -297,7 +298,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 		require.NoError(t, os.Mkdir(cwd, 0o755))
 		for _, name := range []string{"new\nline\ttab\x01\x1b[31mred\x7f", "bad\xff\xfeutf8"} {
 			exe := filepath.Join(cwd, name)
-			require.NoError(t, ebpfexectest.CopyFile(trueBin, exe, 0o755))
+			require.NoError(t, testenv.CopyFile(trueBin, exe, 0o755))
 			tg := relTag(t)
 			cmd := exec.Command(exe, tg)
 			cmd.Dir = cwd
@@ -314,7 +315,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 
 	t.Run("exec of a deleted file", func(t *testing.T) {
 		p := filepath.Join(dir, "deleted-true")
-		require.NoError(t, ebpfexectest.CopyFile(trueBin, p, 0o755))
+		require.NoError(t, testenv.CopyFile(trueBin, p, 0o755))
 		f, err := os.Open(p)
 		require.NoError(t, err)
 		defer func() { _ = f.Close() }()
@@ -355,7 +356,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 	})
 
 	t.Run("shebang whose interpreter is gcc", func(t *testing.T) {
-		ebpfexectest.RequireBinary(t, "gcc")
+		testenv.RequireBinary(t, "gcc")
 		gcc, err := exec.LookPath("gcc")
 		require.NoError(t, err)
 		script := filepath.Join(dir, "gcc-shebang")
@@ -372,7 +373,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 	})
 
 	t.Run("wrapper script that execs gcc", func(t *testing.T) {
-		ebpfexectest.RequireBinary(t, "gcc")
+		testenv.RequireBinary(t, "gcc")
 		script := filepath.Join(dir, "cc-wrapper")
 		require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec gcc \"$@\"\n"), 0o755))
 		tg := "-D" + relTag(t)
@@ -388,7 +389,7 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 
 	t.Run("failing execve gives no record", func(t *testing.T) {
 		noPerm := filepath.Join(dir, "not-executable")
-		require.NoError(t, ebpfexectest.CopyFile(trueBin, noPerm, 0o644))
+		require.NoError(t, testenv.CopyFile(trueBin, noPerm, 0o644))
 		badInterp := filepath.Join(dir, "bad-interpreter")
 		require.NoError(t, os.WriteFile(badInterp, []byte("#!/nonexistent/interpreter\n"), 0o755))
 		cases := []struct {
@@ -453,14 +454,14 @@ func TestReliabilityBadInputMatrix(t *testing.T) {
 		assert.Zero(t, m[name], name)
 	}
 	assert.Positive(t, m["otelcol_receiver_ebpf_exec_truncated_records"], "the truncated cases are counted")
-	c.stop(t)
+	c.Stop(t)
 }
 
 func TestReliabilityRedaction(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
-	metricsAddr := freePort(t)
-	c := startCollector(t, pipelineConfig(sink.addr, promConfig(metricsAddr)))
+	metricsAddr := distro.FreePort(t)
+	c := distro.Start(t, pipelineConfig(sink.addr, promConfig(metricsAddr)))
 
 	secrets := []string{"hunter2", "t0k3n-value", "fl4g-t0ken", "b34rer-s3cret", "url-p4ss", "IOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 	tg := relTag(t)
@@ -488,7 +489,7 @@ func TestReliabilityRedaction(t *testing.T) {
 	}
 	assert.Equal(t, want, r.strs("process.command_args"))
 	assert.Equal(t, strings.Join(want, " "), r.body)
-	c.stop(t) // everything the collector read is now at the sink
+	c.Stop(t) // everything the collector read is now at the sink
 
 	var proto, js []byte
 	for _, ld := range sink.logs.AllLogs() {
@@ -508,8 +509,8 @@ func TestReliabilityRedaction(t *testing.T) {
 }
 
 func TestReliabilityPrivileges(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "setpriv")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "setpriv")
 	// The unprivileged user must reach the binary and its config: a 0755
 	// directory of its own (t.TempDir is 0700, build/ is 0750).
 	dir, err := os.MkdirTemp("", "compilerwatch-privileges-")
@@ -517,7 +518,7 @@ func TestReliabilityPrivileges(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
 	bin := filepath.Join(dir, "otelcol-compilerwatch")
-	require.NoError(t, ebpfexectest.CopyFile(requireDistribution(t), bin, 0o755))
+	require.NoError(t, testenv.CopyFile(distro.Binary(t), bin, 0o755))
 	cfg := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(`
 receivers:
@@ -535,18 +536,18 @@ service:
 
 	t.Run("unprivileged user", func(t *testing.T) {
 		start := time.Now()
-		c := launchCollector(t, append(nobody, "--inh-caps=-all", "--bounding-set=-all", bin, "--config", cfg)...)
+		c := distro.Launch(t, append(nobody, "--inh-caps=-all", "--bounding-set=-all", bin, "--config", cfg)...)
 		var err error
 		select {
-		case err = <-c.done:
+		case err = <-c.Done:
 		case <-time.After(60 * time.Second):
-			t.Fatalf("the unprivileged collector still runs after 60s:\n%s", c.out.String())
+			t.Fatalf("the unprivileged collector still runs after 60s:\n%s", c.Out.String())
 		}
 		t.Logf("exited after %s: %v", time.Since(start).Round(time.Millisecond), err)
 		var exitErr *exec.ExitError
-		require.ErrorAs(t, err, &exitErr, "a non-zero exit:\n%s", c.out.String())
+		require.ErrorAs(t, err, &exitErr, "a non-zero exit:\n%s", c.Out.String())
 		assert.NotZero(t, exitErr.ExitCode())
-		out := c.out.String()
+		out := c.Out.String()
 		assert.Contains(t, out, "missing capabilities CAP_BPF, CAP_PERFMON")
 		// How to grant them: Kubernetes, systemd and shell.
 		assert.Contains(t, out, "capabilities.add [BPF, PERFMON")
@@ -566,18 +567,18 @@ service:
 	})
 
 	t.Run("CAP_BPF and CAP_PERFMON only", func(t *testing.T) {
-		c := launchCollector(t, append(nobody,
+		c := distro.Launch(t, append(nobody,
 			"--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon", "--bounding-set=-all,+bpf,+perfmon",
 			bin, "--config", cfg)...)
-		c.waitOutput(t, "Everything is ready", 60*time.Second)
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+		c.WaitOutput(t, "Everything is ready", 60*time.Second)
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Cmd.Process.Pid))
 		require.NoError(t, err)
 		assert.Contains(t, string(status), "CapEff:\t000000c000000000", "exactly CAP_BPF (39) and CAP_PERFMON (38)")
 		assert.Regexp(t, `(?m)^Uid:\s+65534\s+65534\s+65534\s+65534$`, string(status))
 		tg := relTag(t)
 		runOK(t, exec.Command("/bin/true", tg))
-		c.waitOutput(t, "Body: Str(/bin/true "+tg+")", 30*time.Second)
-		c.stop(t)
+		c.WaitOutput(t, "Body: Str(/bin/true "+tg+")", 30*time.Second)
+		c.Stop(t)
 	})
 }
 
@@ -670,7 +671,7 @@ func loadTags(logs []plog.Logs, prefix string) map[int]bool {
 }
 
 func TestReliabilityBackpressure(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	const (
 		outage     = 60 * time.Second
 		limitMiB   = 100 // memory_limiter limit_mib below
@@ -678,13 +679,13 @@ func TestReliabilityBackpressure(t *testing.T) {
 		queueBytes = 2 << 20
 	)
 	sink := newOTLPSink(t)
-	metricsAddr := freePort(t)
+	metricsAddr := distro.FreePort(t)
 	// The exporter batches (sending_queue::batch) instead of a batch
 	// processor, so a full queue refuses records back to the receiver, which
 	// counts and logs them; a batch processor would accept them and lose them
 	// out of the receiver's sight. The queue is small, so a minute of outage
 	// overflows it; the retry window outlasts the outage.
-	c := startCollector(t, fmt.Sprintf(`
+	c := distro.Start(t, fmt.Sprintf(`
 receivers:
   ebpf_exec:
     batch: {flush_interval: 100ms}
@@ -720,7 +721,7 @@ service:
       exporters: [otlp_grpc]
   telemetry:%s
 `, limitMiB, sink.addr, queueBytes, promConfig(metricsAddr)))
-	pid := c.cmd.Process.Pid
+	pid := c.Cmd.Process.Pid
 	prefix := fmt.Sprintf("cwbp%d", time.Now().UnixNano())
 	load := startExecLoad(t, prefix, 200, 2)
 
@@ -776,7 +777,7 @@ service:
 	assert.Eventually(t, balanced, 30*time.Second, 100*time.Millisecond,
 		"read by the receiver = sent + send_failed + enqueue_failed at the exporter: %v", m)
 	refused := m["otelcol_receiver_ebpf_exec_dropped_records"]
-	c.stop(t)
+	c.Stop(t)
 
 	seen := loadTags(sink.logs.AllLogs(), prefix)
 	lost := 0
@@ -786,7 +787,7 @@ service:
 		}
 	}
 	counted := refused + m["otelcol_receiver_ebpf_exec_kernel_dropped_records"] + m["otelcol_exporter_send_failed_log_records"]
-	log := c.out.String()
+	log := c.Out.String()
 	refusedLines := logLines(log, "ebpf_exec: the next consumer refused exec records; they are lost")
 	detached := logLines(log, "ebpf_exec: detached")
 	t.Logf("load: %d execs (%d failed to start), %d by the end of the outage; %d at the sink, %d lost",
@@ -829,9 +830,9 @@ service:
 }
 
 func TestReliabilityShutdownUnderLoad(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
-	c := startCollector(t, pipelineConfig(sink.addr, noMetrics))
+	c := distro.Start(t, pipelineConfig(sink.addr, noMetrics))
 	objs := collectorBPF(t, c)
 
 	prefix := fmt.Sprintf("cwsd%d", time.Now().UnixNano())
@@ -842,16 +843,16 @@ func TestReliabilityShutdownUnderLoad(t *testing.T) {
 	// Every exec completed now has its record in the ring buffer or beyond:
 	// the tracepoint runs inside execve.
 	before := load.completed()
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-c.done:
-		c.done <- err
-		require.NoError(t, err, "exit after SIGTERM:\n%s", c.out.String())
+	case err := <-c.Done:
+		c.Done <- err
+		require.NoError(t, err, "exit after SIGTERM:\n%s", c.Out.String())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no exit within 60s of SIGTERM:\n%s", c.out.String())
+		t.Fatalf("no exit within 60s of SIGTERM:\n%s", c.Out.String())
 	}
 	load.stop()
-	assert.Contains(t, c.out.String(), "Shutdown complete")
+	assert.Contains(t, c.Out.String(), "Shutdown complete")
 
 	seen := loadTags(sink.logs.AllLogs(), prefix)
 	var missing []int
@@ -867,11 +868,11 @@ func TestReliabilityShutdownUnderLoad(t *testing.T) {
 }
 
 func TestReliabilityReloadOnSIGHUP(t *testing.T) {
-	ebpfexectest.RequireRoot(t)
+	testenv.RequireRoot(t)
 	sink := newOTLPSink(t)
-	cfgPath := writeConfig(t, pipelineConfig(sink.addr, noMetrics))
-	c := launchCollector(t, requireDistribution(t), "--config", cfgPath)
-	c.waitOutput(t, "Everything is ready", 60*time.Second)
+	cfgPath := distro.WriteConfig(t, pipelineConfig(sink.addr, noMetrics))
+	c := distro.Launch(t, distro.Binary(t), "--config", cfgPath)
+	c.WaitOutput(t, "Everything is ready", 60*time.Second)
 	first := collectorBPF(t, c)
 	tg := relTag(t)
 	runOK(t, exec.Command("/bin/true", tg))
@@ -882,11 +883,11 @@ func TestReliabilityReloadOnSIGHUP(t *testing.T) {
 	reloaded := strings.Replace(pipelineConfig(sink.addr, noMetrics), "batch: {flush_interval: 50ms}",
 		"batch: {flush_interval: 50ms}\n    ring_buffer_size: 16MiB", 1)
 	require.NoError(t, os.WriteFile(cfgPath, []byte(reloaded), 0o600))
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return len(logLines(c.out.String(), "Everything is ready")) == 2 },
-		60*time.Second, 100*time.Millisecond, "the service restarts:\n%s", c.out.String())
-	assert.NotEmpty(t, logLines(c.out.String(), "Config updated, restart service"))
-	assert.NotEmpty(t, logLines(c.out.String(), `"ring_buffer_size": "16MiB"`), "the new config is in effect")
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return len(logLines(c.Out.String(), "Everything is ready")) == 2 },
+		60*time.Second, 100*time.Millisecond, "the service restarts:\n%s", c.Out.String())
+	assert.NotEmpty(t, logLines(c.Out.String(), "Config updated, restart service"))
+	assert.NotEmpty(t, logLines(c.Out.String(), `"ring_buffer_size": "16MiB"`), "the new config is in effect")
 	second := collectorBPF(t, c)
 	assert.NotEqual(t, first.progs, second.progs, "a new program after the reload")
 	assertDetached(t, first)
@@ -894,16 +895,16 @@ func TestReliabilityReloadOnSIGHUP(t *testing.T) {
 	tg = relTag(t)
 	runOK(t, exec.Command("/bin/true", tg))
 	waitRecord(t, sink.logs, "an exec after the reload", 30*time.Second, withArg(tg))
-	c.stop(t)
+	c.Stop(t)
 	assertDetached(t, second)
 	assertCleanExport(t, c, sink.logs.AllLogs())
 }
 
 // collectorBPF returns the BPF objects the collector holds, which must
 // include the exec program.
-func collectorBPF(t *testing.T, c *collector) bpfObjects {
+func collectorBPF(t *testing.T, c *distro.Collector) bpfObjects {
 	t.Helper()
-	objs, err := bpfObjectsOf(c.cmd.Process.Pid)
+	objs, err := bpfObjectsOf(c.Cmd.Process.Pid)
 	require.NoError(t, err)
 	var names []string
 	for _, id := range objs.progs {

@@ -1,4 +1,4 @@
-package kubetest // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube/kubetest"
+package kubetest // import "github.com/compilerwatch/compilerwatch/internal/kubetest"
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 //go:build linux
 
-package ebpfexectest
+package testenv
 
 import (
 	"fmt"
@@ -183,6 +183,10 @@ func TestContainerOverlay(t *testing.T) {
 // TestContainerCleanup runs a container in a subtest and checks, once the
 // subtest's cleanups ran, that nothing of it is left on the host.
 func TestContainerCleanup(t *testing.T) {
+	// NewContainer's own gates, here too: a skip inside the subtest would
+	// leave c nil and fail this test.
+	RequireRoot(t)
+	RequireBinary(t, "runc", "busybox")
 	hierarchies := func() []string {
 		m, err := readMountInfo()
 		if err != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package compilerwatch_test
+package bench_test
 
 import (
 	"bufio"
@@ -34,7 +34,8 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
 
-	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/ebpfexectest"
+	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
 // The benchmark harness of `make bench` (issue 7). It is a test so that it
@@ -49,9 +50,10 @@ import (
 //	COMPILERWATCH_BENCH_STREAMS=N    parallel exec streams of the storm (default: CPUs)
 //	COMPILERWATCH_BENCH_COMPRESSION  the otlp_grpc exporter's compression (default gzip, its default)
 const (
-	benchEnv        = "COMPILERWATCH_BENCH"
+	benchEnv = "COMPILERWATCH_BENCH"
+	// benchResultsDir and benchDoc are relative to the repository root.
 	benchResultsDir = "bench-results"
-	benchDoc        = "BENCHMARKS.md"
+	benchDoc        = "docs/benchmarks.md"
 	benchDocBegin   = "<!-- bench-table:begin -->"
 	benchDocEnd     = "<!-- bench-table:end -->"
 	// defaultRingSize is the receiver's default ring_buffer_size, which the
@@ -64,7 +66,7 @@ type benchMode struct {
 	name    string
 	streams int
 	rate    int  // execs per second over all streams; 0 = as fast as possible
-	build   bool // `make -j2` of testdata/bench/project instead of exec loops
+	build   bool // `make -j2` of testdata/project instead of exec loops
 }
 
 // benchConfig is what is attached to the exec path while a load runs.
@@ -103,9 +105,9 @@ func TestBench(t *testing.T) {
 	if os.Getenv(benchEnv) != "1" {
 		t.Skipf("the benchmark harness runs only with %s=1 (make bench)", benchEnv)
 	}
-	ebpfexectest.RequireRoot(t)
-	ebpfexectest.RequireBinary(t, "gcc", "make", "execsnoop")
-	requireDistribution(t)
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "gcc", "make", "execsnoop")
+	distro.Binary(t)
 
 	rounds := benchEnvInt(t, "COMPILERWATCH_BENCH_ROUNDS", 5)
 	seconds := benchEnvInt(t, "COMPILERWATCH_BENCH_SECONDS", 3)
@@ -179,7 +181,7 @@ type benchTools struct {
 func buildBenchTools(t *testing.T) benchTools {
 	t.Helper()
 	dir := t.TempDir()
-	src, err := filepath.Abs("testdata/bench")
+	src, err := filepath.Abs("testdata")
 	require.NoError(t, err)
 	tl := benchTools{
 		dir:      dir,
@@ -297,7 +299,7 @@ func (benchNoTracer) stop(*testing.T, []string) (map[string]int, map[string]floa
 // benchCollector is the distribution with the full pipeline, exporting to
 // the harness's OTLP sink, with its internal metrics on a pull endpoint.
 type benchCollector struct {
-	c       *collector
+	c       *distro.Collector
 	sink    *benchSink
 	metrics string
 }
@@ -307,10 +309,10 @@ func startBenchCollector(t *testing.T, sink *benchSink, compression, receiverCfg
 	if compression == "" {
 		compression = "gzip" // the otlp_grpc exporter's default
 	}
-	metrics := freePort(t)
+	metrics := distro.FreePort(t)
 	host, port, err := net.SplitHostPort(metrics)
 	require.NoError(t, err)
-	c := startCollector(t, fmt.Sprintf(`
+	c := distro.Start(t, fmt.Sprintf(`
 receivers:
   ebpf_exec: {%s}
 processors:
@@ -389,7 +391,7 @@ func benchScrapeCounter(t *testing.T, addr, name string) float64 {
 	return sum
 }
 
-func (b *benchCollector) pid() int { return b.c.cmd.Process.Pid }
+func (b *benchCollector) pid() int { return b.c.Cmd.Process.Pid }
 
 func (b *benchCollector) drain(t *testing.T, tag string, execs int) {
 	// Builds have no known exec count: wait out two default flush intervals
@@ -418,7 +420,7 @@ func (b *benchCollector) received(tag string) (int, []time.Duration) { return b.
 func (b *benchCollector) stop(t *testing.T, _ []string) (map[string]int, map[string]float64) {
 	t.Helper()
 	drops := benchScrapeDrops(t, b.metrics)
-	b.c.stop(t)
+	b.c.Stop(t)
 	return nil, drops
 }
 
@@ -485,7 +487,7 @@ type benchExecsnoop struct {
 	noop   string
 	cmd    *exec.Cmd
 	out    string
-	stderr *syncBuffer
+	stderr *distro.SyncBuffer
 	done   chan error
 }
 
@@ -495,7 +497,7 @@ func startBenchExecsnoop(t *testing.T, dir, noop string) *benchExecsnoop {
 	f, err := os.Create(out)
 	require.NoError(t, err)
 	defer func() { _ = f.Close() }()
-	e := &benchExecsnoop{noop: noop, out: out, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	e := &benchExecsnoop{noop: noop, out: out, stderr: &distro.SyncBuffer{}, done: make(chan error, 1)}
 	e.cmd = exec.Command("execsnoop")
 	e.cmd.Stdout, e.cmd.Stderr = f, e.stderr
 	require.NoError(t, e.cmd.Start())
@@ -579,7 +581,7 @@ type benchSink struct {
 
 func startBenchSink(t *testing.T) *benchSink {
 	t.Helper()
-	s := &benchSink{addr: freePort(t), counts: map[string]int{}, lat: map[string][]time.Duration{}}
+	s := &benchSink{addr: distro.FreePort(t), counts: map[string]int{}, lat: map[string][]time.Duration{}}
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	cm := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": s.addr}}})
@@ -867,13 +869,15 @@ func benchNum(v float64, format string) string {
 }
 
 // writeBenchReport keeps every run in bench-results/ (gitignored), and the
-// latest table in BENCHMARKS.md between its markers.
+// latest table in docs/benchmarks.md between its markers.
 func writeBenchReport(t *testing.T, runID, report string) {
 	t.Helper()
-	require.NoError(t, os.MkdirAll(benchResultsDir, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(benchResultsDir, runID+".md"), []byte(report), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(benchResultsDir, "latest.md"), []byte(report), 0o644))
-	doc, err := os.ReadFile(benchDoc)
+	root := distro.RepoRoot(t)
+	resultsDir, docPath := filepath.Join(root, benchResultsDir), filepath.Join(root, benchDoc)
+	require.NoError(t, os.MkdirAll(resultsDir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(resultsDir, runID+".md"), []byte(report), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(resultsDir, "latest.md"), []byte(report), 0o644))
+	doc, err := os.ReadFile(docPath)
 	if err != nil {
 		t.Logf("%s not updated: %v", benchDoc, err)
 		return
@@ -885,6 +889,6 @@ func writeBenchReport(t *testing.T, runID, report string) {
 		return
 	}
 	s = s[:i+len(benchDocBegin)] + "\n" + report + s[j:]
-	require.NoError(t, os.WriteFile(benchDoc, []byte(s), 0o644))
+	require.NoError(t, os.WriteFile(docPath, []byte(s), 0o644))
 	t.Logf("results in %s/%s.md and %s", benchResultsDir, runID, benchDoc)
 }

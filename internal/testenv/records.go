@@ -1,4 +1,4 @@
-package ebpfexectest
+package testenv
 
 import "go.opentelemetry.io/collector/pdata/plog"
 
