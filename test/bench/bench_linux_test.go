@@ -38,7 +38,7 @@ import (
 	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
-// The benchmark harness of `make bench` (issue 7). It is a test so that it
+// The benchmark harness of `make bench`. It is a test so that it
 // shares the distribution tests' helpers, and it is opt-in: it runs for
 // minutes, needs root, and measures the whole machine.
 //
