@@ -158,6 +158,10 @@ func (n *Node) start(t testing.TB, images []ImageSpec) error {
 	if err := os.WriteFile(n.path("cni/net.d/10-cw.conflist"), []byte(n.cniConfig()), 0o644); err != nil {
 		return err
 	}
+	crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n", n.Socket, n.Socket)
+	if err := os.WriteFile(n.path("crictl.yaml"), []byte(crictl), 0o644); err != nil {
+		return err
+	}
 	if err := os.WriteFile(n.path("containerd.toml"), []byte(n.containerdConfig()), 0o644); err != nil {
 		return err
 	}
@@ -339,7 +343,7 @@ func (n *Node) Ctr(args ...string) ([]byte, error) {
 
 // Crictl runs crictl against the node's containerd.
 func (n *Node) Crictl(args ...string) ([]byte, error) {
-	return exec.Command(filepath.Join(n.bin, "crictl"), append([]string{"-r", "unix://" + n.Socket, "-t", "30s"}, args...)...).CombinedOutput()
+	return exec.Command(filepath.Join(n.bin, "crictl"), append([]string{"--config", n.path("crictl.yaml")}, args...)...).CombinedOutput()
 }
 
 func (n *Node) run(t testing.TB, name string, args ...string) error {

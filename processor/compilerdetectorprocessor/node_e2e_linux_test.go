@@ -5,12 +5,15 @@ package compilerdetectorprocessor_test
 import (
 	"context"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -25,31 +28,11 @@ import (
 // kubelet's status update provides. The exec happens before kubelet can have written the container id, so the
 // record is held until the informer delivers the status.
 func TestRealNodeStartRace(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
-	busybox, err := os.ReadFile("/bin/busybox")
-	require.NoError(t, err)
-	files, err := nodetest.BusyboxFiles(nil)
-	require.NoError(t, err)
-	// A compiler by name: the catalog matches gcc as a driver whatever it does.
-	files["usr/bin/gcc"] = nodetest.Entry{Data: busybox, Mode: 0o755}
-	const image = "localhost/cw/builder:1"
-	node := nodetest.Start(t, nodetest.ImageSpec{Ref: image, Files: files})
-	admin, err := kubernetes.NewForConfig(node.Config)
-	require.NoError(t, err)
-	grantDocumentedRBAC(t, admin)
-
-	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
-		cfg.Dedup.Window = 0
-		cfg.Kubernetes.Enabled = "true"
-		cfg.Kubernetes.Kubeconfig = node.Kubeconfig(t, node.AgentConfig)
-		cfg.Kubernetes.NodeName = nodetest.NodeName
-		cfg.Kubernetes.WaitForMetadata = 30 * time.Second
-	})
+	node, admin, sink := startNodePipeline(t)
 
 	ctx := context.Background()
 	const ns = "default"
-	tag := "cw-start-race-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	tag := "cw-start-race-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	created := time.Now()
 	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "builder"},
@@ -58,34 +41,14 @@ func TestRealNodeStartRace(t *testing.T) {
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: ptr(int64(1)),
 			Containers: []corev1.Container{{
-				Name: "build", Image: image, ImagePullPolicy: corev1.PullNever,
+				Name: "build", Image: builderImage, ImagePullPolicy: corev1.PullNever,
 				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; exec /bin/busybox sleep 3600"},
 			}},
 		},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	isOurs := func(r rec) bool {
-		return r.str("compilerwatch.exec.comm") == "gcc" && len(r.list("process.command_args")) > 1 &&
-			r.list("process.command_args")[1] == tag
-	}
-	var got rec
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var found bool
-		for _, r := range execRecords(sink) {
-			if isOurs(r) {
-				got, found = r, true
-			}
-		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no record of the pod's gcc exec within 90s; %d exec records", len(execRecords(sink)))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	got := waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, tag) })
 	released := time.Now()
 	execAt := got.lr.Timestamp().AsTime()
 	t.Logf("pod created -> first exec %s; first exec -> record released with attributes %s",
@@ -113,7 +76,18 @@ func TestRealNodeStartRace(t *testing.T) {
 	for k, v := range want {
 		assert.Equal(t, v, got.res[k], k)
 	}
-	assert.Contains(t, []any{"localhost/cw/builder", image}, got.res["container.image.name"])
+	assert.Equal(t, "localhost/cw/builder", got.res["container.image.name"])
+
+	// A compiler exec'd into the running container through CRI (what kubectl exec does) joins the container's
+	// cgroup and carries the same attributes.
+	execTag := tag + "-exec"
+	out, err := node.Crictl("exec", id, "/usr/bin/gcc", execTag)
+	t.Logf("crictl exec: %v: %s", err, out) // busybox has no gcc applet: a non-zero exit is expected
+	execRec := waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, execTag) })
+	assert.True(t, execRec.flagged(), "crictl exec of gcc is flagged: %s", execRec)
+	for k, v := range want {
+		assert.Equal(t, v, execRec.res[k], "%s on the crictl exec", k)
+	}
 
 	// The cgroup path kubelet's cgroupfs driver chose, as the kernel reports it for the container's process.
 	wantCgroup := nodetest.CgroupRoot + "/kubepods/besteffort/pod" + string(pod.UID) + "/" + id
@@ -122,5 +96,118 @@ func TestRealNodeStartRace(t *testing.T) {
 	t.Logf("container cgroups:\n%s", strings.Join(lines, "\n"))
 	for _, l := range lines {
 		assert.True(t, strings.HasSuffix(l, ":"+wantCgroup), "cgroup line %q, want path %s", l, wantCgroup)
+	}
+}
+
+const builderImage = "localhost/cw/builder:1"
+
+// startNodePipeline starts a real node with builderImage (busybox, and a copy of it as /usr/bin/gcc: a compiler
+// by name, which the catalog flags whatever it does), and the receiver and processor with the documented RBAC,
+// dedup off and a 30 s hold for metadata.
+func startNodePipeline(t *testing.T) (*nodetest.Node, kubernetes.Interface, *consumertest.LogsSink) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireCaps(t, testenv.CapBPF, testenv.CapPerfmon)
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	files, err := nodetest.BusyboxFiles(nil)
+	require.NoError(t, err)
+	files["usr/bin/gcc"] = nodetest.Entry{Data: busybox, Mode: 0o755}
+	node := nodetest.Start(t, nodetest.ImageSpec{Ref: builderImage, Files: files})
+	admin, err := kubernetes.NewForConfig(node.Config)
+	require.NoError(t, err)
+	grantDocumentedRBAC(t, admin)
+	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
+		cfg.Dedup.Window = 0
+		cfg.Kubernetes.Enabled = "true"
+		cfg.Kubernetes.Kubeconfig = node.Kubeconfig(t, node.AgentConfig)
+		cfg.Kubernetes.NodeName = nodetest.NodeName
+		cfg.Kubernetes.WaitForMetadata = 30 * time.Second
+	})
+	return node, admin, sink
+}
+
+// isCompilerExec selects the exec of /usr/bin/gcc whose first argument is tag.
+func isCompilerExec(r rec, tag string) bool {
+	args := r.list("process.command_args")
+	return r.str("compilerwatch.exec.comm") == "gcc" && len(args) > 1 && args[1] == tag
+}
+
+// waitForNodeRecord waits up to 90 s (pod start on a loaded machine) for the last record match selects.
+func waitForNodeRecord(t *testing.T, sink *consumertest.LogsSink, match func(rec) bool) rec {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		recs := execRecords(sink)
+		for i := len(recs) - 1; i >= 0; i-- {
+			if match(recs[i]) {
+				return recs[i]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no matching exec record within 90s; %d exec records", len(recs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRealNodeRestart: a container that crashes is restarted by kubelet with a new container id; the findings of
+// both runs carry their own run's id and the same pod.
+func TestRealNodeRestart(t *testing.T) {
+	_, admin, sink := startNodePipeline(t)
+	ctx := context.Background()
+	const ns = "default"
+	tag := "cw-restart-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "crasher"},
+		Spec: corev1.PodSpec{
+			NodeName:                      nodetest.NodeName,
+			RestartPolicy:                 corev1.RestartPolicyAlways,
+			TerminationGracePeriodSeconds: ptr(int64(1)),
+			Containers: []corev1.Container{{
+				Name: "crash", Image: builderImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; sleep 2; exit 1"},
+			}},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	ids := func() []string {
+		var out []string
+		for _, r := range execRecords(sink) {
+			if isCompilerExec(r, tag) && !slices.Contains(out, r.containerID()) {
+				out = append(out, r.containerID())
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for len(ids()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("findings from %d container runs within 120s, want 2", len(ids()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pod, err = admin.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Len(t, pod.Status.ContainerStatuses, 1)
+	cs := pod.Status.ContainerStatuses[0]
+	assert.GreaterOrEqual(t, cs.RestartCount, int32(1))
+	t.Logf("restarts %d, container ids seen %q, status %s, last %v", cs.RestartCount, ids(), cs.ContainerID, cs.LastTerminationState.Terminated)
+	first, second := ids()[0], ids()[1]
+	assert.NotEqual(t, first, second)
+	// The second run is the current one (the next restart waits out a 20 s back-off), the first the last one.
+	assert.Equal(t, "containerd://"+second, cs.ContainerID)
+	if assert.NotNil(t, cs.LastTerminationState.Terminated) {
+		assert.Equal(t, "containerd://"+first, cs.LastTerminationState.Terminated.ContainerID)
+	}
+	for _, r := range execRecords(sink) {
+		if !isCompilerExec(r, tag) {
+			continue
+		}
+		assert.True(t, r.flagged(), "%s", r)
+		assert.Equal(t, string(pod.UID), r.res["k8s.pod.uid"], "run %s", r.containerID())
+		assert.Equal(t, pod.Name, r.res["k8s.pod.name"], "run %s", r.containerID())
+		assert.Equal(t, "crash", r.res["k8s.container.name"], "run %s", r.containerID())
 	}
 }
