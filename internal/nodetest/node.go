@@ -1,7 +1,8 @@
 // Package nodetest runs a real single-node Kubernetes node on this machine for the end-to-end tests: kubetest's
 // etcd and kube-apiserver, containerd with its CRI plugin and the overlayfs snapshotter (runc from the host), and a
 // kubelet registered as a Node with the cgroupfs driver. Pods get their own network namespaces from the CNI
-// bridge plugin, on a bridge with no address, no masquerade and no route: pod traffic cannot leave the node.
+// bridge plugin, with no masquerade and no route: pod traffic reaches other pods and the host's HostIP, never
+// leaves the node.
 // Images are built locally and imported with ctr; nothing is pulled.
 //
 // The binaries are built from the Go module proxy by kubetest's build-k8s-binaries.sh and cached next to
@@ -15,8 +16,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -46,6 +50,9 @@ const (
 	Bridge = "cwnode0"
 	// PodSubnet is the pods' address range, inside TEST-NET-2: it routes nowhere.
 	PodSubnet = "198.51.100.0/24"
+	// HostIP is the host's address on Bridge: pods reach the host there (and only there, with no route off the
+	// subnet), and kubelet's probes reach the pods.
+	HostIP = "198.51.100.1"
 
 	// CgroupRoot is kubelet's cgroupRoot: pods live under CgroupRoot/kubepods in every hierarchy, as on kind nodes
 	// (cgroupRoot /kubelet). The testenv runc containers, which other test packages run in parallel, use
@@ -155,6 +162,18 @@ func (n *Node) start(t testing.TB, images []ImageSpec) error {
 			return err
 		}
 	}
+	// The bridge exists, with the host's address, before the first pod: the bridge plugin (isGateway false)
+	// only attaches pods to it and never enables IP forwarding.
+	_ = exec.Command("ip", "link", "del", Bridge).Run() // left by a test binary that was killed
+	for _, args := range [][]string{
+		{"link", "add", Bridge, "type", "bridge"},
+		{"addr", "add", HostIP + "/24", "dev", Bridge},
+		{"link", "set", Bridge, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
 	if err := os.WriteFile(n.path("cni/net.d/10-cw.conflist"), []byte(n.cniConfig()), 0o644); err != nil {
 		return err
 	}
@@ -220,8 +239,8 @@ func (n *Node) start(t testing.TB, images []ImageSpec) error {
 	return nil
 }
 
-// cniConfig: a bridge without an address (isGateway false), no masquerade, and no routes, so pods reach only
-// each other; loopback gives each pod its lo.
+// cniConfig: the bridge (isGateway false: the plugin neither addresses it nor enables forwarding), no
+// masquerade, and no routes, so pods reach only each other and HostIP; loopback gives each pod its lo.
 func (n *Node) cniConfig() string {
 	return fmt.Sprintf(`{
   "cniVersion": "1.0.0",
@@ -333,6 +352,55 @@ func (n *Node) importImages(t testing.TB, images []ImageSpec) error {
 		}
 	}
 	t.Logf("nodetest: imported %d images", len(images))
+	return nil
+}
+
+// APIProxy makes kube-apiserver, which listens on loopback only, reachable from the pods at HostIP: it returns
+// the proxy's port and the PEM of the certificates the API server serves, for a pod's ca.crt. Clients must
+// address it as kubernetes.default.svc, a name in the serving certificate (pods map it to HostIP with
+// hostAliases). The proxy stops on t.Cleanup.
+func (n *Node) APIProxy(t testing.TB) (port int, caPEM []byte) {
+	t.Helper()
+	target := strings.TrimPrefix(n.Config.Host, "https://")
+	conn, err := tls.Dial("tcp", target, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reading the self-signed chain
+	if err != nil {
+		t.Fatalf("nodetest: API server TLS: %v", err)
+	}
+	for _, c := range conn.ConnectionState().PeerCertificates {
+		caPEM = append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	_ = conn.Close()
+	l, err := net.Listen("tcp", net.JoinHostPort(HostIP, "0"))
+	if err != nil {
+		t.Fatalf("nodetest: API proxy: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c); _ = up.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, caPEM
+}
+
+// ImportArchive imports a docker or OCI archive (such as `make image`'s) into the node's containerd.
+func (n *Node) ImportArchive(path string) error {
+	if out, err := n.Ctr("images", "import", path); err != nil {
+		return fmt.Errorf("ctr images import %s: %w\n%s", path, err, out)
+	}
 	return nil
 }
 
