@@ -26,7 +26,10 @@ import (
 // TestRealNodeStartRace: on a real node (kubelet, containerd, runc, CNI bridge), a pod whose entrypoint runs a
 // compiler at once is flagged, and the record carries the container id and the pod attributes that the real
 // kubelet's status update provides. The exec happens before kubelet can have written the container id, so the
-// record is held until the informer delivers the status.
+// record is held until the informer delivers the status. A compiler run through `crictl exec` carries the same
+// attributes; the image's compiler is origin image (WARN), a copy written into the running container's overlay
+// upper layer is upper_layer (ERROR). The container's cgroup is the cgroupfs driver's path under kubelet's
+// cgroup root.
 func TestRealNodeStartRace(t *testing.T) {
 	node, admin, sink := startNodePipeline(t)
 
@@ -88,6 +91,21 @@ func TestRealNodeStartRace(t *testing.T) {
 	for k, v := range want {
 		assert.Equal(t, v, execRec.res[k], "%s on the crictl exec", k)
 	}
+
+	// Drift on overlay snapshots that containerd prepared: the image's gcc is origin image (WARN); a copy
+	// written into the running container is on the upper layer, which raises it to ERROR.
+	assert.Equal(t, "image", got.str("compilerwatch.executable.origin"), "%s", got)
+	assert.Equal(t, "image", execRec.str("compilerwatch.executable.origin"), "%s", execRec)
+	assert.Equal(t, "WARN", got.lr.SeverityText())
+	driftTag := tag + "-drift"
+	out, err = node.Crictl("exec", id, "/bin/sh", "-c",
+		"mkdir -p /usr/local/bin && cp /usr/bin/gcc /usr/local/bin/gcc && /usr/local/bin/gcc "+driftTag)
+	t.Logf("crictl exec (drift): %v: %s", err, out)
+	drift := waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, driftTag) })
+	assert.Equal(t, "/usr/local/bin/gcc", drift.str("process.executable.path"), "%s", drift)
+	assert.Equal(t, "upper_layer", drift.str("compilerwatch.executable.origin"), "%s", drift)
+	assert.Equal(t, "ERROR", drift.lr.SeverityText(), "%s", drift)
+	assert.Equal(t, id, drift.containerID())
 
 	// The cgroup path kubelet's cgroupfs driver chose, as the kernel reports it for the container's process.
 	wantCgroup := nodetest.CgroupRoot + "/kubepods/besteffort/pod" + string(pod.UID) + "/" + id
