@@ -229,3 +229,62 @@ func TestRealNodeRestart(t *testing.T) {
 		assert.Equal(t, "crash", r.res["k8s.container.name"], "run %s", r.containerID())
 	}
 }
+
+// TestRealNodeDeletion: a pod that runs a compiler in a loop is deleted (grace period 0) while its execs go on;
+// the records of its last execs, in flight when kubelet kills it and the API drops the pod, still carry the pod's
+// metadata.
+func TestRealNodeDeletion(t *testing.T) {
+	_, admin, sink := startNodePipeline(t)
+	ctx := context.Background()
+	const ns = "default"
+	tag := "cw-deletion-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "looper"},
+		Spec: corev1.PodSpec{
+			NodeName:      nodetest.NodeName,
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "loop", Image: builderImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"/bin/sh", "-c", "while :; do /usr/bin/gcc " + tag + "; /bin/busybox sleep 0.05; done"},
+			}},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, tag) })
+	require.NoError(t, admin.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}))
+	deleted := time.Now()
+
+	// Gone from the API, and its execs stopped: the count is stable for 2 s.
+	count := func() int {
+		n := 0
+		for _, r := range execRecords(sink) {
+			if isCompilerExec(r, tag) {
+				n++
+			}
+		}
+		return n
+	}
+	last, stableSince := count(), time.Now()
+	for time.Since(stableSince) < 2*time.Second {
+		if time.Since(deleted) > 60*time.Second {
+			t.Fatal("execs still arriving 60s after the pod's deletion")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if c := count(); c != last {
+			last, stableSince = c, time.Now()
+		}
+	}
+	var after int
+	for _, r := range execRecords(sink) {
+		if !isCompilerExec(r, tag) {
+			continue
+		}
+		if r.lr.Timestamp().AsTime().After(deleted) {
+			after++
+		}
+		assert.Equal(t, string(pod.UID), r.res["k8s.pod.uid"], "%s", r)
+		assert.Equal(t, pod.Name, r.res["k8s.pod.name"], "%s", r)
+		assert.Equal(t, "loop", r.res["k8s.container.name"], "%s", r)
+	}
+	t.Logf("%d records, %d of execs after the delete call", last, after)
+}
