@@ -184,7 +184,7 @@ func TestRealNodeRestart(t *testing.T) {
 			TerminationGracePeriodSeconds: ptr(int64(1)),
 			Containers: []corev1.Container{{
 				Name: "crash", Image: builderImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; sleep 2; exit 1"},
+				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; sleep 5; exit 1"},
 			}},
 		},
 	}, metav1.CreateOptions{})
@@ -214,7 +214,8 @@ func TestRealNodeRestart(t *testing.T) {
 	t.Logf("restarts %d, container ids seen %q, status %s, last %v", cs.RestartCount, ids(), cs.ContainerID, cs.LastTerminationState.Terminated)
 	first, second := ids()[0], ids()[1]
 	assert.NotEqual(t, first, second)
-	// The second run is the current one (the next restart waits out a 20 s back-off), the first the last one.
+	// The second run is the current one (it runs 5 s, then the next restart waits out a back-off), the first the
+	// last one.
 	assert.Equal(t, "containerd://"+second, cs.ContainerID)
 	if assert.NotNil(t, cs.LastTerminationState.Terminated) {
 		assert.Equal(t, "containerd://"+first, cs.LastTerminationState.Terminated.ContainerID)
