@@ -60,7 +60,6 @@ const (
 	CgroupRoot = "/compilerwatch-nodetest"
 
 	lockPath = "/var/tmp/compilerwatch-nodetest.lock"
-	runcPath = "/usr/sbin/runc"
 )
 
 // Binaries are the node binaries Start needs in kubetest.BinDir().
@@ -81,6 +80,7 @@ type Node struct {
 	IP string
 
 	bin     string
+	runc    string // the host's runc (Debian's), which containerd's shim runs
 	procs   []*proc
 	sysctls map[string]string
 	created []string // fixed host paths that did not exist before Start
@@ -154,6 +154,9 @@ func (n *Node) start(t testing.TB, images []ImageSpec) error {
 	}
 	ip, err := nodeIP()
 	if err != nil {
+		return err
+	}
+	if n.runc, err = exec.LookPath("runc"); err != nil {
 		return err
 	}
 	n.IP = ip
@@ -297,7 +300,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
 `, n.path("containerd/root"), n.path("containerd/state"), n.Socket, n.Socket+".ttrpc", n.path("run/debug.sock"),
-		PauseImage, runcPath, n.path("run/runc"), n.path("cni/bin"), n.path("cni/net.d"))
+		PauseImage, n.runc, n.path("run/runc"), n.path("cni/bin"), n.path("cni/net.d"))
 }
 
 func (n *Node) kubeletConfig(port, healthz int) string {
