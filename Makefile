@@ -75,7 +75,8 @@ demo: build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo: run as root"; exit 1; }
 	COMPILERWATCH_DEMO=1 $(TEST_LIKE_OCB) -count=1 -run '^TestDemo$$' -v ./test/demo | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
-## k8s-binaries: build the real kube-apiserver and etcd used by the k8s tests (cached).
+## k8s-binaries: build the real etcd, kube-apiserver and node binaries (kubelet, containerd, ctr, crictl, CNI
+## plugins) used by the k8s and node tests (cached under /var/tmp).
 k8s-binaries:
 	bash internal/kubetest/build-k8s-binaries.sh
 

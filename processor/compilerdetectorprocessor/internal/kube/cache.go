@@ -142,6 +142,7 @@ type Cache struct {
 
 	informer cache.SharedIndexInformer
 	indexer  cache.Indexer
+	deleted  *deletedPods
 	owners   *owners
 	applier  applier
 	stats    counters
@@ -175,6 +176,7 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		workers: set.OwnerWorkers,
 		applier: newApplier(withKeys(cfg.PodLabels, set.KeepLabels), cfg.PodAnnotations),
 		changed: make(chan struct{}),
+		deleted: newDeletedPods(),
 	}
 	c.health = &health{logger: set.Logger, stats: &c.stats, onChange: set.OnStatusChange}
 	c.client = set.Client
@@ -219,6 +221,7 @@ func New(cfg Config, set Settings) (*Cache, error) {
 	if _, err := c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.onPod(obj) },
 		UpdateFunc: func(_, obj any) { c.onPod(obj) },
+		DeleteFunc: func(obj any) { c.deleted.add(obj) },
 	}); err != nil {
 		return nil, err
 	}
@@ -447,10 +450,11 @@ func (c *Cache) WaitForContainer(ctx context.Context, containerID string) bool {
 	}
 }
 
+// byIndex looks in the live pods, then in the recently deleted ones.
 func (c *Cache) byIndex(index, key string) *corev1.Pod {
 	objs, err := c.indexer.ByIndex(index, key)
 	if err != nil || len(objs) == 0 {
-		return nil
+		return c.deleted.byIndex(index, key)
 	}
 	pod, _ := objs[0].(*corev1.Pod)
 	return pod

@@ -389,9 +389,19 @@ func TestDeletionAndOtherNodes(t *testing.T) {
 	assert.Equal(t, StateUnknown, st)
 	assert.Equal(t, 2, tc.Stats().Pods)
 
+	// A deleted pod leaves the cache, but still resolves for deletedRetention: a forced deletion leaves its
+	// containers running for a while.
 	require.NoError(t, tc.client.CoreV1().Pods("team").Delete(t.Context(), "mine", *metav1.NewDeleteOptions(0)))
-	require.Eventually(t, func() bool { _, st := tc.Resolve(testID(1), "uid-mine"); return st == StateUnknown }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return tc.deleted.len() == 1 }, 5*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 1, tc.Stats().Pods)
+	res, st := tc.Resolve(testID(1), "uid-mine")
+	assert.Equal(t, StateFound, st)
+	assert.Equal(t, "mine", res.Pod.Name)
+	tc.deleted.mu.Lock()
+	tc.deleted.now = func() time.Time { return time.Now().Add(deletedRetention + time.Second) }
+	tc.deleted.mu.Unlock()
+	_, st = tc.Resolve(testID(1), "uid-mine")
+	assert.Equal(t, StateUnknown, st, "not after deletedRetention")
 }
 
 func TestWorkloads(t *testing.T) {

@@ -461,9 +461,20 @@ func (e *itEnv) testDeletion(t *testing.T, c *Cache) {
 	require.True(t, c.WaitForContainer(wctx, id))
 	require.NoError(t, e.admin.CoreV1().Pods(itNamespace).Delete(t.Context(), pod.Name, *metav1.NewDeleteOptions(0)))
 	require.Eventually(t, func() bool {
-		_, st := c.Resolve(id, string(pod.UID))
-		return st == StateUnknown
-	}, 30*time.Second, 5*time.Millisecond)
+		objs, err := c.indexer.ByIndex(indexPodUID, string(pod.UID))
+		return err == nil && len(objs) == 0
+	}, 30*time.Second, 5*time.Millisecond, "the pod leaves the cache")
+	r, st := c.Resolve(id, string(pod.UID))
+	require.Equal(t, StateFound, st, "a deleted pod resolves for deletedRetention")
+	assert.Equal(t, "doomed", r.Pod.Name)
+	c.deleted.mu.Lock()
+	c.deleted.now = func() time.Time { return time.Now().Add(deletedRetention + time.Second) }
+	c.deleted.mu.Unlock()
+	_, st = c.Resolve(id, string(pod.UID))
+	assert.Equal(t, StateUnknown, st, "not after deletedRetention")
+	c.deleted.mu.Lock()
+	c.deleted.now = time.Now
+	c.deleted.mu.Unlock()
 }
 
 // measureLatency reports the time from calling UpdateStatus to the container being resolvable (median of 20),

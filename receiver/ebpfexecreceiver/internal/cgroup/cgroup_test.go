@@ -32,6 +32,10 @@ func TestParse(t *testing.T) {
 		{"kubepods cgroupfs besteffort", "/kubepods/besteffort/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
 		{"kubepods cgroupfs burstable", "/kubepods/burstable/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
 		{"kubepods cgroupfs guaranteed", "/kubepods/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
+		// kubelet's cgroupRoot set, cgroupfs driver: seen on a real kubelet + containerd node in the node tests
+		// (cgroupRoot /compilerwatch-nodetest), and kind's cgroupfs nodes (cgroupRoot /kubelet).
+		{"kubelet cgroupRoot cgroupfs", "/compilerwatch-nodetest/kubepods/besteffort/pod" + pod + "/" + id1, Info{ContainerID: id1, PodUID: pod}},
+		{"kind cgroupfs", "/kubelet/kubepods/burstable/pod" + pod + "/" + id2, Info{ContainerID: id2, PodUID: pod}},
 		{"kubepods systemd cri-containerd burstable",
 			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
 			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
