@@ -26,7 +26,7 @@ all: build
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		clang-19 llvm-19 runc busybox-static bpftool libbpf-tools gcc make git ca-certificates openssl
+		clang-19 llvm-19 runc busybox-static bpftool libbpf-tools gcc make git ca-certificates openssl iproute2
 
 ## generate: rebuild the BPF object and its Go bindings from bpf/ with clang-19.
 generate:
