@@ -509,10 +509,10 @@ func TestAPIErrorsAndRecovery(t *testing.T) {
 	})
 	rec := &statusRecorder{}
 	tc := startCache(t, Config{}, client, Settings{OwnerNegativeTTL: time.Millisecond, OnStatusChange: rec.record})
+	// The recorder proves the transition. Stats are not read for it: the pod list and watch succeed meanwhile,
+	// so reachability may already be back by the time they are read.
 	rec.waitFor(t, "the failed owner GET makes the API unreachable", func(s Status) bool { return !s.Reachable })
-	s := tc.Stats()
-	assert.False(t, s.APIReachable)
-	assert.GreaterOrEqual(t, s.APIErrors, uint64(1))
+	assert.GreaterOrEqual(t, tc.Stats().APIErrors, uint64(1))
 	// Lookups keep answering from the cache, with the naming rule for the Deployment.
 	r, st := tc.Resolve(testID(1), "")
 	require.Equal(t, StateFound, st)
