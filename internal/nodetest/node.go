@@ -692,3 +692,21 @@ func ContainerCgroups(t testing.TB, id string) []string {
 	}
 	return nil
 }
+
+// ShellPod is a pod bound to this node (there is no scheduler) with one container that runs script with
+// /bin/sh -c from a locally imported image (never pulled), and a 1 s termination grace period.
+func ShellPod(name, container, image string, restart corev1.RestartPolicy, script string) *corev1.Pod {
+	grace := int64(1)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			NodeName:                      NodeName,
+			RestartPolicy:                 restart,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: container, Image: image, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"/bin/sh", "-c", script},
+			}},
+		},
+	}
+}

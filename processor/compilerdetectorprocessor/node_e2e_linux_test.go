@@ -37,18 +37,8 @@ func TestRealNodeStartRace(t *testing.T) {
 	const ns = "default"
 	tag := "cw-start-race-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	created := time.Now()
-	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "builder"},
-		Spec: corev1.PodSpec{
-			NodeName:                      nodetest.NodeName,
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			TerminationGracePeriodSeconds: ptr(int64(1)),
-			Containers: []corev1.Container{{
-				Name: "build", Image: builderImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; exec /bin/busybox sleep 3600"},
-			}},
-		},
-	}, metav1.CreateOptions{})
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, nodetest.ShellPod("builder", "build", builderImage,
+		corev1.RestartPolicyNever, "/usr/bin/gcc "+tag+"; exec /bin/busybox sleep 3600"), metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	got := waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, tag) })
@@ -176,18 +166,8 @@ func TestRealNodeRestart(t *testing.T) {
 	ctx := context.Background()
 	const ns = "default"
 	tag := "cw-restart-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	pod, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "crasher"},
-		Spec: corev1.PodSpec{
-			NodeName:                      nodetest.NodeName,
-			RestartPolicy:                 corev1.RestartPolicyAlways,
-			TerminationGracePeriodSeconds: ptr(int64(1)),
-			Containers: []corev1.Container{{
-				Name: "crash", Image: builderImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; sleep 5; exit 1"},
-			}},
-		},
-	}, metav1.CreateOptions{})
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, nodetest.ShellPod("crasher", "crash", builderImage,
+		corev1.RestartPolicyAlways, "/usr/bin/gcc "+tag+"; sleep 5; exit 1"), metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	ids := func() []string {

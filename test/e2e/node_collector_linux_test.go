@@ -172,18 +172,8 @@ func TestNodeCollectorPod(t *testing.T) {
 	assert.NotEqual(t, node.IP, collector.Status.PodIP, "not host network")
 
 	tag := "cw-node-collector-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	build, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "builder"},
-		Spec: corev1.PodSpec{
-			NodeName:                      nodetest.NodeName,
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			TerminationGracePeriodSeconds: ptrTo(int64(1)),
-			Containers: []corev1.Container{{
-				Name: "build", Image: builder, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"/bin/sh", "-c", "/usr/bin/gcc " + tag + "; exec /bin/busybox sleep 3600"},
-			}},
-		},
-	}, metav1.CreateOptions{})
+	build, err := admin.CoreV1().Pods("default").Create(ctx, nodetest.ShellPod("builder", "build", builder,
+		corev1.RestartPolicyNever, "/usr/bin/gcc "+tag+"; exec /bin/busybox sleep 3600"), metav1.CreateOptions{})
 	require.NoError(t, err)
 	got := waitRecord(t, sink.logs, "the builder pod's gcc", 90*time.Second, withArg(tag))
 	build, err = admin.CoreV1().Pods("default").Get(ctx, build.Name, metav1.GetOptions{})
