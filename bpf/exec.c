@@ -69,6 +69,8 @@ enum stat_idx {
 	STAT_RB_DROPS = 1,   /* ring buffer full: record lost */
 	STAT_NO_SCRATCH = 2, /* scratch buffer unavailable: record lost */
 	STAT_FILTERED = 3,   /* prefilter: counted, not sent (host mount namespace) */
+	STAT_FILTERED_NONCAND = 4, /* prefilter compilers: counted, not sent (no candidate name) */
+	STAT_CGROUP_SEEN = 5,      /* prefilter compilers: not a candidate, sent as its cgroup's first */
 	STAT_MAX,
 };
 
@@ -110,10 +112,20 @@ struct event {
 	char comm[TASK_COMM_LEN];
 };
 
+/* The state of cand_name()'s scan. */
+struct cand_scan {
+	__u64 h[CAND_ENDS_MAX];                       /* running hashes, one per end */
+	__u64 kept[CAND_GROUPS_MAX][CAND_ENDS_MAX]; /* their values at each boundary */
+	__u32 n, g, flen;
+	__u8 chain, fver, first, _pad;
+};
+
 struct scratch {
 	struct event hdr;
 	__u8 data[DATA_SIZE];
 	__u64 ptr_slot; /* see as_scalar(); not part of the record */
+	__u64 last_cgroup; /* the cgroup of this CPU's last filtered exec, known seen */
+	struct cand_scan cand; /* see cand_name() */
 };
 
 /* Keep these types in BTF so bpf2go generates their Go types. */
@@ -122,6 +134,7 @@ const enum limit *unused_limit __attribute__((unused));
 const enum record_flag *unused_record_flag __attribute__((unused));
 const enum file_fact *unused_file_fact __attribute__((unused));
 const enum stat_idx *unused_stat_idx __attribute__((unused));
+const enum cand_hash *unused_cand_hash __attribute__((unused));
 
 /* Limits, set from the receiver's config at load time. */
 const volatile __u32 max_args_bytes = 4096;
@@ -143,6 +156,16 @@ const volatile __u64 wakeup_bytes = 0;
  */
 const volatile __u32 host_mnt_ns = 0;
 
+/*
+ * The optional candidate filter ("prefilter: compilers"). When non-zero, an
+ * exec is sent only when one of its names may be a compiler's (see
+ * is_candidate()); the others are counted in STAT_FILTERED_NONCAND, but the
+ * first of each cgroup, which is sent flagged FLAG_CGROUP_SEEN. cand_bloom is
+ * the Bloom filter of candidate names user space builds from the catalog.
+ */
+const volatile __u32 prefilter_compilers = 0;
+const volatile __u64 cand_bloom[CAND_BLOOM_WORDS];
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* overridden from config */
@@ -159,6 +182,18 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
+
+/*
+ * The cgroups (kernfs node ids) whose first filtered exec was sent. An LRU:
+ * a workload creating cgroups without end evicts the oldest, which only sends
+ * another FLAG_CGROUP_SEEN record when one of them execs again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SEEN_CGROUPS_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} seen_cgroups SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -745,6 +780,266 @@ static __always_inline struct cgroup *task_cgroup(struct task_struct *task, bool
 	return cgrp;
 }
 
+/*
+ * The candidate filter ("prefilter: compilers").
+ *
+ * The compiler detector recognises an exec by four names: the executable's
+ * base name, the invoked filename's base name, argv[0]'s base name and comm.
+ * For each it looks up the name itself after dropping a " (deleted)" suffix,
+ * a directory and a "memfd:" prefix; the name without up to three trailing
+ * version fields (gcc-12, g++-posix); and that name's suffixes after a
+ * target-triple prefix (x86_64-linux-gnu-gcc). The kernel checks a superset:
+ * every suffix after a '-' or ':' of the name and of each of its
+ * version-stripped forms, against a Bloom filter of the catalog's names. So
+ * every exec the detector can flag is sent; a few others are too (Bloom
+ * filter false positives, names such as foo-gcc). A name this scan cannot
+ * decide (longer than CAND_SCAN_MAX, a path or argv[0] longer than the
+ * buffer) is sent.
+ *
+ * The names are read into the scratch record, which a filtered exec does not
+ * otherwise use, at these offsets.
+ */
+#define CAND_OFF_EXE 0
+#define CAND_OFF_COMM NAME_CHUNK
+#define CAND_OFF_FILENAME (2 * NAME_CHUNK)
+#define CAND_OFF_ARGV0 (2 * NAME_CHUNK + PATH_BYTES_MAX)
+_Static_assert(CAND_OFF_ARGV0 + PATH_BYTES_MAX <= DATA_MASK + 1, "the candidate names fit the scratch record");
+
+#define CAND_MIX (((__u64)CAND_MIX_HI << 32) | CAND_MIX_LO)
+#define CAND_BLOOM_MASK ((1ULL << CAND_BLOOM_BITS_LOG2) - 1)
+
+/* Whether the name hashed to h may be in the candidate set: both its bits are set. */
+static __always_inline bool cand_probe(__u64 h)
+{
+	__u64 x = h * CAND_MIX;
+	__u64 a = x >> (64 - CAND_BLOOM_BITS_LOG2);
+	__u64 b = (x >> (64 - 2 * CAND_BLOOM_BITS_LOG2)) & CAND_BLOOM_MASK;
+	return (cand_bloom[a >> 6] >> (a & 63)) & (cand_bloom[b >> 6] >> (b & 63)) & 1;
+}
+
+static __always_inline bool cand_deleted_suffix(struct scratch *s, __u32 at)
+{
+	const char sfx[] = " (deleted)";
+#pragma unroll
+	for (int i = 0; i < sizeof(sfx) - 1; i++) {
+		if (s->data[data_off(at + i)] != sfx[i])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether the name at data[off, off + len) may be a candidate. The scan runs
+ * from the last byte back to the last '/' (or the start), with one running
+ * hash per end: the name's end, then each '-' that strips a version field.
+ * At every '-', ':' and at the start it keeps the hashes of the suffixes
+ * that start there; they are probed after the scan.
+ *
+ * The scan's state lives in the scratch record (struct cand_scan), read and
+ * written through a volatile pointer each byte: the verifier does not track
+ * values in map memory, so the byte loop has one state per iteration
+ * instead of one per combination of the counters and flags it would
+ * otherwise know exactly.
+ */
+__noinline int cand_name(__u32 off, __u32 len)
+{
+	struct scratch *s = scratch_get();
+	if (!s || off > DATA_MASK || len > PATH_BYTES_MAX)
+		return 1;
+	volatile struct cand_scan *cs = &s->cand;
+	__u32 end = len;
+	if (end >= 10 && cand_deleted_suffix(s, off + end - 10))
+		end -= 10;
+#pragma unroll
+	for (int j = 0; j < CAND_ENDS_MAX; j++)
+		cs->h[j] = 0;
+	cs->n = 1;     /* live ends */
+	cs->g = 0;     /* boundaries kept */
+	cs->chain = 1; /* every field after the last '-' so far was a version */
+	cs->fver = 1;  /* the current field is digits and dots */
+	cs->flen = 0;  /* the current field's length */
+	cs->first = 0; /* the current field's first byte (the last one read) */
+	bool done = false;
+	for (__u32 k = 0; k < CAND_SCAN_MAX; k++) {
+		__u8 c = '/';
+		if (k < end)
+			c = s->data[data_off(off + end - 1 - k)];
+		if (c == '/' || c == '-' || c == ':') {
+			__u32 g = cs->g;
+			if (g >= CAND_GROUPS_MAX)
+				return 1; /* more boundaries than slots */
+#pragma unroll
+			for (int j = 0; j < CAND_ENDS_MAX; j++)
+				cs->kept[g & (CAND_GROUPS_MAX - 1)][j] = cs->h[j];
+			cs->g = g + 1;
+		}
+		if (c == '/') {
+			done = true;
+			break;
+		}
+#pragma unroll
+		for (int j = 0; j < CAND_ENDS_MAX; j++)
+			cs->h[j] = cs->h[j] * CAND_HASH_MUL + c;
+		if (c == '-') {
+			/* A version field: digits and dots from a digit, or posix/win32 (any 5 bytes). */
+			__u32 flen = cs->flen, n = cs->n;
+			__u8 first = cs->first;
+			bool ver = flen == 5 || (flen > 0 && cs->fver && first >= '0' && first <= '9');
+			if (cs->chain && ver && n < CAND_ENDS_MAX) {
+				/* A new end: the name without this field and the ones after it. */
+				cs->h[n & (CAND_ENDS_MAX - 1)] = 0;
+				cs->n = n + 1;
+			} else {
+				cs->chain = 0;
+			}
+			cs->fver = 1;
+			cs->flen = 0;
+		} else {
+			if (!((c >= '0' && c <= '9') || c == '.'))
+				cs->fver = 0;
+			cs->flen = cs->flen + 1;
+		}
+		cs->first = c;
+	}
+	if (!done)
+		return 1; /* a base name longer than the scan */
+	/*
+	 * An end that is not live holds the hash of the whole suffix, a
+	 * duplicate of h[0]'s: probing it costs a probe, never a false match.
+	 */
+	__u32 g = cs->g;
+#pragma unroll
+	for (int i = 0; i < CAND_GROUPS_MAX; i++) {
+		if (i >= g)
+			break;
+#pragma unroll
+		for (int j = 0; j < CAND_ENDS_MAX; j++) {
+			if (cand_probe(cs->kept[i][j]))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The executable's base name as /proc/<pid>/exe shows it: the name of the
+ * mountpoint when the file is a mount's root (a bind-mounted file), like the
+ * path walk. Sent when more mounts are stacked than the walk crosses.
+ */
+static __always_inline int cand_exe_impl(__u64 dentry_p, __u64 vfsmnt_p, const bool direct)
+{
+	struct scratch *s = scratch_get();
+	if (!s || !dentry_p || !vfsmnt_p)
+		return 1;
+	__u64 mnt_p = vfsmnt_p - bpf_core_field_offset(struct mount, mnt);
+	struct dentry *d;
+	struct mount *mnt;
+	if (direct) {
+		d = btf_cast(dentry_p, struct dentry);
+		mnt = btf_cast(mnt_p, struct mount);
+	} else {
+		d = (void *)dentry_p;
+		mnt = (void *)mnt_p;
+	}
+	struct vfsmount *vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+	for (int j = 0; j <= MOUNT_STACK; j++) {
+		if (d != READ(direct, vfsmnt, mnt_root))
+			break;
+		struct mount *parent = READ(direct, mnt, mnt_parent);
+		if (parent == mnt)
+			break; /* the global root or an internal mount: the dentry's own name */
+		if (j == MOUNT_STACK)
+			return 1;
+		d = READ(direct, mnt, mnt_mountpoint);
+		mnt = parent;
+		vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+	}
+	const unsigned char *name = READ(direct, d, d_name.name);
+	__u32 o = CAND_OFF_EXE;
+	if (!put_dname(s, &o, CAND_OFF_EXE + NAME_CHUNK, d, name, direct))
+		return 1;
+	return cand_name(CAND_OFF_EXE, o - CAND_OFF_EXE - 1);
+}
+
+__noinline int cand_exe(__u64 dentry_p, __u64 vfsmnt_p)
+{
+	return cand_exe_impl(dentry_p, vfsmnt_p, false);
+}
+
+__noinline int cand_exe_btf(__u64 dentry_p, __u64 vfsmnt_p)
+{
+	return cand_exe_impl(dentry_p, vfsmnt_p, true);
+}
+
+/*
+ * Whether the exec may matter to compiler detection: cheapest name first,
+ * and no record is built for one that does not.
+ */
+static __always_inline bool is_candidate(struct scratch *s, struct task_struct *task, struct linux_binprm *bprm,
+					 const bool direct)
+{
+	/* comm, as the exec set it. */
+	char *comm = (char *)&s->data[CAND_OFF_COMM];
+	copy_comm(comm, task, direct);
+	__u32 len = 0;
+#pragma unroll
+	for (int i = 0; i < TASK_COMM_LEN; i++) {
+		if (comm[i] == 0)
+			break;
+		len++;
+	}
+	if (cand_name(CAND_OFF_COMM, len))
+		return true;
+
+	struct file *file = bprm->file;
+	if (!file)
+		return true;
+	if (direct ? cand_exe_btf(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt))
+		   : cand_exe(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt)))
+		return true;
+
+	/* The filename as invoked; a path that fills the buffer may be cut. */
+	long n = bpf_probe_read_kernel_str(&s->data[CAND_OFF_FILENAME], PATH_BYTES_MAX, bprm->filename);
+	if (n <= 0 || n >= PATH_BYTES_MAX || cand_name(CAND_OFF_FILENAME, n - 1))
+		return true;
+
+	/*
+	 * argv[0]. One that the record would cut (max_args_bytes) shows the
+	 * detector a different base name: sent.
+	 */
+	struct mm_struct *mm = task->mm;
+	unsigned long arg_start = mm->arg_start;
+	if (mm->arg_end > arg_start) {
+		n = bpf_probe_read_user_str(&s->data[CAND_OFF_ARGV0], PATH_BYTES_MAX, (void *)arg_start);
+		if (n >= PATH_BYTES_MAX || n > max_args_bytes)
+			return true;
+		if (n > 0 && cand_name(CAND_OFF_ARGV0, n - 1))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Whether this filtered exec is the first seen in its cgroup, which is then
+ * remembered. A per-CPU cache of the last such cgroup spares the map lookup
+ * to a run of execs in one cgroup.
+ */
+static __always_inline bool cgroup_first_seen(struct scratch *s, struct task_struct *task)
+{
+	bool v1 = false;
+	struct cgroup *cgrp = task_cgroup(task, &v1);
+	struct kernfs_node *kn = cgrp->kn;
+	__u64 id = kn ? kn->id : 0;
+	if (s->last_cgroup == id)
+		return false;
+	s->last_cgroup = id;
+	if (bpf_map_lookup_elem(&seen_cgroups, &id))
+		return false;
+	__u8 one = 1;
+	/* Two CPUs racing on a new cgroup: one of them sends it. */
+	return bpf_map_update_elem(&seen_cgroups, &id, &one, BPF_NOEXIST) == 0;
+}
+
 static __always_inline int walk_path_any(__u32 off, __u64 d, __u64 m, __u64 rd, __u64 rm, const bool direct)
 {
 	return direct ? walk_path_btf(off, d, m, rd, rm) : walk_path(off, d, m, rd, rm);
@@ -768,6 +1063,15 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 	}
 	struct event *e = &s->hdr;
 	__u32 flags = 0;
+
+	if (prefilter_compilers && !is_candidate(s, task, bprm, direct)) {
+		if (!cgroup_first_seen(s, task)) {
+			stat_inc(STAT_FILTERED_NONCAND);
+			return 0;
+		}
+		stat_inc(STAT_CGROUP_SEEN);
+		flags |= FLAG_CGROUP_SEEN;
+	}
 
 	e->boot_ns = bpf_ktime_get_boot_ns();
 	e->pid = task->tgid;

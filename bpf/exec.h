@@ -22,6 +22,34 @@ enum limit {
 	 * exactly, so the byte budget never cuts the top.
 	 */
 	CGROUP_DEPTH_MAX = 16,
+	/*
+	 * The candidate filter ("prefilter: compilers"): a Bloom filter of
+	 * CAND_BLOOM_BITS bits over the hashes of the names that can matter to
+	 * compiler detection, and the bounds of the name scan.
+	 */
+	CAND_BLOOM_BITS_LOG2 = 16,
+	CAND_BLOOM_WORDS = (1 << 16) / 64, /* 8 KiB of read-only data */
+	CAND_SCAN_MAX = 256,               /* bytes of a base name scanned; a longer one is sent */
+	CAND_ENDS_MAX = 4,                 /* the name, and up to 3 stripped version fields */
+	CAND_GROUPS_MAX = 8,               /* '-', ':' and the start in a base name; more is sent */
+	/*
+	 * Cgroups remembered as seen (LRU): the first filtered exec of a cgroup
+	 * not in the set is sent anyway, flagged FLAG_CGROUP_SEEN.
+	 */
+	SEEN_CGROUPS_MAX = 8192,
+};
+
+/*
+ * The candidate-name hash, one polynomial over a name read from its last byte
+ * to its first (h = h * CAND_HASH_MUL + byte), then mixed with the 64-bit
+ * constant CAND_MIX_HI:CAND_MIX_LO; the top CAND_BLOOM_BITS_LOG2 bits and the
+ * next CAND_BLOOM_BITS_LOG2 bits of the product are the two Bloom filter bits.
+ * User space builds the filter with the same constants.
+ */
+enum cand_hash {
+	CAND_HASH_MUL = 0x01000193,
+	CAND_MIX_HI = 0x9e3779b9u,
+	CAND_MIX_LO = 0x7f4a7c15u,
 };
 
 /* struct event's flags: the truncation bits (event.Truncation in Go), then other facts. */
@@ -39,6 +67,12 @@ enum record_flag {
 	FLAG_CWD_DELETED = 1 << 9,
 	FLAG_PARENT_DELETED = 1 << 10,
 	FLAG_CGROUP_V1 = 1 << 11,
+	/*
+	 * "prefilter: compilers": not a candidate, sent only because it is the
+	 * first exec seen in its cgroup. Its reader treats it as "this
+	 * container was seen", never as an exec.
+	 */
+	FLAG_CGROUP_SEEN = 1 << 15,
 };
 
 /*

@@ -21,6 +21,14 @@ type execAncestor struct {
 	Pad    uint16
 }
 
+type execCandHash uint32
+
+const (
+	execCandHashCAND_HASH_MUL execCandHash = 16777619
+	execCandHashCAND_MIX_HI   execCandHash = 2654435769
+	execCandHashCAND_MIX_LO   execCandHash = 2135587861
+)
+
 type execEvent struct {
 	_             structs.HostLayout
 	BootNs        uint64
@@ -63,13 +71,19 @@ const (
 type execLimit uint32
 
 const (
-	execLimitARGS_BYTES_HARD_MAX execLimit = 32768
-	execLimitPATH_DEPTH_HARD_MAX execLimit = 128
-	execLimitANCESTORS_HARD_MAX  execLimit = 16
-	execLimitPATH_BYTES_MAX      execLimit = 4096
-	execLimitNAME_CHUNK          execLimit = 256
-	execLimitMOUNT_STACK         execLimit = 3
-	execLimitCGROUP_DEPTH_MAX    execLimit = 16
+	execLimitARGS_BYTES_HARD_MAX  execLimit = 32768
+	execLimitPATH_DEPTH_HARD_MAX  execLimit = 128
+	execLimitANCESTORS_HARD_MAX   execLimit = 16
+	execLimitPATH_BYTES_MAX       execLimit = 4096
+	execLimitNAME_CHUNK           execLimit = 256
+	execLimitMOUNT_STACK          execLimit = 3
+	execLimitCGROUP_DEPTH_MAX     execLimit = 16
+	execLimitCAND_BLOOM_BITS_LOG2 execLimit = 16
+	execLimitCAND_BLOOM_WORDS     execLimit = 1024
+	execLimitCAND_SCAN_MAX        execLimit = 256
+	execLimitCAND_ENDS_MAX        execLimit = 4
+	execLimitCAND_GROUPS_MAX      execLimit = 8
+	execLimitSEEN_CGROUPS_MAX     execLimit = 8192
 )
 
 type execRecordFlag uint32
@@ -87,44 +101,64 @@ const (
 	execRecordFlagFLAG_CWD_DELETED    execRecordFlag = 512
 	execRecordFlagFLAG_PARENT_DELETED execRecordFlag = 1024
 	execRecordFlagFLAG_CGROUP_V1      execRecordFlag = 2048
+	execRecordFlagFLAG_CGROUP_SEEN    execRecordFlag = 32768
 )
 
 type execScratch struct {
-	_       structs.HostLayout
-	Hdr     execEvent
-	Data    [69632]uint8
-	PtrSlot uint64
+	_          structs.HostLayout
+	Hdr        execEvent
+	Data       [69632]uint8
+	PtrSlot    uint64
+	LastCgroup uint64
+	Cand       struct {
+		_     structs.HostLayout
+		H     [4]uint64
+		Kept  [8][4]uint64
+		N     uint32
+		G     uint32
+		Flen  uint32
+		Chain uint8
+		Fver  uint8
+		First uint8
+		Pad   uint8
+	}
 }
 
 type execStatIdx uint32
 
 const (
-	execStatIdxSTAT_EXECS      execStatIdx = 0
-	execStatIdxSTAT_RB_DROPS   execStatIdx = 1
-	execStatIdxSTAT_NO_SCRATCH execStatIdx = 2
-	execStatIdxSTAT_FILTERED   execStatIdx = 3
-	execStatIdxSTAT_MAX        execStatIdx = 4
+	execStatIdxSTAT_EXECS            execStatIdx = 0
+	execStatIdxSTAT_RB_DROPS         execStatIdx = 1
+	execStatIdxSTAT_NO_SCRATCH       execStatIdx = 2
+	execStatIdxSTAT_FILTERED         execStatIdx = 3
+	execStatIdxSTAT_FILTERED_NONCAND execStatIdx = 4
+	execStatIdxSTAT_CGROUP_SEEN      execStatIdx = 5
+	execStatIdxSTAT_MAX              execStatIdx = 6
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execMapEvents           = "events"
-	execMapScratchMap       = "scratch_map"
-	execMapStats            = "stats"
-	execProgHandleExec      = "handle_exec"
-	execProgHandleExecBtf   = "handle_exec_btf"
-	execVarHostMntNs        = "host_mnt_ns"
-	execVarMaxAncestors     = "max_ancestors"
-	execVarMaxArgsBytes     = "max_args_bytes"
-	execVarMaxPathDepth     = "max_path_depth"
-	execVarUnusedAncestor   = "unused_ancestor"
-	execVarUnusedFileFact   = "unused_file_fact"
-	execVarUnusedLimit      = "unused_limit"
-	execVarUnusedRecordFlag = "unused_record_flag"
-	execVarUnusedStatIdx    = "unused_stat_idx"
-	execVarWakeupBytes      = "wakeup_bytes"
+	execMapEvents             = "events"
+	execMapScratchMap         = "scratch_map"
+	execMapSeenCgroups        = "seen_cgroups"
+	execMapStats              = "stats"
+	execProgHandleExec        = "handle_exec"
+	execProgHandleExecBtf     = "handle_exec_btf"
+	execVarCandBloom          = "cand_bloom"
+	execVarHostMntNs          = "host_mnt_ns"
+	execVarMaxAncestors       = "max_ancestors"
+	execVarMaxArgsBytes       = "max_args_bytes"
+	execVarMaxPathDepth       = "max_path_depth"
+	execVarPrefilterCompilers = "prefilter_compilers"
+	execVarUnusedAncestor     = "unused_ancestor"
+	execVarUnusedCandHash     = "unused_cand_hash"
+	execVarUnusedFileFact     = "unused_file_fact"
+	execVarUnusedLimit        = "unused_limit"
+	execVarUnusedRecordFlag   = "unused_record_flag"
+	execVarUnusedStatIdx      = "unused_stat_idx"
+	execVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadExec returns the embedded CollectionSpec for exec.
@@ -177,25 +211,29 @@ type execProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	ScratchMap  *ebpf.MapSpec `ebpf:"scratch_map"`
+	SeenCgroups *ebpf.MapSpec `ebpf:"seen_cgroups"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // execVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execVariableSpecs struct {
-	HostMntNs        *ebpf.VariableSpec `ebpf:"host_mnt_ns"`
-	MaxAncestors     *ebpf.VariableSpec `ebpf:"max_ancestors"`
-	MaxArgsBytes     *ebpf.VariableSpec `ebpf:"max_args_bytes"`
-	MaxPathDepth     *ebpf.VariableSpec `ebpf:"max_path_depth"`
-	UnusedAncestor   *ebpf.VariableSpec `ebpf:"unused_ancestor"`
-	UnusedFileFact   *ebpf.VariableSpec `ebpf:"unused_file_fact"`
-	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
-	UnusedRecordFlag *ebpf.VariableSpec `ebpf:"unused_record_flag"`
-	UnusedStatIdx    *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CandBloom          *ebpf.VariableSpec `ebpf:"cand_bloom"`
+	HostMntNs          *ebpf.VariableSpec `ebpf:"host_mnt_ns"`
+	MaxAncestors       *ebpf.VariableSpec `ebpf:"max_ancestors"`
+	MaxArgsBytes       *ebpf.VariableSpec `ebpf:"max_args_bytes"`
+	MaxPathDepth       *ebpf.VariableSpec `ebpf:"max_path_depth"`
+	PrefilterCompilers *ebpf.VariableSpec `ebpf:"prefilter_compilers"`
+	UnusedAncestor     *ebpf.VariableSpec `ebpf:"unused_ancestor"`
+	UnusedCandHash     *ebpf.VariableSpec `ebpf:"unused_cand_hash"`
+	UnusedFileFact     *ebpf.VariableSpec `ebpf:"unused_file_fact"`
+	UnusedLimit        *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedRecordFlag   *ebpf.VariableSpec `ebpf:"unused_record_flag"`
+	UnusedStatIdx      *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // execObjects contains all objects after they have been loaded into the kernel.
@@ -218,15 +256,17 @@ func (o *execObjects) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
-	Stats      *ebpf.Map `ebpf:"stats"`
+	Events      *ebpf.Map `ebpf:"events"`
+	ScratchMap  *ebpf.Map `ebpf:"scratch_map"`
+	SeenCgroups *ebpf.Map `ebpf:"seen_cgroups"`
+	Stats       *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *execMaps) Close() error {
 	return _ExecClose(
 		m.Events,
 		m.ScratchMap,
+		m.SeenCgroups,
 		m.Stats,
 	)
 }
@@ -235,16 +275,19 @@ func (m *execMaps) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execVariables struct {
-	HostMntNs        *ebpf.Variable `ebpf:"host_mnt_ns"`
-	MaxAncestors     *ebpf.Variable `ebpf:"max_ancestors"`
-	MaxArgsBytes     *ebpf.Variable `ebpf:"max_args_bytes"`
-	MaxPathDepth     *ebpf.Variable `ebpf:"max_path_depth"`
-	UnusedAncestor   *ebpf.Variable `ebpf:"unused_ancestor"`
-	UnusedFileFact   *ebpf.Variable `ebpf:"unused_file_fact"`
-	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
-	UnusedRecordFlag *ebpf.Variable `ebpf:"unused_record_flag"`
-	UnusedStatIdx    *ebpf.Variable `ebpf:"unused_stat_idx"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CandBloom          *ebpf.Variable `ebpf:"cand_bloom"`
+	HostMntNs          *ebpf.Variable `ebpf:"host_mnt_ns"`
+	MaxAncestors       *ebpf.Variable `ebpf:"max_ancestors"`
+	MaxArgsBytes       *ebpf.Variable `ebpf:"max_args_bytes"`
+	MaxPathDepth       *ebpf.Variable `ebpf:"max_path_depth"`
+	PrefilterCompilers *ebpf.Variable `ebpf:"prefilter_compilers"`
+	UnusedAncestor     *ebpf.Variable `ebpf:"unused_ancestor"`
+	UnusedCandHash     *ebpf.Variable `ebpf:"unused_cand_hash"`
+	UnusedFileFact     *ebpf.Variable `ebpf:"unused_file_fact"`
+	UnusedLimit        *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedRecordFlag   *ebpf.Variable `ebpf:"unused_record_flag"`
+	UnusedStatIdx      *ebpf.Variable `ebpf:"unused_stat_idx"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // execPrograms contains all programs after they have been loaded into the kernel.

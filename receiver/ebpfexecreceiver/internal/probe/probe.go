@@ -87,6 +87,10 @@ const (
 	FlagCwdDeleted    = uint32(execRecordFlagFLAG_CWD_DELETED)
 	FlagParentDeleted = uint32(execRecordFlagFLAG_PARENT_DELETED)
 	FlagCgroupV1      = uint32(execRecordFlagFLAG_CGROUP_V1)
+	// FlagCgroupSeen marks a record the candidate filter sent only because
+	// it is the first exec of its cgroup: a container was seen, not an exec
+	// to export.
+	FlagCgroupSeen = uint32(execRecordFlagFLAG_CGROUP_SEEN)
 )
 
 // RawEvent.ExeFacts and PexeFacts bits, from the file_fact enum of
@@ -131,6 +135,11 @@ type Config struct {
 	// this mount namespace (the host's) are counted in Stats.Filtered and
 	// not sent. Zero sends every exec.
 	HostMountNS uint32
+	// Candidates, when non-nil, turns the candidate filter on: an exec none
+	// of whose names may be a candidate (see CandidateBloom) is counted in
+	// Stats.FilteredNonCandidate and not sent, but for the first of each
+	// cgroup, sent with FlagCgroupSeen. Nil sends every exec.
+	Candidates *CandidateBloom
 }
 
 // Stats are the kernel-side counters, summed over CPUs.
@@ -139,6 +148,10 @@ type Stats struct {
 	RingbufDrops  uint64 // records lost because the ring buffer was full
 	ScratchMisses uint64 // records lost because no scratch buffer was available
 	Filtered      uint64 // execs counted but not sent, by the prefilter
+	// FilteredNonCandidate counts the execs the candidate filter did not
+	// send; CgroupSeen the ones it sent only as their cgroup's first.
+	FilteredNonCandidate uint64
+	CgroupSeen           uint64
 }
 
 // Dropped is every record the kernel side could not deliver.

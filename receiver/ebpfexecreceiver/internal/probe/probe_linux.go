@@ -68,6 +68,14 @@ func load(cfg Config, progOpts ebpf.ProgramOptions) (*Probe, error) {
 	if err := spec.Variables[execVarHostMntNs].Set(cfg.HostMountNS); err != nil {
 		return nil, fmt.Errorf("setting the BPF prefilter: %w", err)
 	}
+	if cfg.Candidates != nil {
+		if err := spec.Variables[execVarPrefilterCompilers].Set(uint32(1)); err != nil {
+			return nil, fmt.Errorf("setting the BPF candidate filter: %w", err)
+		}
+		if err := spec.Variables[execVarCandBloom].Set(cfg.Candidates.words); err != nil {
+			return nil, fmt.Errorf("setting the BPF candidate filter: %w", err)
+		}
+	}
 	// Wake the reader early only when a quarter of the ring is in use; it
 	// polls on its own well before that in normal operation.
 	if err := spec.Variables[execVarWakeupBytes].Set(uint64(cfg.RingBufferSize / 4)); err != nil {
@@ -96,9 +104,10 @@ func load(cfg Config, progOpts ebpf.ProgramOptions) (*Probe, error) {
 		return nil, explainLoadError(err)
 	}
 	opts := &ebpf.CollectionOptions{Programs: progOpts, MapReplacements: map[string]*ebpf.Map{
-		execMapEvents:     p.maps.Events,
-		execMapScratchMap: p.maps.ScratchMap,
-		execMapStats:      p.maps.Stats,
+		execMapEvents:      p.maps.Events,
+		execMapScratchMap:  p.maps.ScratchMap,
+		execMapStats:       p.maps.Stats,
+		execMapSeenCgroups: p.maps.SeenCgroups,
 	}}
 	for _, v := range order {
 		p.prog, err = loadProgram(spec, programNames[v], opts)
@@ -177,10 +186,12 @@ func (p *Probe) Reader() RecordReader { return p.reader }
 func (p *Probe) Stats() (Stats, error) {
 	var s Stats
 	for idx, dst := range map[execStatIdx]*uint64{
-		execStatIdxSTAT_EXECS:      &s.Execs,
-		execStatIdxSTAT_RB_DROPS:   &s.RingbufDrops,
-		execStatIdxSTAT_NO_SCRATCH: &s.ScratchMisses,
-		execStatIdxSTAT_FILTERED:   &s.Filtered,
+		execStatIdxSTAT_EXECS:            &s.Execs,
+		execStatIdxSTAT_RB_DROPS:         &s.RingbufDrops,
+		execStatIdxSTAT_NO_SCRATCH:       &s.ScratchMisses,
+		execStatIdxSTAT_FILTERED:         &s.Filtered,
+		execStatIdxSTAT_FILTERED_NONCAND: &s.FilteredNonCandidate,
+		execStatIdxSTAT_CGROUP_SEEN:      &s.CgroupSeen,
 	} {
 		var perCPU []uint64
 		if err := p.maps.Stats.Lookup(uint32(idx), &perCPU); err != nil {
