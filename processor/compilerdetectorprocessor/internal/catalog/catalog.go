@@ -2,6 +2,8 @@
 // is pure: no I/O, no clock, no pdata beyond reading attribute lists in place.
 package catalog // import "github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 
+import "slices"
+
 // Languages reported in compilerwatch.compiler.language: a closed list, checked for user entries.
 const (
 	langC        = "c"
@@ -207,12 +209,10 @@ func Builtin() []*Entry {
 // goToolStages are Go's per-package programs under $GOROOT/pkg/tool/<goos>_<goarch>/. They are matched by path
 // only: "compile" and "link" are far too common as bare names (coreutils ships link).
 func goToolStage(name string) bool {
-	switch name {
-	case "compile", "link", "asm", "cgo":
-		return true
-	}
-	return false
+	return slices.Contains(goToolStages[:], name)
 }
+
+var goToolStages = [...]string{"compile", "link", "asm", "cgo"}
 
 // crossTriples are target prefixes whose 15-byte kernel-truncated comm must still be recognised, the last signal
 // of a record's own names: x86_64-linux-gnu-gcc-12 runs with comm "x86_64-linux-gn". Full names never need this list; they are

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -638,4 +639,36 @@ func splitLast(p string) (dir, base string) {
 func Basename(p string) string {
 	_, b := splitLast(p)
 	return b
+}
+
+// CandidateNames is every name that can make an exec matter to the matcher, for a filter in front of it (the
+// receiver's "prefilter: compilers"): the catalog's executable names, the base names of its absolute paths, the
+// 15-byte comms that stand for one compiler, and Go's tool stages when go is in the catalog. The matcher reads no
+// exec whose names (after the decorations, version fields and target prefixes Lookup accepts) are all outside
+// this set, except to suppress a stage below an ancestor, which itself was in it. Sorted, without duplicates.
+func (m *Matcher) CandidateNames() []string {
+	set := make(map[string]struct{}, len(m.byName)+len(m.truncated))
+	for n := range m.byName {
+		set[n] = struct{}{}
+	}
+	for p := range m.byPath {
+		set[Basename(p)] = struct{}{}
+	}
+	for k, e := range m.truncated {
+		if e != nil {
+			set[k] = struct{}{}
+		}
+	}
+	if m.byName["go"] != nil {
+		for _, n := range goToolStages {
+			set[n] = struct{}{}
+		}
+	}
+	delete(set, "")
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

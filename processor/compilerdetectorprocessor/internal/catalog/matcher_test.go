@@ -266,21 +266,18 @@ func TestMatcher(t *testing.T) {
 	}
 }
 
-func TestMatcherUserEntries(t *testing.T) {
-	m := NewMatcher(Entries(false, []User{
+// userEntries extend the built-in catalog in the user-entry tests.
+func userEntries() []User {
+	return []User{
 		{Name: "bazel", Language: langOther, Executables: []string{"bazel", "bazelisk"}, Args: []string{"build", "test"}},
 		{Name: "mycc", Language: langC, Executables: []string{"/opt/tools/bin/mycc"}},
 		{Name: "gcc-custom", Language: langC, Executables: []string{"gcc"}},
-	}))
-	cases := []execCase{
-		{name: "user tool with subcommand", exe: "/usr/bin/bazelisk", argv: []string{"--batch", "build", "//..."}, want: "bazel", lang: langOther, matchSig: MatchArguments},
-		{name: "user tool without subcommand", exe: "/usr/bin/bazel", argv: []string{"info"}},
-		{name: "user absolute path", exe: "/opt/tools/bin/mycc", want: "mycc", lang: langC, matchSig: MatchExecutableName},
-		{name: "same basename elsewhere", exe: "/usr/bin/mycc"},
-		{name: "user entry overrides built-in", exe: "/usr/bin/gcc-12", want: "gcc-custom", lang: langC, matchSig: MatchExecutableName},
-		{name: "built-ins kept", exe: "/usr/bin/rustc", want: "rustc", lang: langRust, matchSig: MatchExecutableName},
 	}
-	for _, tc := range cases {
+}
+
+func TestMatcherUserEntries(t *testing.T) {
+	m := NewMatcher(Entries(false, userEntries()))
+	for _, tc := range userEntryCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := m.match(tc.view())
 			if tc.want == "" {
@@ -301,6 +298,18 @@ func TestMatcherUserEntries(t *testing.T) {
 	got, ok := m.match(execCase{exe: "/usr/bin/mycc-2"}.view())
 	assert.True(t, ok)
 	assert.Equal(t, "mycc", got.Name)
+}
+
+// userEntryCases are matched against the catalog of userEntries.
+func userEntryCases() []execCase {
+	return []execCase{
+		{name: "user tool with subcommand", exe: "/usr/bin/bazelisk", argv: []string{"--batch", "build", "//..."}, want: "bazel", lang: langOther, matchSig: MatchArguments},
+		{name: "user tool without subcommand", exe: "/usr/bin/bazel", argv: []string{"info"}},
+		{name: "user absolute path", exe: "/opt/tools/bin/mycc", want: "mycc", lang: langC, matchSig: MatchExecutableName},
+		{name: "same basename elsewhere", exe: "/usr/bin/mycc"},
+		{name: "user entry overrides built-in", exe: "/usr/bin/gcc-12", want: "gcc-custom", lang: langC, matchSig: MatchExecutableName},
+		{name: "built-ins kept", exe: "/usr/bin/rustc", want: "rustc", lang: langRust, matchSig: MatchExecutableName},
+	}
 }
 
 func TestStripVersion(t *testing.T) {

@@ -63,7 +63,7 @@ func candBits(h uint64) (a, b uint64) {
 
 func (b *CandidateBloom) probe(h uint64) bool {
 	a, c := candBits(h)
-	return b.words[a>>6]>>(a&63)&b.words[c>>6]>>(c&63)&1 != 0
+	return (b.words[a>>6]>>(a&63))&(b.words[c>>6]>>(c&63))&1 != 0
 }
 
 // MayMatch is the kernel's check of one name (a comm, or the base name of
