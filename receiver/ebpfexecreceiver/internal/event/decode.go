@@ -141,6 +141,7 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 		ParentFile: File{Magic: h.PexeMagic, Flags: FileFlags(h.PexeFacts)},
 		Truncated:  Truncation(h.Flags & probe.TruncationMask),
 		CgroupV1:   h.Flags&probe.FlagCgroupV1 != 0,
+		CgroupSeen: h.Flags&probe.FlagCgroupSeen != 0,
 	}
 
 	ev.Args = d.args(field(lens[0]), ev.Args)

@@ -152,6 +152,11 @@ func TestDecode(t *testing.T) {
 		}},
 		{"v1 cgroup", func(r *rawRecord) { r.hdr.Flags = probe.FlagCgroupV1 }, func(t *testing.T, ev *Event) {
 			assert.True(t, ev.CgroupV1)
+			assert.False(t, ev.CgroupSeen)
+		}},
+		{"a cgroup's first filtered exec", func(r *rawRecord) { r.hdr.Flags = probe.FlagCgroupSeen }, func(t *testing.T, ev *Event) {
+			assert.True(t, ev.CgroupSeen)
+			assert.False(t, ev.CgroupV1)
 		}},
 		{"invalid UTF-8 everywhere", func(r *rawRecord) {
 			r.args = []byte("gcc\x00\xff\xfe\x00")

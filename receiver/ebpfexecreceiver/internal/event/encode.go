@@ -36,6 +36,9 @@ func Encode(ev *Event) []byte {
 	if ev.CgroupV1 {
 		h.Flags |= probe.FlagCgroupV1
 	}
+	if ev.CgroupSeen {
+		h.Flags |= probe.FlagCgroupSeen
+	}
 	for i := 0; i < len(ev.Comm) && i < len(h.Comm)-1; i++ {
 		h.Comm[i] = int8(ev.Comm[i])
 	}

@@ -221,6 +221,11 @@ type Event struct {
 	ParentFile File
 
 	Truncated Truncation
+
+	// CgroupSeen: the candidate filter sent this exec, which is no
+	// candidate, only as the first it saw in its cgroup. It says "this
+	// container was seen", not "export this exec".
+	CgroupSeen bool
 }
 
 // ParentComm is the parent's comm, or "" when no ancestor was captured.

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"testing"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 )
@@ -11,3 +13,6 @@ import (
 func LoadWithKernelTypes(cfg Config, kernel *btf.Spec, modules []*btf.Spec) (*Probe, error) {
 	return load(cfg, ebpf.ProgramOptions{KernelTypes: kernel, ExtraRelocationTargets: modules})
 }
+
+// ReadFlaggingSuites reads the compiler detector's flagging suite.
+func ReadFlaggingSuites(t *testing.T) []FlaggingSuite { return readFlaggingSuites(t) }
