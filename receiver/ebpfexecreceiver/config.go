@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,11 +48,20 @@ const (
 	defaultFlushInterval           = 200 * time.Millisecond
 )
 
-// Prefilter values.
+// Prefilter values: "prefilter" is one of them, or a list combining
+// PrefilterContainers and PrefilterCompilers.
 const (
 	PrefilterNone       = "none"
 	PrefilterContainers = "containers"
+	// PrefilterCompilers sends only execs that can matter to compiler
+	// detection, by the names of a compiler_detector's catalog (see
+	// CompilerCatalog).
+	PrefilterCompilers = "compilers"
 )
+
+// compilerCatalogType is the type of the extension that holds the
+// compiler_detector's catalog.
+const compilerCatalogType = "compiler_catalog"
 
 // Config is the ebpf_exec receiver's configuration.
 type Config struct {
@@ -68,8 +78,14 @@ type Config struct {
 	Redaction RedactionConfig `mapstructure:"redaction"`
 	// Prefilter is the optional in-kernel filter: PrefilterNone (the
 	// default) sends every exec; PrefilterContainers sends only execs outside
-	// the host's mount namespace. Every exec is counted either way.
-	Prefilter string `mapstructure:"prefilter"`
+	// the host's mount namespace; PrefilterCompilers only execs named like a
+	// compiler of the catalog. Both may be combined (a list, or one string
+	// with commas). Every exec is counted either way.
+	Prefilter []string `mapstructure:"prefilter"`
+	// CompilerCatalog is the compiler_catalog extension that
+	// PrefilterCompilers reads the catalog's names from; empty takes the
+	// only one the collector runs.
+	CompilerCatalog component.ID `mapstructure:"compiler_catalog"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -105,7 +121,7 @@ func createDefaultConfig() component.Config {
 			FlushInterval: defaultFlushInterval,
 		},
 		Redaction: RedactionConfig{Enabled: true},
-		Prefilter: PrefilterNone,
+		Prefilter: []string{PrefilterNone},
 	}
 }
 
@@ -146,10 +162,8 @@ func (cfg *Config) Validate() error {
 	if cfg.Batch.FlushInterval <= 0 {
 		return fmt.Errorf(`"batch.flush_interval" must be positive, got %s`, cfg.Batch.FlushInterval)
 	}
-	switch cfg.Prefilter {
-	case "", PrefilterNone, PrefilterContainers:
-	default:
-		return fmt.Errorf(`"prefilter" must be %q or %q, got %q`, PrefilterNone, PrefilterContainers, cfg.Prefilter)
+	if err := cfg.validatePrefilter(); err != nil {
+		return err
 	}
 	for i, p := range cfg.Redaction.Patterns {
 		if _, err := regexp.Compile(p); err != nil {
@@ -157,6 +171,39 @@ func (cfg *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (cfg *Config) validatePrefilter() error {
+	seen := map[string]bool{}
+	for _, p := range cfg.Prefilter {
+		switch p {
+		case PrefilterNone, PrefilterContainers, PrefilterCompilers:
+		default:
+			return fmt.Errorf(`"prefilter" must be %q, %q, %q or a list of the last two, got %q`,
+				PrefilterNone, PrefilterContainers, PrefilterCompilers, p)
+		}
+		if seen[p] {
+			return fmt.Errorf(`"prefilter" lists %q twice`, p)
+		}
+		seen[p] = true
+	}
+	if seen[PrefilterNone] && len(cfg.Prefilter) > 1 {
+		return fmt.Errorf(`"prefilter" combines %q with %v`, PrefilterNone, cfg.Prefilter)
+	}
+	if cfg.CompilerCatalog != (component.ID{}) {
+		if !seen[PrefilterCompilers] {
+			return fmt.Errorf(`"compiler_catalog" is read only with "prefilter" %q`, PrefilterCompilers)
+		}
+		if cfg.CompilerCatalog.Type().String() != compilerCatalogType {
+			return fmt.Errorf(`"compiler_catalog" must name a %s extension, got %q`, compilerCatalogType, cfg.CompilerCatalog)
+		}
+	}
+	return nil
+}
+
+// prefilters reports which in-kernel filters the configuration turns on.
+func (cfg *Config) prefilters() (containers, compilers bool) {
+	return slices.Contains(cfg.Prefilter, PrefilterContainers), slices.Contains(cfg.Prefilter, PrefilterCompilers)
 }
 
 func checkRange(key string, v, lo, hi int) error {

@@ -28,7 +28,16 @@ func TestLoadConfig(t *testing.T) {
 	custom.Ancestors = AncestorsLimit
 	custom.Batch = BatchConfig{MaxSize: 1024, FlushInterval: time.Second}
 	custom.Redaction.Patterns = []string{`(?i)employee_id=(\d+)`, `sk_live_[0-9a-zA-Z]{24}`}
-	custom.Prefilter = PrefilterContainers
+	custom.Prefilter = []string{PrefilterContainers}
+
+	compilers := createDefaultConfig().(*Config)
+	compilers.Prefilter = []string{PrefilterCompilers}
+
+	both := createDefaultConfig().(*Config)
+	both.Prefilter = []string{PrefilterContainers, PrefilterCompilers}
+	bothNamed := createDefaultConfig().(*Config)
+	bothNamed.Prefilter = []string{PrefilterContainers, PrefilterCompilers}
+	bothNamed.CompilerCatalog = component.MustNewIDWithName(compilerCatalogType, "ci")
 
 	plain := createDefaultConfig().(*Config)
 	plain.RingBufferSize = 16 << 20
@@ -68,7 +77,15 @@ func TestLoadConfig(t *testing.T) {
 		{name: "batch_max_size_zero", validation: `"batch.max_size" must be at least 1, got 0`},
 		{name: "batch_flush_interval_zero", validation: `"batch.flush_interval" must be positive, got 0s`},
 		{name: "bad_pattern", validation: `"redaction.patterns[1]" is not a valid regular expression`},
-		{name: "bad_prefilter", validation: `"prefilter" must be "none" or "containers", got "host"`},
+		{name: "bad_prefilter", validation: `"prefilter" must be "none", "containers", "compilers" or a list of the last two, got "host"`},
+		{name: "prefilter_compilers", want: compilers},
+		{name: "prefilter_both_list", want: bothNamed},
+		{name: "prefilter_both_string", want: both},
+		{name: "prefilter_none_and_compilers", validation: `"prefilter" combines "none" with [none compilers]`},
+		{name: "prefilter_twice", validation: `"prefilter" lists "compilers" twice`},
+		{name: "prefilter_unknown_in_list", validation: `"prefilter" must be "none", "containers", "compilers" or a list of the last two, got "gcc"`},
+		{name: "compiler_catalog_without_compilers", validation: `"compiler_catalog" is read only with "prefilter" "compilers"`},
+		{name: "compiler_catalog_wrong_type", validation: `"compiler_catalog" must name a compiler_catalog extension, got "health_check"`},
 		{name: "unknown_key", unmarshal: "max_arg_bytes"},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,11 @@ import (
 // The record's EventName, and the attributes semconv has no name for.
 const (
 	execEventName = "process.exec"
+	// containerSeenEventName names the record of a container's first exec
+	// that "prefilter: compilers" did not send as an exec: the
+	// compiler_detector starts the container's presence scan on it and
+	// drops it.
+	containerSeenEventName = "compilerwatch.container.seen"
 
 	attrProcessGroupID      = "compilerwatch.process.group.id"
 	attrExecFilename        = "compilerwatch.exec.filename"
@@ -165,6 +170,9 @@ func (c *logsConverter) Stats() convertStats { return c.last }
 func (c *logsConverter) Append(ev *event.Event) {
 	observed := pcommon.NewTimestampFromTime(c.now())
 	cg := c.cgroup(ev.CgroupPath, ev.CgroupV1)
+	if ev.CgroupSeen && cg.info.ContainerID == "" && cg.info.PodUID == "" {
+		return // a host cgroup: nothing to scan
+	}
 	if !cg.haveBatch {
 		key := resourceKey{cg.info.ContainerID, cg.info.PodUID}
 		records, ok := c.groups[key]
@@ -175,7 +183,42 @@ func (c *logsConverter) Append(ev *event.Event) {
 		cg.records, cg.haveBatch = records, true
 		c.touched = append(c.touched, cg)
 	}
+	if ev.CgroupSeen {
+		c.fillSeen(cg.records.AppendEmpty(), ev, cg.attr, observed)
+		return
+	}
 	c.fill(cg.records.AppendEmpty(), ev, cg.attr, cg.info.ContainerID != "", observed)
+}
+
+// fillSeen writes the record of a container's first exec that the
+// candidate filter did not send as an exec: not the exec, only what the
+// presence scan needs to find the container's root (the pid and its
+// ancestors) and the cgroup.
+func (c *logsConverter) fillSeen(lr plog.LogRecord, ev *event.Event, cgroupAttr string, observed pcommon.Timestamp) {
+	c.pending.Records++
+	lr.SetEventName(containerSeenEventName)
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(ev.Time))
+	lr.SetObservedTimestamp(observed)
+	attrs := lr.Attributes()
+	attrs.EnsureCapacity(4)
+	attrs.PutInt(string(semconv.ProcessPIDKey), int64(ev.PID))
+	attrs.PutInt(string(semconv.ProcessParentPIDKey), int64(ev.ParentPID))
+	if len(ev.Ancestors) > 0 {
+		c.putAncestors(attrs, ev)
+	}
+	putValidStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
+}
+
+// putAncestors writes compilerwatch.ancestors, "pid:comm" nearest first.
+func (c *logsConverter) putAncestors(attrs pcommon.Map, ev *event.Event) {
+	anc := attrs.PutEmptySlice(attrAncestors)
+	anc.EnsureCapacity(len(ev.Ancestors))
+	for _, a := range ev.Ancestors {
+		c.scratch = strconv.AppendUint(c.scratch[:0], uint64(a.PID), 10)
+		c.scratch = append(c.scratch, ':')
+		c.scratch = append(c.scratch, a.Comm...)
+		anc.AppendEmpty().SetStr(c.ancestor(c.scratch))
+	}
 }
 
 // appendAll appends a whole batch; tests and benchmarks use it.
@@ -286,14 +329,7 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	putStr(attrs, attrParentExePath, ev.ParentExePath)
 	putStr(attrs, attrParentCommand, ev.ParentComm())
 	if len(ev.Ancestors) > 0 {
-		anc := attrs.PutEmptySlice(attrAncestors)
-		anc.EnsureCapacity(len(ev.Ancestors))
-		for _, a := range ev.Ancestors {
-			c.scratch = strconv.AppendUint(c.scratch[:0], uint64(a.PID), 10)
-			c.scratch = append(c.scratch, ':')
-			c.scratch = append(c.scratch, a.Comm...)
-			anc.AppendEmpty().SetStr(c.ancestor(c.scratch))
-		}
+		c.putAncestors(attrs, ev)
 		// Parallel to the list above: what the kernel executes for each
 		// ancestor, which, unlike its comm, the process cannot rename.
 		names := attrs.PutEmptySlice(attrAncestorExeNames)

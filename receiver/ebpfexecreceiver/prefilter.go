@@ -3,8 +3,11 @@ package ebpfexecreceiver // import "github.com/compilerwatch/compilerwatch/recei
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+
+	"go.opentelemetry.io/collector/component"
 )
 
 // kthreadd (pid 2 in the host PID namespace) runs in the kernel's initial
@@ -47,4 +50,49 @@ func parseNSLink(target string) (uint32, error) {
 		return 0, fmt.Errorf("unexpected mount namespace link %q, want mnt:[<inode>]", target)
 	}
 	return uint32(n), nil
+}
+
+// compilerCatalog is what "prefilter: compilers" needs of the compiler_catalog
+// extension (processor/compilerdetectorprocessor/catalogextension): the names
+// the compiler_detector processors published at their Start, which the
+// collector runs before any receiver's.
+type compilerCatalog interface {
+	CandidateNames() ([]string, error)
+}
+
+// candidateNames reads the candidate names from the compiler_catalog
+// extension id, or from the only one the host runs when id is empty.
+func candidateNames(host component.Host, id component.ID) ([]string, error) {
+	var found []component.ID
+	var ext component.Component
+	for eid, e := range host.GetExtensions() {
+		if id != (component.ID{}) && eid != id {
+			continue
+		}
+		if eid.Type().String() == compilerCatalogType {
+			found = append(found, eid)
+			ext = e
+		}
+	}
+	switch {
+	case len(found) == 0 && id != (component.ID{}):
+		return nil, fmt.Errorf(`"prefilter: compilers" reads the catalog from extension %q, which the collector does not run: `+
+			`add it to service.extensions`, id)
+	case len(found) == 0:
+		return nil, fmt.Errorf(`"prefilter: compilers" reads the catalog from a %s extension, and the collector runs none: `+
+			`add "extensions: {%s: {}}" and list it in service.extensions`, compilerCatalogType, compilerCatalogType)
+	case len(found) > 1:
+		slices.SortFunc(found, func(a, b component.ID) int { return strings.Compare(a.String(), b.String()) })
+		return nil, fmt.Errorf(`"prefilter: compilers": the collector runs several %s extensions (%v); name one in "compiler_catalog"`,
+			compilerCatalogType, found)
+	}
+	cat, ok := ext.(compilerCatalog)
+	if !ok {
+		return nil, fmt.Errorf(`"prefilter: compilers": extension %q does not hold a compiler catalog`, found[0])
+	}
+	names, err := cat.CandidateNames()
+	if err != nil {
+		return nil, fmt.Errorf(`"prefilter: compilers": %w`, err)
+	}
+	return names, nil
 }

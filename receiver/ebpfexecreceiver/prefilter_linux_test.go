@@ -19,7 +19,7 @@ func TestKernelPrefilterContainers(t *testing.T) {
 	c := testenv.NewContainer(t, testenv.Options{
 		Mounts: []testenv.Mount{{Destination: "/opt/tools/busybox", Source: "/bin/busybox"}},
 	})
-	r, sink := startReceiver(t, func(cfg *Config) { cfg.Prefilter = PrefilterContainers })
+	r, sink := startReceiver(t, func(cfg *Config) { cfg.Prefilter = []string{PrefilterContainers} })
 	before, err := r.src.Stats()
 	require.NoError(t, err)
 

@@ -45,6 +45,12 @@ var (
 	reasonRefused = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "refused")))
 )
 
+// Values of the prefilter attribute of the filtered_execs metric.
+var (
+	prefilterContainers = metric.WithAttributeSet(attribute.NewSet(attribute.String("prefilter", PrefilterContainers)))
+	prefilterCompilers  = metric.WithAttributeSet(attribute.NewSet(attribute.String("prefilter", PrefilterCompilers)))
+)
+
 // statsInterval is how often kernel-side counters are read and reported.
 const statsInterval = time.Second
 
@@ -107,7 +113,7 @@ func newExecReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, loa
 
 // Start loads and attaches the BPF program, then starts the read loop. A
 // load or attach failure is returned with its cause named.
-func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
+func (r *execReceiver) Start(_ context.Context, host component.Host) error {
 	conv, err := newReceiverConverter(r.cfg, r.settings)
 	if err != nil {
 		return err
@@ -118,10 +124,18 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 		MaxPathDepth:   uint32(r.cfg.MaxPathDepth),
 		MaxAncestors:   uint32(r.cfg.Ancestors),
 	}
-	if r.cfg.Prefilter == PrefilterContainers {
+	containers, compilers := r.cfg.prefilters()
+	if containers {
 		if pcfg.HostMountNS, err = hostMountNS(); err != nil {
 			return err
 		}
+	}
+	if compilers {
+		names, err := candidateNames(host, r.cfg.CompilerCatalog)
+		if err != nil {
+			return err
+		}
+		pcfg.Candidates = probe.NewCandidateBloom(names)
 	}
 	src, err := r.load(pcfg)
 	if err != nil {
@@ -142,10 +156,13 @@ func (r *execReceiver) Start(_ context.Context, _ component.Host) error {
 		zap.Int("max_args_bytes", r.cfg.MaxArgsBytes),
 		zap.Int("max_path_depth", r.cfg.MaxPathDepth),
 		zap.Int("ancestors", r.cfg.Ancestors),
-		zap.String("prefilter", r.cfg.Prefilter),
+		zap.Strings("prefilter", r.cfg.Prefilter),
 	}
 	if pcfg.HostMountNS != 0 {
 		fields = append(fields, zap.Uint32("host_mount_ns", pcfg.HostMountNS))
+	}
+	if pcfg.Candidates != nil {
+		fields = append(fields, zap.Int("candidate_names", pcfg.Candidates.Names()))
 	}
 	if err := src.DirectRefused(); err != nil {
 		// Not an error: the portable program records the same, at about
@@ -304,7 +321,10 @@ func (r *execReceiver) reportLoss(ctx context.Context) {
 		last := r.lastStats
 		r.tb.ReceiverEbpfExecExecsSeen.Add(ctx, int64(s.Execs-last.Execs))
 		if f := s.Filtered - last.Filtered; f > 0 {
-			r.tb.ReceiverEbpfExecFilteredExecs.Add(ctx, int64(f))
+			r.tb.ReceiverEbpfExecFilteredExecs.Add(ctx, int64(f), prefilterContainers)
+		}
+		if f := s.FilteredNonCandidate - last.FilteredNonCandidate; f > 0 {
+			r.tb.ReceiverEbpfExecFilteredExecs.Add(ctx, int64(f), prefilterCompilers)
 		}
 		if d := s.Dropped() - last.Dropped(); d > 0 {
 			r.tb.ReceiverEbpfExecKernelDroppedRecords.Add(ctx, int64(d))

@@ -79,7 +79,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverEbpfExecFilteredExecs, err = builder.meter.Int64Counter(
 		"otelcol_receiver_ebpf_exec_filtered_execs",
-		metric.WithDescription("Execs the in-kernel prefilter counted but did not send (prefilter: containers; execs in the host's mount namespace). [Alpha]"),
+		metric.WithDescription("Execs the in-kernel prefilter counted but did not send, by the filter that dropped them (prefilter: containers, execs in the host's mount namespace; prefilter: compilers, execs not named like a compiler). [Alpha]"),
 		metric.WithUnit("{exec}"),
 	)
 	errs = errors.Join(errs, err)

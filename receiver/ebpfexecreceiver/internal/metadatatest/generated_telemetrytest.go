@@ -49,7 +49,7 @@ func AssertEqualReceiverEbpfExecExecsSeen(t *testing.T, tt *componenttest.Teleme
 func AssertEqualReceiverEbpfExecFilteredExecs(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_ebpf_exec_filtered_execs",
-		Description: "Execs the in-kernel prefilter counted but did not send (prefilter: containers; execs in the host's mount namespace). [Alpha]",
+		Description: "Execs the in-kernel prefilter counted but did not send, by the filter that dropped them (prefilter: containers, execs in the host's mount namespace; prefilter: compilers, execs not named like a compiler). [Alpha]",
 		Unit:        "{exec}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
