@@ -12,16 +12,26 @@ import (
 )
 
 // processResource is the one funnel every record goes through, synchronous or released from hold: match,
-// exclude, dedup, flag, and drop what only_flagged does not keep.
-func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, st *stats) {
+// exclude, dedup, flag, and drop what only_flagged does not keep. It reports whether the resource is left empty
+// and goes.
+//
+// A compilerwatch.container.seen record (the receiver's "prefilter: compilers" sends one for a container's first
+// exec that is no compiler's) starts the container's presence scan like any record, and is then dropped: it is
+// not an exec.
+func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, st *stats) bool {
 	res := rl.Resource().Attributes()
 	if p.presence != nil {
 		p.presence.Observe(rl.Resource(), rl)
 	}
 	inScope := !p.cfg.ContainersOnly || attr.Str(res, attr.ContainerID) != ""
 	resExcluded := -1 // computed on the first match only
+	seen := false
 	rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
 		sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
+			if lr.EventName() == attr.EventContainerSeen {
+				seen = true
+				return true
+			}
 			flagged := inScope && p.processRecord(res, &resExcluded, lr, now, st)
 			if !flagged && p.cfg.OnlyFlagged {
 				st.dropped++
@@ -29,8 +39,9 @@ func (p *compilerDetector) processResource(rl plog.ResourceLogs, now time.Time, 
 			}
 			return false
 		})
-		return p.cfg.OnlyFlagged && sl.LogRecords().Len() == 0
+		return (p.cfg.OnlyFlagged || seen) && sl.LogRecords().Len() == 0
 	})
+	return (p.cfg.OnlyFlagged || seen) && rl.ScopeLogs().Len() == 0
 }
 
 // processRecord flags lr if it is a compiler execution that is neither excluded nor a duplicate.

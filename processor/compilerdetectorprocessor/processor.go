@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/catalogextension"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/dedup"
@@ -28,6 +29,7 @@ import (
 // summaries. One goroutine does that work; Shutdown flushes what is left and joins it.
 type compilerDetector struct {
 	cfg       *Config
+	id        component.ID
 	logger    *zap.Logger
 	next      consumer.Logs
 	telemetry *metadata.TelemetryBuilder
@@ -50,6 +52,8 @@ type compilerDetector struct {
 	// host no longer accepts them.
 	host     component.Host
 	stopping atomic.Bool
+	// catalogs are the compiler_catalog extensions this processor published its catalog's names to.
+	catalogs []catalogextension.Publisher
 
 	// Lifecycle of the async goroutine.
 	startOnce sync.Once
@@ -69,6 +73,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 	}
 	p := &compilerDetector{
 		cfg:       cfg,
+		id:        set.ID,
 		logger:    set.Logger,
 		next:      next,
 		telemetry: tb,
@@ -101,6 +106,7 @@ func (p *compilerDetector) Capabilities() consumer.Capabilities {
 // attributes while the cache retries, and the state is reported as component status and the k8s_synced gauge.
 func (p *compilerDetector) Start(ctx context.Context, host component.Host) error {
 	p.host = host
+	p.publishCatalog(host)
 	if p.meta == nil {
 		if err := p.startKube(ctx); err != nil {
 			return err
@@ -118,6 +124,23 @@ func (p *compilerDetector) Start(ctx context.Context, host component.Host) error
 		go p.run(holdEvery, sweepEvery)
 	})
 	return nil
+}
+
+// publishCatalog publishes the names of this processor's catalog to every compiler_catalog extension the host
+// runs, for the receiver's "prefilter: compilers", which reads them at its Start, after this one.
+func (p *compilerDetector) publishCatalog(host component.Host) {
+	var names []string
+	for _, ext := range host.GetExtensions() {
+		pub, ok := ext.(catalogextension.Publisher)
+		if !ok {
+			continue
+		}
+		if names == nil {
+			names = p.matcher.CandidateNames()
+		}
+		pub.Publish(p.id, names)
+		p.catalogs = append(p.catalogs, pub)
+	}
 }
 
 // intervals returns how often held records are re-checked and dedup windows swept (0 = never).
@@ -174,6 +197,10 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 	if p.presence != nil {
 		p.presence.Stop()
 	}
+	for _, c := range p.catalogs {
+		c.Withdraw(p.id)
+	}
+	p.catalogs = nil
 	p.cancelRun()
 	p.releaseHeld(ctx, true)
 	p.emitSummaries(ctx, true)
@@ -219,8 +246,7 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 		}
 	}
 	rls.RemoveIf(func(rl plog.ResourceLogs) bool {
-		p.processResource(rl, now, &st)
-		return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
+		return p.processResource(rl, now, &st)
 	})
 	p.appendEvicted(ld, &st, now)
 	st.record(ctx, p.telemetry)
@@ -251,8 +277,7 @@ func (p *compilerDetector) emitReleased(ctx context.Context, now time.Time, batc
 		rls := b.Logs.ResourceLogs()
 		rls.RemoveIf(func(rl plog.ResourceLogs) bool {
 			enrich(rl.Resource(), b.Found)
-			p.processResource(rl, now, &st)
-			return p.cfg.OnlyFlagged && rl.ScopeLogs().Len() == 0
+			return p.processResource(rl, now, &st)
 		})
 		p.appendEvicted(b.Logs, &st, now)
 		st.record(ctx, p.telemetry)

@@ -68,6 +68,9 @@ const (
 	EventDedupSummary = "compilerwatch.dedup.summary"
 	// EventCompilersPresent names the presence finding: compilers found in a container's root.
 	EventCompilersPresent = "container.compilers_present"
+	// EventContainerSeen names the receiver's record of a container's first exec that its "prefilter: compilers"
+	// did not send as an exec: it only starts the container's presence scan, and is never passed on.
+	EventContainerSeen = "compilerwatch.container.seen"
 )
 
 // IsRuntimeOrigin reports whether a compilerwatch.executable.origin value means the binary was written after the
