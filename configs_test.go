@@ -28,6 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/catalogextension"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 )
 
@@ -46,6 +47,7 @@ func distributionFactories() []distributionFactory {
 	return []distributionFactory{
 		{self, ebpfexecreceiver.NewFactory()},
 		{self, compilerdetectorprocessor.NewFactory()},
+		{self, catalogextension.NewFactory()},
 		{"go.opentelemetry.io/collector/processor/batchprocessor", batchprocessor.NewFactory()},
 		{"go.opentelemetry.io/collector/processor/memorylimiterprocessor", memorylimiterprocessor.NewFactory()},
 		{"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor", resourceprocessor.NewFactory()},

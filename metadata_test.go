@@ -17,6 +17,7 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/internal/metadatacheck"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/catalogextension"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 )
 
@@ -70,26 +71,34 @@ func TestModuleMetadata(t *testing.T) {
 	}{
 		"receiver":  {ebpfexecreceiver.NewFactory().Type(), ebpfexecreceiver.NewFactory().LogsStability()},
 		"processor": {compilerdetectorprocessor.NewFactory().Type(), compilerdetectorprocessor.NewFactory().LogsStability()},
+		"extension": {catalogextension.NewFactory().Type(), catalogextension.NewFactory().Stability()},
 	}
 	require.Len(t, m.Components, len(factories))
 	for _, c := range m.Components {
 		t.Run(c.Type, func(t *testing.T) {
 			f, ok := factories[c.Kind]
 			require.True(t, ok, "unknown kind %q", c.Kind)
+			// Receivers and processors here handle logs; an extension has a stability of its own.
+			signal := "logs"
+			if c.Kind == "extension" {
+				signal = "extension"
+			}
 			assert.Equal(t, c.Type, f.typ.String(), "factory type")
-			assert.Equal(t, c.Stability["logs"], strings.ToLower(f.stability.String()), "logs stability")
+			assert.Equal(t, c.Stability[signal], strings.ToLower(f.stability.String()), "%s stability", signal)
 
 			cm := metadatacheck.Load(t, filepath.Join(c.Package, "metadata.yaml"))
 			assert.Equal(t, c.Type, cm.Type)
 			assert.Equal(t, c.Kind, cm.Status.Class)
-			assert.Equal(t, []string{"logs"}, cm.Status.Stability[c.Stability["logs"]])
-			assert.NotEmpty(t, cm.MetricNames(), "%s/metadata.yaml declares the component's metrics", c.Package)
+			assert.Equal(t, []string{signal}, cm.Status.Stability[c.Stability[signal]])
+			if c.Kind != "extension" {
+				assert.NotEmpty(t, cm.MetricNames(), "%s/metadata.yaml declares the component's metrics", c.Package)
+			}
 			readmePath := filepath.Join(c.Package, "README.md")
 			readme, err := os.ReadFile(readmePath)
 			require.NoError(t, err)
 			// The README's status table says the type and stability this file says.
 			assert.Contains(t, string(readme), "| Type          | `"+c.Type+"` |", "%s status table: type", readmePath)
-			assert.Contains(t, string(readme), "| Stability     | ["+c.Stability["logs"]+"]: logs |", "%s status table: stability", readmePath)
+			assert.Contains(t, string(readme), "| Stability     | ["+c.Stability[signal]+"]: "+signal+" |", "%s status table: stability", readmePath)
 
 			assert.Contains(t, string(builder), "import: "+m.Module+"/"+c.Package, "builder-config.yaml builds %s", c.Type)
 		})
