@@ -114,8 +114,7 @@ struct event {
 
 /* The state of cand_name()'s scan. */
 struct cand_scan {
-	__u64 h[CAND_ENDS_MAX];                       /* running hashes, one per end */
-	__u64 kept[CAND_GROUPS_MAX][CAND_ENDS_MAX]; /* their values at each boundary */
+	__u64 kept[CAND_GROUPS_MAX][CAND_ENDS_MAX]; /* the running hashes at each boundary */
 	__u32 n, g, flen;
 	__u8 chain, fver, first, _pad;
 };
@@ -835,11 +834,12 @@ static __always_inline bool cand_deleted_suffix(struct scratch *s, __u32 at)
  * At every '-', ':' and at the start it keeps the hashes of the suffixes
  * that start there; they are probed after the scan.
  *
- * The scan's state lives in the scratch record (struct cand_scan), read and
- * written through a volatile pointer each byte: the verifier does not track
- * values in map memory, so the byte loop has one state per iteration
- * instead of one per combination of the counters and flags it would
- * otherwise know exactly.
+ * The scan's counters and flags live in the scratch record (struct
+ * cand_scan), read and written through a volatile pointer each byte: the
+ * verifier does not track values in map memory, so the byte loop has one
+ * state per iteration instead of one per combination of the counters and
+ * flags it would otherwise know exactly. The hashes stay in registers: no
+ * branch reads them.
  */
 __noinline int cand_name(__u32 off, __u32 len)
 {
@@ -850,9 +850,7 @@ __noinline int cand_name(__u32 off, __u32 len)
 	__u32 end = len;
 	if (end >= 10 && cand_deleted_suffix(s, off + end - 10))
 		end -= 10;
-#pragma unroll
-	for (int j = 0; j < CAND_ENDS_MAX; j++)
-		cs->h[j] = 0;
+	__u64 h0 = 0, h1 = 0, h2 = 0, h3 = 0;
 	cs->n = 1;     /* live ends */
 	cs->g = 0;     /* boundaries kept */
 	cs->chain = 1; /* every field after the last '-' so far was a version */
@@ -868,18 +866,21 @@ __noinline int cand_name(__u32 off, __u32 len)
 			__u32 g = cs->g;
 			if (g >= CAND_GROUPS_MAX)
 				return 1; /* more boundaries than slots */
-#pragma unroll
-			for (int j = 0; j < CAND_ENDS_MAX; j++)
-				cs->kept[g & (CAND_GROUPS_MAX - 1)][j] = cs->h[j];
+			volatile __u64 *kept = cs->kept[g & (CAND_GROUPS_MAX - 1)];
+			kept[0] = h0;
+			kept[1] = h1;
+			kept[2] = h2;
+			kept[3] = h3;
 			cs->g = g + 1;
 		}
 		if (c == '/') {
 			done = true;
 			break;
 		}
-#pragma unroll
-		for (int j = 0; j < CAND_ENDS_MAX; j++)
-			cs->h[j] = cs->h[j] * CAND_HASH_MUL + c;
+		h0 = h0 * CAND_HASH_MUL + c;
+		h1 = h1 * CAND_HASH_MUL + c;
+		h2 = h2 * CAND_HASH_MUL + c;
+		h3 = h3 * CAND_HASH_MUL + c;
 		if (c == '-') {
 			/* A version field: digits and dots from a digit, or posix/win32 (any 5 bytes). */
 			__u32 flen = cs->flen, n = cs->n;
@@ -887,7 +888,12 @@ __noinline int cand_name(__u32 off, __u32 len)
 			bool ver = flen == 5 || (flen > 0 && cs->fver && first >= '0' && first <= '9');
 			if (cs->chain && ver && n < CAND_ENDS_MAX) {
 				/* A new end: the name without this field and the ones after it. */
-				cs->h[n & (CAND_ENDS_MAX - 1)] = 0;
+				if (n == 1)
+					h1 = 0;
+				else if (n == 2)
+					h2 = 0;
+				else
+					h3 = 0;
 				cs->n = n + 1;
 			} else {
 				cs->chain = 0;
@@ -998,10 +1004,21 @@ static __always_inline bool is_candidate(struct scratch *s, struct task_struct *
 		   : cand_exe(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt)))
 		return true;
 
-	/* The filename as invoked; a path that fills the buffer may be cut. */
-	long n = bpf_probe_read_kernel_str(&s->data[CAND_OFF_FILENAME], PATH_BYTES_MAX, bprm->filename);
-	if (n <= 0 || n >= PATH_BYTES_MAX || cand_name(CAND_OFF_FILENAME, n - 1))
-		return true;
+	/*
+	 * The filename as invoked; a path that fills the buffer may be cut. The
+	 * exec set comm to its base name cut to 15 bytes, unless it took comm
+	 * from the file's dentry (fexecve, 6.14+: comm_from_dentry): a shorter
+	 * comm is that whole base name, checked already.
+	 */
+	bool from_dentry = false;
+	if (bpf_core_field_exists(struct linux_binprm, comm_from_dentry))
+		from_dentry = BPF_CORE_READ_BITFIELD(bprm, comm_from_dentry);
+	long n;
+	if (len >= TASK_COMM_LEN - 1 || from_dentry) {
+		n = bpf_probe_read_kernel_str(&s->data[CAND_OFF_FILENAME], PATH_BYTES_MAX, bprm->filename);
+		if (n <= 0 || n >= PATH_BYTES_MAX || cand_name(CAND_OFF_FILENAME, n - 1))
+			return true;
+	}
 
 	/*
 	 * argv[0]. One that the record would cut (max_args_bytes) shows the

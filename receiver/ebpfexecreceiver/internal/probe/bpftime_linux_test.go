@@ -74,11 +74,98 @@ func TestBPFTimePerExec(t *testing.T) {
 	t.Logf("direct/portable: %.2f", md/mp)
 }
 
+// TestBPFTimePerExecCandidateFilter measures the direct program's BPF run time per exec with "prefilter:
+// compilers": for an exec the filter drops (a no-op named noop) and one it sends (the same binary named gcc),
+// against the program without a filter and with "prefilter: containers" (host execs, dropped), interleaved in
+// one session like TestBPFTimePerExec, and opt-in the same way:
+//
+//	COMPILERWATCH_BPF_TIME=1 go test -count=1 -v -timeout 30m -run '^TestBPFTimePerExecCandidateFilter$' ./receiver/ebpfexecreceiver/internal/probe
+func TestBPFTimePerExecCandidateFilter(t *testing.T) {
+	if os.Getenv("COMPILERWATCH_BPF_TIME") != "1" {
+		t.Skip("set COMPILERWATCH_BPF_TIME=1 to measure the BPF time per exec")
+	}
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "gcc")
+	rounds := envInt(t, "COMPILERWATCH_BPF_TIME_ROUNDS", 5)
+	execs := envInt(t, "COMPILERWATCH_BPF_TIME_EXECS", 20000)
+
+	dir := t.TempDir()
+	noop := buildStatic(t, dir, "noop", "int main(void) { return 0; }\n")
+	loop := buildStatic(t, dir, "vforkloop", vforkLoopC)
+	gccDir := filepath.Join(dir, "cand")
+	if err := os.Mkdir(gccDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gcc := filepath.Join(gccDir, "gcc")
+	if err := os.Link(noop, gcc); err != nil {
+		t.Fatal(err)
+	}
+	hostNS, err := os.Readlink("/proc/2/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns uint32
+	if _, err := fmt.Sscanf(hostNS, "mnt:[%d]", &ns); err != nil {
+		t.Fatal(err)
+	}
+
+	old, err := os.ReadFile(bpfStatsSysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(bpfStatsSysctl, old, 0o644); err != nil {
+			t.Errorf("restoring kernel.bpf_stats_enabled: %v", err)
+		}
+	})
+	if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	base := Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: VariantDirect}
+	catalog := NewCandidateBloom([]string{"gcc", "g++", "cc", "cc1", "cc1plus", "as", "collect2", "go", "javac", "rustc"})
+	type setup struct {
+		name string
+		cfg  Config
+		bin  string
+	}
+	withCands, withNS := base, base
+	withCands.Candidates = catalog
+	withNS.HostMountNS = ns
+	setups := []setup{
+		{"no filter, sent", base, noop},
+		{"compilers, dropped", withCands, noop},
+		{"compilers, sent", withCands, gcc},
+		{"containers, dropped", withNS, noop},
+	}
+	res := map[string][]float64{}
+	for r := range rounds {
+		for i := range setups {
+			s := setups[(i+r)%len(setups)] // rotate which goes first
+			perExec, runs, wall := measureConfig(t, s.cfg, loop, s.bin, execs)
+			res[s.name] = append(res[s.name], perExec)
+			t.Logf("round %d %-20s %7.0f ns/exec over %d runs (loop %.1fs, %.0f µs/exec)", r+1, s.name, perExec, runs,
+				wall.Seconds(), float64(wall.Microseconds())/float64(execs))
+		}
+	}
+	for _, s := range setups {
+		t.Logf("%-20s median %6.0f ns/exec %v", s.name, median(res[s.name]), roundAll(res[s.name]))
+	}
+}
+
 // measure loads v, runs the loop and returns run_time_ns/run_cnt of the
 // program over the loop.
 func measure(t *testing.T, v Variant, loop, noop string, execs int) (float64, uint64, time.Duration) {
 	t.Helper()
-	p, err := Load(Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: v})
+	return measureConfig(t, Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: v},
+		loop, noop, execs)
+}
+
+// measureConfig is measure with the program loaded with cfg.
+func measureConfig(t *testing.T, cfg Config, loop, noop string, execs int) (float64, uint64, time.Duration) {
+	t.Helper()
+	v := cfg.Variant
+	p, err := Load(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

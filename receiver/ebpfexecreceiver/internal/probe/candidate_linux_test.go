@@ -141,7 +141,16 @@ func TestKernelCandidateFilterLosesNoFinding(t *testing.T) {
 				seen := map[string]bool{}
 				bloom := probe.NewCandidateBloom(s.Candidates)
 				commOnly := 0
-				for i, e := range s.Execs {
+				// Each name alone: the executable's, a file name longer than a comm (so the kernel reads it, not
+				// comm), argv[0]'s.
+				execs := append(s.Execs[:len(s.Execs):len(s.Execs)], s.Execs[0], s.Execs[0], s.Execs[0])
+				execs[len(execs)-3].Case, execs[len(execs)-3].ExeName, execs[len(execs)-3].Filename, execs[len(execs)-3].Argv0 =
+					"exe only", "gcc", "plain", "plain"
+				execs[len(execs)-2].Case, execs[len(execs)-2].ExeName, execs[len(execs)-2].Filename, execs[len(execs)-2].Argv0 =
+					"long file name only", "plain", "x86_64-linux-gnu-gcc-12", "plain"
+				execs[len(execs)-1].Case, execs[len(execs)-1].ExeName, execs[len(execs)-1].Filename, execs[len(execs)-1].Argv0 =
+					"argv0 only", "plain", "plain", "/usr/bin/x86_64-linux-gnu-g++-13"
+				for i, e := range execs {
 					exe, file := safeName(e.ExeName), safeName(e.Filename)
 					key := exe + "\x00" + file + "\x00" + e.Argv0
 					if seen[key] {

@@ -112,7 +112,6 @@ type execScratch struct {
 	LastCgroup uint64
 	Cand       struct {
 		_     structs.HostLayout
-		H     [4]uint64
 		Kept  [8][4]uint64
 		N     uint32
 		G     uint32
