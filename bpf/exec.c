@@ -928,11 +928,32 @@ __noinline int cand_name(__u32 off, __u32 len)
 }
 
 /*
+ * Whether the name at data[off, off + len) has comm (clen bytes at
+ * CAND_OFF_COMM) as its whole base name: its check is then comm's, done
+ * already. The common case for the executable and argv[0].
+ */
+static __always_inline bool cand_is_comm(struct scratch *s, __u32 off, __u32 len, __u32 clen)
+{
+	if (clen == 0 || clen >= TASK_COMM_LEN || len < clen || off > DATA_MASK || len > PATH_BYTES_MAX)
+		return false;
+	__u32 start = off + len - clen;
+	if (len > clen && s->data[data_off(start - 1)] != '/')
+		return false;
+	for (__u32 i = 0; i < TASK_COMM_LEN - 1; i++) {
+		if (i >= clen)
+			break;
+		if (s->data[data_off(start + i)] != s->data[data_off(CAND_OFF_COMM + i)])
+			return false;
+	}
+	return true;
+}
+
+/*
  * The executable's base name as /proc/<pid>/exe shows it: the name of the
  * mountpoint when the file is a mount's root (a bind-mounted file), like the
  * path walk. Sent when more mounts are stacked than the walk crosses.
  */
-static __always_inline int cand_exe_impl(__u64 dentry_p, __u64 vfsmnt_p, const bool direct)
+static __always_inline int cand_exe_impl(__u64 dentry_p, __u64 vfsmnt_p, __u32 clen, const bool direct)
 {
 	struct scratch *s = scratch_get();
 	if (!s || !dentry_p || !vfsmnt_p)
@@ -964,17 +985,20 @@ static __always_inline int cand_exe_impl(__u64 dentry_p, __u64 vfsmnt_p, const b
 	__u32 o = CAND_OFF_EXE;
 	if (!put_dname(s, &o, CAND_OFF_EXE + NAME_CHUNK, d, name, direct))
 		return 1;
-	return cand_name(CAND_OFF_EXE, o - CAND_OFF_EXE - 1);
+	__u32 len = o - CAND_OFF_EXE - 1;
+	if (cand_is_comm(s, CAND_OFF_EXE, len, clen))
+		return 0;
+	return cand_name(CAND_OFF_EXE, len);
 }
 
-__noinline int cand_exe(__u64 dentry_p, __u64 vfsmnt_p)
+__noinline int cand_exe(__u64 dentry_p, __u64 vfsmnt_p, __u32 clen)
 {
-	return cand_exe_impl(dentry_p, vfsmnt_p, false);
+	return cand_exe_impl(dentry_p, vfsmnt_p, clen, false);
 }
 
-__noinline int cand_exe_btf(__u64 dentry_p, __u64 vfsmnt_p)
+__noinline int cand_exe_btf(__u64 dentry_p, __u64 vfsmnt_p, __u32 clen)
 {
-	return cand_exe_impl(dentry_p, vfsmnt_p, true);
+	return cand_exe_impl(dentry_p, vfsmnt_p, clen, true);
 }
 
 /*
@@ -1000,8 +1024,8 @@ static __always_inline bool is_candidate(struct scratch *s, struct task_struct *
 	struct file *file = bprm->file;
 	if (!file)
 		return true;
-	if (direct ? cand_exe_btf(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt))
-		   : cand_exe(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt)))
+	if (direct ? cand_exe_btf(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt), len)
+		   : cand_exe(as_scalar(s, file->f_path.dentry), as_scalar(s, file->f_path.mnt), len))
 		return true;
 
 	/*
@@ -1030,7 +1054,7 @@ static __always_inline bool is_candidate(struct scratch *s, struct task_struct *
 		n = bpf_probe_read_user_str(&s->data[CAND_OFF_ARGV0], PATH_BYTES_MAX, (void *)arg_start);
 		if (n >= PATH_BYTES_MAX || n > max_args_bytes)
 			return true;
-		if (n > 0 && cand_name(CAND_OFF_ARGV0, n - 1))
+		if (n > 0 && !cand_is_comm(s, CAND_OFF_ARGV0, n - 1, len) && cand_name(CAND_OFF_ARGV0, n - 1))
 			return true;
 	}
 	return false;
