@@ -42,18 +42,7 @@ func TestBPFTimePerExec(t *testing.T) {
 	noop := buildStatic(t, dir, "noop", "int main(void) { return 0; }\n")
 	loop := buildStatic(t, dir, "vforkloop", vforkLoopC)
 
-	old, err := os.ReadFile(bpfStatsSysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.WriteFile(bpfStatsSysctl, old, 0o644); err != nil {
-			t.Errorf("restoring kernel.bpf_stats_enabled: %v", err)
-		}
-	})
-	if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	enableBPFStats(t)
 
 	variants := []Variant{VariantPortable, VariantDirect}
 	ns := map[Variant][]float64{}
@@ -109,18 +98,7 @@ func TestBPFTimePerExecCandidateFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	old, err := os.ReadFile(bpfStatsSysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.WriteFile(bpfStatsSysctl, old, 0o644); err != nil {
-			t.Errorf("restoring kernel.bpf_stats_enabled: %v", err)
-		}
-	})
-	if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	enableBPFStats(t)
 
 	base := Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: VariantDirect}
 	catalog := NewCandidateBloom([]string{"gcc", "g++", "cc", "cc1", "cc1plus", "as", "collect2", "go", "javac", "rustc"})
@@ -203,19 +181,28 @@ func measureNet(t *testing.T, cfg Config, loop, bin string, execs int) netMeasur
 	return m
 }
 
+// enableBPFStats switches kernel.bpf_stats_enabled on for the test and restores it after.
+func enableBPFStats(t *testing.T) {
+	t.Helper()
+	old, err := os.ReadFile(bpfStatsSysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(bpfStatsSysctl, old, 0o644); err != nil {
+			t.Errorf("restoring kernel.bpf_stats_enabled: %v", err)
+		}
+	})
+	if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // measure loads v, runs the loop and returns run_time_ns/run_cnt of the
 // program over the loop.
 func measure(t *testing.T, v Variant, loop, noop string, execs int) (float64, uint64, time.Duration) {
 	t.Helper()
-	return measureConfig(t, Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: v},
-		loop, noop, execs)
-}
-
-// measureConfig is measure with the program loaded with cfg.
-func measureConfig(t *testing.T, cfg Config, loop, noop string, execs int) (float64, uint64, time.Duration) {
-	t.Helper()
-	v := cfg.Variant
-	p, err := Load(cfg)
+	p, err := Load(Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: v})
 	if err != nil {
 		t.Fatal(err)
 	}
