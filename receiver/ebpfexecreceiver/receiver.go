@@ -323,7 +323,8 @@ func (r *execReceiver) reportLoss(ctx context.Context) {
 		if f := s.Filtered - last.Filtered; f > 0 {
 			r.tb.ReceiverEbpfExecFilteredExecs.Add(ctx, int64(f), prefilterContainers)
 		}
-		if f := s.FilteredNonCandidate - last.FilteredNonCandidate; f > 0 {
+		// A cgroup's first non-candidate exec is sent only as "container seen", never as an exec: filtered too.
+		if f := s.FilteredNonCandidate + s.CgroupSeen - last.FilteredNonCandidate - last.CgroupSeen; f > 0 {
 			r.tb.ReceiverEbpfExecFilteredExecs.Add(ctx, int64(f), prefilterCompilers)
 		}
 		if d := s.Dropped() - last.Dropped(); d > 0 {
