@@ -119,6 +119,7 @@ func TestCandidateBloomFalsePositives(t *testing.T) {
 			fp++
 		}
 	}
+	t.Logf("%d of %d names outside the %d candidates hit the filter", fp, n, b.Names())
 	assert.Less(t, fp, n/1000, "false positives per %d", n)
 }
 
