@@ -22,6 +22,11 @@ enum limit {
 	 * exactly, so the byte budget never cuts the top.
 	 */
 	CGROUP_DEPTH_MAX = 16,
+	/*
+	 * Parents climbed to tell whether an exec descends from its pid
+	 * namespace's init (FLAG_IN_INIT_TREE); a deeper chain is left unknown.
+	 */
+	INIT_TREE_STEPS_MAX = 64,
 };
 
 /* struct event's flags: the truncation bits (event.Truncation in Go), then other facts. */
@@ -39,6 +44,16 @@ enum record_flag {
 	FLAG_CWD_DELETED = 1 << 9,
 	FLAG_PARENT_DELETED = 1 << 10,
 	FLAG_CGROUP_V1 = 1 << 11,
+
+	/* Process context. */
+	FLAG_INTERACTIVE = 1 << 16,     /* the task has a controlling terminal (signal->tty) */
+	FLAG_INIT_TREE_KNOWN = 1 << 17, /* the parent walk below reached an answer */
+	FLAG_IN_INIT_TREE = 1 << 18,    /* the task descends from the init of its pid namespace, and so on out */
+};
+
+/* struct event's ns_uid when the euid has no mapping in the task's user namespace, or it was not read. */
+enum ns_uid_value {
+	NS_UID_UNKNOWN = 0xffffffff,
 };
 
 /*

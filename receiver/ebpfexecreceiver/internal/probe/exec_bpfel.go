@@ -44,6 +44,11 @@ type execEvent struct {
 	Pad           uint8
 	ExeMagic      uint32
 	PexeMagic     uint32
+	NsUid         uint32
+	MntNs         uint32
+	RootIno       uint64
+	RootDev       uint32
+	Pad2          uint32
 	Comm          [16]int8
 }
 
@@ -70,23 +75,33 @@ const (
 	execLimitNAME_CHUNK          execLimit = 256
 	execLimitMOUNT_STACK         execLimit = 3
 	execLimitCGROUP_DEPTH_MAX    execLimit = 16
+	execLimitINIT_TREE_STEPS_MAX execLimit = 64
+)
+
+type execNsUidValue uint32
+
+const (
+	execNsUidValueNS_UID_UNKNOWN execNsUidValue = 4294967295
 )
 
 type execRecordFlag uint32
 
 const (
-	execRecordFlagTRUNC_ARGS          execRecordFlag = 1
-	execRecordFlagTRUNC_PATH          execRecordFlag = 2
-	execRecordFlagTRUNC_CWD           execRecordFlag = 4
-	execRecordFlagTRUNC_PARENT_PATH   execRecordFlag = 8
-	execRecordFlagTRUNC_FILENAME      execRecordFlag = 16
-	execRecordFlagTRUNC_CGROUP        execRecordFlag = 32
-	execRecordFlagTRUNC_ANCESTORS     execRecordFlag = 64
-	execRecordFlagTRUNC_MASK          execRecordFlag = 255
-	execRecordFlagFLAG_EXE_DELETED    execRecordFlag = 256
-	execRecordFlagFLAG_CWD_DELETED    execRecordFlag = 512
-	execRecordFlagFLAG_PARENT_DELETED execRecordFlag = 1024
-	execRecordFlagFLAG_CGROUP_V1      execRecordFlag = 2048
+	execRecordFlagTRUNC_ARGS           execRecordFlag = 1
+	execRecordFlagTRUNC_PATH           execRecordFlag = 2
+	execRecordFlagTRUNC_CWD            execRecordFlag = 4
+	execRecordFlagTRUNC_PARENT_PATH    execRecordFlag = 8
+	execRecordFlagTRUNC_FILENAME       execRecordFlag = 16
+	execRecordFlagTRUNC_CGROUP         execRecordFlag = 32
+	execRecordFlagTRUNC_ANCESTORS      execRecordFlag = 64
+	execRecordFlagTRUNC_MASK           execRecordFlag = 255
+	execRecordFlagFLAG_EXE_DELETED     execRecordFlag = 256
+	execRecordFlagFLAG_CWD_DELETED     execRecordFlag = 512
+	execRecordFlagFLAG_PARENT_DELETED  execRecordFlag = 1024
+	execRecordFlagFLAG_CGROUP_V1       execRecordFlag = 2048
+	execRecordFlagFLAG_INTERACTIVE     execRecordFlag = 65536
+	execRecordFlagFLAG_INIT_TREE_KNOWN execRecordFlag = 131072
+	execRecordFlagFLAG_IN_INIT_TREE    execRecordFlag = 262144
 )
 
 type execScratch struct {
@@ -122,6 +137,7 @@ const (
 	execVarUnusedAncestor   = "unused_ancestor"
 	execVarUnusedFileFact   = "unused_file_fact"
 	execVarUnusedLimit      = "unused_limit"
+	execVarUnusedNsUidValue = "unused_ns_uid_value"
 	execVarUnusedRecordFlag = "unused_record_flag"
 	execVarUnusedStatIdx    = "unused_stat_idx"
 	execVarWakeupBytes      = "wakeup_bytes"
@@ -193,6 +209,7 @@ type execVariableSpecs struct {
 	UnusedAncestor   *ebpf.VariableSpec `ebpf:"unused_ancestor"`
 	UnusedFileFact   *ebpf.VariableSpec `ebpf:"unused_file_fact"`
 	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedNsUidValue *ebpf.VariableSpec `ebpf:"unused_ns_uid_value"`
 	UnusedRecordFlag *ebpf.VariableSpec `ebpf:"unused_record_flag"`
 	UnusedStatIdx    *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -242,6 +259,7 @@ type execVariables struct {
 	UnusedAncestor   *ebpf.Variable `ebpf:"unused_ancestor"`
 	UnusedFileFact   *ebpf.Variable `ebpf:"unused_file_fact"`
 	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedNsUidValue *ebpf.Variable `ebpf:"unused_ns_uid_value"`
 	UnusedRecordFlag *ebpf.Variable `ebpf:"unused_record_flag"`
 	UnusedStatIdx    *ebpf.Variable `ebpf:"unused_stat_idx"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
