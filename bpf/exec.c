@@ -119,7 +119,7 @@ struct event {
 	__u32 mnt_ns;
 	__u64 root_ino;
 	__u32 root_dev;
-	__u32 _pad2;
+	__u32 init_pid; /* the init (child reaper) of the task's pid namespace, host pid; 0 if none */
 	char comm[TASK_COMM_LEN];
 };
 
@@ -768,15 +768,39 @@ static __always_inline int walk_path_any(__u32 off, __u64 d, __u64 m, __u64 rd, 
  * The number of pid at level (its upid numbers[level].nr). Computed
  * address: a cast in the direct program, a helper call in the portable one.
  */
+static __always_inline __u64 upid_at(struct scratch *s, struct pid *pid, unsigned int level)
+{
+	return as_scalar(s, pid) + bpf_core_field_offset(struct pid, numbers) +
+	       (level & 31) * bpf_core_type_size(struct upid);
+}
+
 static __always_inline __u32 pid_nr_at(struct scratch *s, struct pid *pid, unsigned int level, const bool direct)
 {
-	__u64 upid_p = as_scalar(s, pid) + bpf_core_field_offset(struct pid, numbers) +
-		       (level & 31) * bpf_core_type_size(struct upid);
+	__u64 upid_p = upid_at(s, pid, level);
 	if (direct)
 		return btf_cast(upid_p, struct upid)->nr;
 	struct upid up = {};
 	bpf_probe_read_kernel(&up, sizeof(up), (void *)upid_p);
 	return up.nr;
+}
+
+/*
+ * The host pid of the init (child reaper) of the pid namespace pid is
+ * numbered in at level: a process that lives as long as the container and
+ * sees the same root, through which user space reads the container's files
+ * after the exec'ing process is gone. 0 when the namespace has none.
+ */
+static __always_inline __u32 ns_init_tgid(struct scratch *s, struct pid *pid, unsigned int level, const bool direct)
+{
+	__u64 upid_p = upid_at(s, pid, level);
+	struct task_struct *reaper;
+	if (direct) {
+		reaper = btf_cast(upid_p, struct upid)->ns->child_reaper;
+		return reaper ? reaper->tgid : 0;
+	}
+	struct upid up = {};
+	bpf_probe_read_kernel(&up, sizeof(up), (void *)upid_p);
+	return BPF_CORE_READ(up.ns, child_reaper, tgid);
 }
 
 /*
@@ -872,7 +896,9 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 
 	/* The pid as the task's own pid namespace numbers it: numbers[level]. */
 	struct pid *tp = task->thread_pid;
-	e->vpid = pid_nr_at(s, tp, tp->level, direct);
+	unsigned int level = tp->level;
+	e->vpid = pid_nr_at(s, tp, level, direct);
+	e->init_pid = ns_init_tgid(s, tp, level, direct);
 
 	const struct cred *cred = task->cred;
 	e->uid = cred->euid.val;
@@ -913,7 +939,6 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 	struct dentry *root = fs->root.dentry;
 	e->root_ino = root->d_inode->i_ino;
 	e->root_dev = root->d_sb->s_dev;
-	e->_pad2 = 0;
 
 	/* The executable, as /proc/<pid>/exe shows it (bprm->file). */
 	struct file *file = bprm->file;

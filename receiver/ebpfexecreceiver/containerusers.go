@@ -134,12 +134,13 @@ func rootNamesCost(key rootKey, names map[uint32]string) int {
 }
 
 // load reads the passwd of the record's root through the first of its
-// process, its parent and its ancestors that still sees that root.
+// process, its pid namespace's init (which lives as long as the container),
+// its parent and its ancestors that still sees that root.
 // inroot.ErrNoProcess when none does; another error when the root or the
 // file cannot be read, which is cached as no names.
 func (c *containerUsers) load(ev *event.Event) (map[uint32]string, error) {
-	pids := make([]int, 0, 2+len(ev.Ancestors))
-	pids = append(pids, int(ev.PID), int(ev.ParentPID))
+	pids := make([]int, 0, 3+len(ev.Ancestors))
+	pids = append(pids, int(ev.PID), int(ev.InitPID), int(ev.ParentPID))
 	for _, a := range ev.Ancestors {
 		pids = append(pids, int(a.PID))
 	}

@@ -130,6 +130,7 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 		PID:        h.Pid,
 		ParentPID:  h.Ppid,
 		VPID:       h.Vpid,
+		InitPID:    h.InitPid,
 		UID:        h.Uid,
 		RUID:       h.Ruid,
 		GID:        h.Gid,

@@ -347,7 +347,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		Args: []string{"cc", "-c"}, CgroupPath: "/kubepods/pod1/abc", Ancestors: []Ancestor{{PID: 9, Comm: "sh", ExeName: "busybox"}},
 		ExeFile:    File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileOverlayUpper | FileRootMount | FileRootFS},
 		ParentFile: File{Magic: MagicTmpfs, Flags: FileMemfd | FileUserNSMount},
-		NSUID:      1000, NSUIDKnown: true, Root: Root{MountNS: 4026531841, Dev: 0x00800011, Ino: 256},
+		NSUID:      1000, NSUIDKnown: true, InitPID: 8, Root: Root{MountNS: 4026531841, Dev: 0x00800011, Ino: 256},
 		Interactive: true, InInitTree: No,
 	}
 	var out Event

@@ -29,7 +29,7 @@ func Encode(ev *Event) []byte {
 		FilenameLen: uint16(len(fn)), CgroupLen: uint16(len(cg)), AncestorCount: uint8(len(ev.Ancestors)),
 		ExeFacts: uint8(ev.ExeFile.Flags), PexeFacts: uint8(ev.ParentFile.Flags),
 		ExeMagic: ev.ExeFile.Magic, PexeMagic: ev.ParentFile.Magic,
-		NsUid: probe.NSUIDUnknown, MntNs: ev.Root.MountNS, RootDev: ev.Root.Dev, RootIno: ev.Root.Ino,
+		InitPid: ev.InitPID, NsUid: probe.NSUIDUnknown, MntNs: ev.Root.MountNS, RootDev: ev.Root.Dev, RootIno: ev.Root.Ino,
 	}
 	if ev.NSUIDKnown {
 		h.NsUid = ev.NSUID

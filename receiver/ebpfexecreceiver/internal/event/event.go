@@ -215,6 +215,9 @@ type Event struct {
 	PID       uint32 // host pid namespace (tgid)
 	ParentPID uint32 // host pid namespace
 	VPID      uint32 // pid inside the process's own pid namespace
+	// InitPID is the host pid of the init of the process's pid namespace
+	// (the container's first process), 0 when unknown.
+	InitPID uint32
 
 	UID  uint32 // effective uid
 	RUID uint32 // real uid

@@ -82,7 +82,8 @@ func TestKernelProcessContext(t *testing.T) {
 					Credential:  &syscall.Credential{Uid: 5, Gid: 0},
 				}
 			}
-			run(&exec.Cmd{Path: busybox, Args: []string{"sh", "-c", busybox + " true " + tg("init-child") + "; true"}, SysProcAttr: nsAttr()})
+			initChild := &exec.Cmd{Path: busybox, Args: []string{"sh", "-c", busybox + " true " + tg("init-child") + "; true"}, SysProcAttr: nsAttr()}
+			run(initChild)
 
 			// Entered from outside (nsenter forks into the namespace after
 			// setns): the chain of the shell's child leaves the namespace
@@ -107,6 +108,7 @@ func TestKernelProcessContext(t *testing.T) {
 			assert.Equal(t, event.Unknown, ev.InInitTree, "the initial pid namespace: nothing to say")
 			assert.True(t, ev.NSUIDKnown)
 			assert.Equal(t, ev.UID, ev.NSUID, "no user namespace: the same uid")
+			assert.Equal(t, uint32(1), ev.InitPID, "the host's init")
 			assert.Equal(t, event.Root{MountNS: uint32(mntNS.Ino), Dev: kernelDev(root.Dev), Ino: root.Ino}, ev.Root,
 				"as stat of /proc/<pid>/ns/mnt and of / show them")
 
@@ -115,6 +117,7 @@ func TestKernelProcessContext(t *testing.T) {
 
 			ev = get("init-child")
 			assert.False(t, ev.Interactive)
+			assert.Equal(t, uint32(initChild.Process.Pid), ev.InitPID, "the namespace's init: the shell")
 			assert.Equal(t, event.Yes, ev.InInitTree, "a child of the pid namespace's init")
 			assert.Equal(t, uint32(1000), ev.UID, "the kernel's uid")
 			assert.True(t, ev.NSUIDKnown)
@@ -123,6 +126,7 @@ func TestKernelProcessContext(t *testing.T) {
 			ev = get("entered")
 			assert.Equal(t, event.No, ev.InInitTree, "entered with setns: its parent chain leaves the namespace without its init")
 			assert.Equal(t, uint32(0), ev.UID, "nsenter did not enter the user namespace")
+			assert.Equal(t, uint32(init.Process.Pid), ev.InitPID, "the init of the namespace it entered")
 		})
 	}
 }

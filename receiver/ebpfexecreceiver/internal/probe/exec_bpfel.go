@@ -48,7 +48,7 @@ type execEvent struct {
 	MntNs         uint32
 	RootIno       uint64
 	RootDev       uint32
-	Pad2          uint32
+	InitPid       uint32
 	Comm          [16]int8
 }
 
