@@ -4,7 +4,6 @@ package probe_test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -19,20 +18,6 @@ import (
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/probe"
 )
-
-// openPTY opens a pseudo-terminal pair through /dev/ptmx.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	require.NoError(t, err)
-	require.NoError(t, unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0))
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	require.NoError(t, err)
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close(); _ = m.Close() })
-	return m, s
-}
 
 // kernelDev is st_dev in the kernel's dev_t encoding, as the record has it.
 func kernelDev(dev uint64) uint32 { return unix.Major(dev)<<20 | unix.Minor(dev) }
@@ -66,7 +51,7 @@ func TestKernelProcessContext(t *testing.T) {
 			run(&exec.Cmd{Path: busybox, Args: []string{"true", tg("plain")}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}})
 
 			// A new session whose controlling terminal is a pty.
-			_, slave := openPTY(t)
+			_, slave := testenv.OpenPTY(t)
 			tty := &exec.Cmd{Path: busybox, Args: []string{"true", tg("tty")}, Stdin: slave, Stdout: slave, Stderr: slave,
 				SysProcAttr: &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}}
 			require.NoError(t, tty.Run())
