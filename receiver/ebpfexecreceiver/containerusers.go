@@ -25,6 +25,10 @@ const (
 	// map slot (key, string header, control byte, load-factor slack).
 	userNameOverhead  = 48
 	rootEntryOverhead = 256
+	// noProcessRetry is how long a root with no live process to read it
+	// through stays nameless before the next record tries again: at most
+	// one round of /proc lookups per root and interval, not one per record.
+	noProcessRetry = time.Second
 )
 
 // rootUsers names the effective uid of a process in its own root: the host's
@@ -74,6 +78,7 @@ type rootKey struct {
 type rootNames struct {
 	names    map[uint32]string // nil when the passwd could not be read
 	loadedAt time.Time
+	ttl      time.Duration
 }
 
 func newContainerUsers(procRoot string) *containerUsers {
@@ -89,15 +94,15 @@ func (c *containerUsers) userName(ev *event.Event, containerID string) (string, 
 	defer c.mu.Unlock()
 	now := c.now()
 	e, ok := c.roots[key]
-	if !ok || now.Sub(e.loadedAt) >= c.interval {
+	if !ok || now.Sub(e.loadedAt) >= e.ttl {
 		names, err := c.load(ev)
+		ttl := c.interval
 		if errors.Is(err, inroot.ErrNoProcess) {
 			// Nothing left to read this root through; a later record may
-			// have a live process.
-			delete(c.roots, key)
-			return "", false
+			// have a live process. Stale names are not kept.
+			ttl = noProcessRetry
 		}
-		e = c.put(key, names, now)
+		e = c.put(key, names, now, ttl)
 	}
 	name, ok := e.names[ev.NSUID]
 	return name, ok
@@ -105,7 +110,7 @@ func (c *containerUsers) userName(ev *event.Event, containerID string) (string, 
 
 // put caches names for key, emptying the cache first when it would go past
 // a bound. Names too large for the whole budget are cached as none.
-func (c *containerUsers) put(key rootKey, names map[uint32]string, now time.Time) *rootNames {
+func (c *containerUsers) put(key rootKey, names map[uint32]string, now time.Time, ttl time.Duration) *rootNames {
 	if old, ok := c.roots[key]; ok {
 		c.bytes -= rootNamesCost(key, old.names)
 		delete(c.roots, key)
@@ -119,7 +124,7 @@ func (c *containerUsers) put(key rootKey, names map[uint32]string, now time.Time
 		clear(c.roots)
 		c.bytes = 0
 	}
-	e := &rootNames{names: names, loadedAt: now}
+	e := &rootNames{names: names, loadedAt: now, ttl: ttl}
 	c.roots[key] = e
 	c.bytes += cost
 	return e

@@ -125,7 +125,12 @@ func TestContainerUsers(t *testing.T) {
 		now = now.Add(passwdReloadInterval)
 		_, ok := c.userName(gone, id)
 		assert.False(t, ok, "stale, and nothing to reload through: absent")
-		assert.Empty(t, c.roots, "and not cached")
+		// A live process again: tried once the retry interval has passed.
+		_, ok = c.userName(ev(nil), id)
+		assert.False(t, ok, "no /proc lookup per record: nameless until the retry")
+		now = now.Add(noProcessRetry)
+		name, _ = c.userName(ev(nil), id)
+		assert.Equal(t, "ctruser", name, "retried")
 	})
 
 	t.Run("unreadable passwd: no names, cached", func(t *testing.T) {
@@ -168,7 +173,7 @@ func TestContainerUsers(t *testing.T) {
 		c := newContainerUsers(proc.dir)
 		for i := range containerUsersMaxRoots + 10 {
 			k := rootKey{containerID: id, root: event.Root{MountNS: uint32(i)}}
-			c.put(k, map[uint32]string{0: "root"}, time.Now())
+			c.put(k, map[uint32]string{0: "root"}, time.Now(), time.Minute)
 			assert.LessOrEqual(t, len(c.roots), containerUsersMaxRoots)
 			assert.LessOrEqual(t, c.bytes, containerUsersMaxBytes)
 		}
@@ -176,7 +181,7 @@ func TestContainerUsers(t *testing.T) {
 		for i := range containerUsersMaxBytes / userNameOverhead {
 			big[uint32(i)] = "u"
 		}
-		e := c.put(rootKey{containerID: "big"}, big, time.Now())
+		e := c.put(rootKey{containerID: "big"}, big, time.Now(), time.Minute)
 		assert.Nil(t, e.names, "names past the whole budget are not kept")
 		assert.LessOrEqual(t, c.bytes, containerUsersMaxBytes)
 	})
