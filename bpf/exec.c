@@ -19,6 +19,8 @@
 //   - a cgroup deeper than CGROUP_DEPTH_MAX is cut at the leaf: 6.0+ jumps
 //     to the kept top with cgroup->ancestors[]; before 6.0 the walk climbs
 //     one parent at a time, up to CGROUP_SKIP_MAX levels.
+//   - the process context (signal->tty, the pid and user namespace
+//     fields) is read from fields every kernel above has;
 // No kprobes, fentry/fexit or LSM hooks are used: many clusters lack them.
 //
 // Two programs, one record format. The loader tries handle_exec_btf first
@@ -109,6 +111,17 @@ struct event {
 	__u8 _pad;
 	__u32 exe_magic;  /* the executable's filesystem magic (statfs f_type), 0 for none */
 	__u32 pexe_magic; /* the parent's */
+	/*
+	 * Where user names come from: the euid as the task's user namespace
+	 * numbers it (NS_UID_UNKNOWN when unmapped or not read), its mount
+	 * namespace's inode number (as /proc/<pid>/ns/mnt stats), and its root
+	 * directory's inode and device (kernel dev_t, MAJOR << 20 | MINOR).
+	 */
+	__u32 ns_uid;
+	__u32 mnt_ns;
+	__u64 root_ino;
+	__u32 root_dev;
+	__u32 init_pid; /* the init (child reaper) of the task's pid namespace, host pid; 0 if none */
 	char comm[TASK_COMM_LEN];
 };
 
@@ -134,6 +147,7 @@ const enum record_flag *unused_record_flag __attribute__((unused));
 const enum file_fact *unused_file_fact __attribute__((unused));
 const enum stat_idx *unused_stat_idx __attribute__((unused));
 const enum cand_hash *unused_cand_hash __attribute__((unused));
+const enum ns_uid_value *unused_ns_uid_value __attribute__((unused));
 
 /* Limits, set from the receiver's config at load time. */
 const volatile __u32 max_args_bytes = 4096;
@@ -1086,6 +1100,112 @@ static __always_inline int walk_path_any(__u32 off, __u64 d, __u64 m, __u64 rd, 
 	return direct ? walk_path_btf(off, d, m, rd, rm) : walk_path(off, d, m, rd, rm);
 }
 
+/*
+ * The number of pid at level (its upid numbers[level].nr). Computed
+ * address: a cast in the direct program, a helper call in the portable one.
+ */
+static __always_inline __u64 upid_at(struct scratch *s, struct pid *pid, unsigned int level)
+{
+	return as_scalar(s, pid) + bpf_core_field_offset(struct pid, numbers) +
+	       (level & 31) * bpf_core_type_size(struct upid);
+}
+
+static __always_inline __u32 pid_nr_at(struct scratch *s, struct pid *pid, unsigned int level, const bool direct)
+{
+	__u64 upid_p = upid_at(s, pid, level);
+	if (direct)
+		return btf_cast(upid_p, struct upid)->nr;
+	struct upid up = {};
+	bpf_probe_read_kernel(&up, sizeof(up), (void *)upid_p);
+	return up.nr;
+}
+
+/*
+ * The host pid of the init (child reaper) of the pid namespace pid is
+ * numbered in at level: a process that lives as long as the container and
+ * sees the same root, through which user space reads the container's files
+ * after the exec'ing process is gone. 0 when the namespace has none.
+ */
+static __always_inline __u32 ns_init_tgid(struct scratch *s, struct pid *pid, unsigned int level, const bool direct)
+{
+	__u64 upid_p = upid_at(s, pid, level);
+	struct task_struct *reaper;
+	if (direct) {
+		reaper = btf_cast(upid_p, struct upid)->ns->child_reaper;
+		return reaper ? reaper->tgid : 0;
+	}
+	struct upid up = {};
+	bpf_probe_read_kernel(&up, sizeof(up), (void *)upid_p);
+	return BPF_CORE_READ(up.ns, child_reaper, tgid);
+}
+
+/*
+ * The effective uid as the task's user namespace numbers it, which is what
+ * the names in its root's /etc/passwd are for: from_kuid() on the map's
+ * inline extents. A map of more than UID_GID_MAP_MAX_BASE_EXTENTS (5)
+ * extents lives out of line and is not read: NS_UID_UNKNOWN, like an
+ * unmapped uid. The extents hold initial-namespace ids, whatever the nesting.
+ */
+#define UID_MAP_INLINE_EXTENTS 5
+static __always_inline __u32 euid_in_userns(const struct cred *cred)
+{
+	__u32 kuid = cred->euid.val;
+	struct user_namespace *ns = cred->user_ns;
+	if (ns->level == 0)
+		return kuid;
+	__u32 n = ns->uid_map.nr_extents;
+	if (n > UID_MAP_INLINE_EXTENTS)
+		return NS_UID_UNKNOWN;
+	/* Unrolled by hand: a direct load needs a constant offset (see task_cgroup). */
+#define TRY_EXTENT(i)                                                              \
+	if ((i) < n) {                                                             \
+		struct uid_gid_extent *x = &ns->uid_map.extent[i];                 \
+		__u32 lower = x->lower_first;                                      \
+		if (kuid >= lower && kuid - lower < x->count)                      \
+			return x->first + (kuid - lower);                          \
+	}
+	TRY_EXTENT(0) TRY_EXTENT(1) TRY_EXTENT(2) TRY_EXTENT(3) TRY_EXTENT(4)
+#undef TRY_EXTENT
+	return NS_UID_UNKNOWN;
+}
+
+/*
+ * Whether the task descends from the init of its pid namespace: climbing
+ * real_parent, every time the chain leaves a pid namespace it must leave
+ * from that namespace's init (pid 1 there), out to the initial namespace.
+ * A process entered with setns (runc exec, kubectl exec) leaves from a
+ * process that is not init: FLAG_INIT_TREE_KNOWN alone. So does one in a
+ * pid namespace made inside such a session. Nothing is said for a task of
+ * the initial pid namespace, a chain deeper than INIT_TREE_STEPS_MAX or one
+ * that does not end at the initial namespace. An orphan is reparented to
+ * the init (or a subreaper): the flag tells how the exec was started, it
+ * is not a boundary a process cannot cross.
+ */
+static __always_inline __u32 init_tree_flags(struct scratch *s, struct task_struct *task, const bool direct)
+{
+	unsigned int level = task->thread_pid->level;
+	if (level == 0)
+		return 0;
+	struct task_struct *p = task->group_leader;
+	for (int i = 0; i < INIT_TREE_STEPS_MAX; i++) {
+		struct task_struct *q = p->real_parent;
+		if (!q || q == p)
+			return 0;
+		unsigned int ql = q->thread_pid->level;
+		if (ql > level)
+			return 0; /* a parent deeper than its child: not a chain this walk knows */
+		if (ql < level) {
+			if (pid_nr_at(s, p->thread_pid, level, direct) != 1)
+				return FLAG_INIT_TREE_KNOWN;
+			if (ql == 0)
+				return FLAG_INIT_TREE_KNOWN | FLAG_IN_INIT_TREE;
+			level = ql;
+		}
+		p = q->group_leader;
+	}
+	return 0;
+}
+
 /* The entry point of both programs; direct is a compile-time constant. */
 static __always_inline int handle(struct task_struct *task, struct linux_binprm *bprm, const bool direct)
 {
@@ -1122,20 +1242,20 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 	/* The pid as the task's own pid namespace numbers it: numbers[level]. */
 	struct pid *tp = task->thread_pid;
 	unsigned int level = tp->level;
-	__u64 upid_p = as_scalar(s, tp) + bpf_core_field_offset(struct pid, numbers) +
-		       (level & 31) * bpf_core_type_size(struct upid);
-	if (direct) {
-		e->vpid = btf_cast(upid_p, struct upid)->nr;
-	} else {
-		struct upid up = {};
-		bpf_probe_read_kernel(&up, sizeof(up), (void *)upid_p);
-		e->vpid = up.nr;
-	}
+	e->vpid = pid_nr_at(s, tp, level, direct);
+	e->init_pid = ns_init_tgid(s, tp, level, direct);
 
 	const struct cred *cred = task->cred;
 	e->uid = cred->euid.val;
 	e->ruid = cred->uid.val;
 	e->gid = cred->egid.val;
+
+	/* Process context: a terminal, the init tree, and where names come from. */
+	if (task->signal->tty)
+		flags |= FLAG_INTERACTIVE;
+	flags |= init_tree_flags(s, task, direct);
+	e->ns_uid = euid_in_userns(cred);
+	e->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
 	e->argc = bprm->argc;
 	copy_comm(e->comm, task, direct);
 
@@ -1161,6 +1281,9 @@ static __always_inline int handle(struct task_struct *task, struct linux_binprm 
 	struct fs_struct *fs = task->fs;
 	__u64 rd = as_scalar(s, fs->root.dentry), rm = as_scalar(s, fs->root.mnt);
 	int r;
+	struct dentry *root = fs->root.dentry;
+	e->root_ino = root->d_inode->i_ino;
+	e->root_dev = root->d_sb->s_dev;
 
 	/* The executable, as /proc/<pid>/exe shows it (bprm->file). */
 	struct file *file = bprm->file;

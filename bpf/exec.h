@@ -37,6 +37,11 @@ enum limit {
 	 * not in the set is sent anyway, flagged FLAG_CGROUP_SEEN.
 	 */
 	SEEN_CGROUPS_MAX = 8192,
+	/*
+	 * Parents climbed to tell whether an exec descends from its pid
+	 * namespace's init (FLAG_IN_INIT_TREE); a deeper chain is left unknown.
+	 */
+	INIT_TREE_STEPS_MAX = 64,
 };
 
 /*
@@ -73,6 +78,16 @@ enum record_flag {
 	 * container was seen", never as an exec.
 	 */
 	FLAG_CGROUP_SEEN = 1 << 15,
+
+	/* Process context. */
+	FLAG_INTERACTIVE = 1 << 16,     /* the task has a controlling terminal (signal->tty) */
+	FLAG_INIT_TREE_KNOWN = 1 << 17, /* the parent walk below reached an answer */
+	FLAG_IN_INIT_TREE = 1 << 18,    /* the task descends from the init of its pid namespace, and so on out */
+};
+
+/* struct event's ns_uid when the euid has no mapping in the task's user namespace, or it was not read. */
+enum ns_uid_value {
+	NS_UID_UNKNOWN = 0xffffffff,
 };
 
 /*

@@ -308,7 +308,7 @@ func TestDaemonSetPrivileges(t *testing.T) {
 	require.NotNil(t, sc.RunAsGroup)
 	assert.Equal(t, imagebuild.User, fmt.Sprintf("%d:%d", *sc.RunAsUser, *sc.RunAsGroup), "the image's user is the one the DaemonSet runs as")
 	require.NotNil(t, sc.Capabilities)
-	// SYS_PTRACE is for the presence scan of container roots (scan_for_compilers), nothing else.
+	// SYS_PTRACE opens container roots: the presence scan (scan_for_compilers) and the container user names, nothing else.
 	// SYS_RESOURCE is left out: only kernels before 5.11 need it, and where a node's bounding set lacks it,
 	// adding it keeps the container from starting.
 	assert.Equal(t, []corev1.Capability{"BPF", "PERFMON", "SYS_PTRACE"}, sc.Capabilities.Add)

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Mount is a host path made visible in the container, or a symbolic link
@@ -344,6 +345,8 @@ type ExecOptions struct {
 	Cwd     string        // working directory; default "/"
 	Stdin   []byte        // fed to the process
 	Timeout time.Duration // default Options.ExecTimeout
+	// User is runc exec's --user, uid[:gid]; default the container's user.
+	User string
 }
 
 // ExecResult is what a command run in the container produced.
@@ -397,6 +400,9 @@ func (c *Container) ExecWith(t testing.TB, o ExecOptions, argv ...string) (ExecR
 	}
 	if o.Cwd != "" {
 		args = append(args, "--cwd", o.Cwd)
+	}
+	if o.User != "" {
+		args = append(args, "--user", o.User)
 	}
 	args = append(args, c.id)
 	args = append(args, argv...)
@@ -675,4 +681,60 @@ func randomUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// OpenPTY opens a pseudo-terminal pair through /dev/ptmx, closed when t ends.
+func OpenPTY(t testing.TB) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	unlock := 0
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("unlocking the pty: %v", e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatalf("pty number: %v", e)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return m, s
+}
+
+// ExecTTY runs argv in the container with `runc exec -t`, as from a
+// terminal: runc's own stdio is a pty of which it is the session's
+// controlling terminal, and runc gives the process a terminal of the
+// container's. The terminal's output is read and discarded.
+func (c *Container) ExecTTY(t testing.TB, argv ...string) error {
+	t.Helper()
+	master, slave := OpenPTY(t)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		_, _ = io.Copy(io.Discard, master) // ends with EIO once every slave is closed
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), c.execTimeout)
+	defer cancel()
+	args := append([]string{"--root", c.runcRoot, "exec", "-t", c.id}, argv...)
+	cmd := exec.CommandContext(ctx, "runc", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err := cmd.Run()
+	_ = slave.Close()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		_ = master.Close()
+		<-drained
+	}
+	if err != nil {
+		return fmt.Errorf("runc exec -t %q: %w", argv, err)
+	}
+	return nil
 }

@@ -26,6 +26,8 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 )
 
@@ -328,6 +330,12 @@ func TestEndToEndCompilersInContainer(t *testing.T) {
 			assert.Equal(t, "https://docs.datadoghq.com/security/default_rules/def-000-krp", r.str("security_rule.reference"))
 			assert.Equal(t, "runtime", r.str("security_rule.category"))
 			assert.Equal(t, "compilerwatch", r.str("security_rule.ruleset.name"))
+			assert.Equal(t, catalog.Version, r.str("security_rule.version"))
+			assert.Equal(t, attr.RuleDescriptionValue, r.str("security_rule.description"))
+			assert.Equal(t, "T1027.004", r.str("compilerwatch.threat.technique.id"), "MITRE ATT&CK Compile After Delivery")
+			// Run with runc exec, without a terminal: the receiver's process context passes through.
+			assert.Equal(t, false, r.attrs["process.interactive"])
+			assert.Equal(t, false, r.attrs["compilerwatch.process.in_init_tree"])
 			assert.Regexp(t, containerIDRE, r.containerID())
 			assert.Equal(t, c.ID(), r.containerID())
 			assert.Equal(t, c.PodUID(), r.res["k8s.pod.uid"])

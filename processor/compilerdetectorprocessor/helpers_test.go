@@ -41,6 +41,8 @@ type execRec struct {
 	parent       string   // parent executable path
 	origin       string
 	parentOrigin string
+	interactive  bool  // process.interactive, on every record as the receiver writes it
+	inInitTree   *bool // compilerwatch.process.in_init_tree when set
 }
 
 func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
@@ -91,6 +93,10 @@ func appendExec(sl plog.ScopeLogs, pid int64, r execRec) plog.LogRecord {
 	}
 	if r.parentOrigin != "" {
 		a.PutStr(attr.ParentExecutableOrigin, r.parentOrigin)
+	}
+	a.PutBool(attr.Interactive, r.interactive)
+	if r.inInitTree != nil {
+		a.PutBool(attr.InInitTree, *r.inInitTree)
 	}
 	return lr
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 
+	"github.com/compilerwatch/compilerwatch/internal/inroot"
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
@@ -39,7 +40,7 @@ func TestPresenceScanOfExitedContainers(t *testing.T) {
 	h := newHarness(t, createDefaultConfig().(*Config), nil)
 	release := make(chan struct{})
 	h.setPresence(func(s *presence.Settings) {
-		s.ScanTree = func(ctx context.Context, root *presence.Root, m *catalog.Matcher) presence.Result {
+		s.ScanTree = func(ctx context.Context, root *inroot.Root, m *catalog.Matcher) presence.Result {
 			<-release // the scan waits until the container is gone
 			return presence.ScanTree(ctx, root, m)
 		}
@@ -50,11 +51,11 @@ func TestPresenceScanOfExitedContainers(t *testing.T) {
 	gone := func(c *testenv.Container) {
 		require.NoError(t, syscall.Kill(c.InitPID(), syscall.SIGKILL))
 		require.Eventually(t, func() bool {
-			r, err := presence.OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())
+			r, err := inroot.OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())
 			if err == nil {
 				r.Close()
 			}
-			return errors.Is(err, presence.ErrNoProcess)
+			return errors.Is(err, inroot.ErrNoProcess)
 		}, 10*time.Second, 20*time.Millisecond, "the container's init exits")
 	}
 	execIn(t, h, exitsLate.ID(), int64(exitsLate.InitPID()), nil)

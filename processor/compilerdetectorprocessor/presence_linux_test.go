@@ -19,6 +19,7 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // presenceRecords returns the container.compilers_present records of a sink, by container id.
@@ -116,6 +117,10 @@ func TestDriftAndPresence(t *testing.T) {
 	assert.Equal(t, plog.SeverityNumberWarn, lr.SeverityNumber())
 	rule, _ := lr.Attributes().Get("security_rule.uuid")
 	assert.Equal(t, "def-000-krp", rule.Str())
+	technique, _ := lr.Attributes().Get("compilerwatch.threat.technique.id")
+	assert.Equal(t, "T1027.004", technique.Str())
+	version, _ := lr.Attributes().Get("security_rule.version")
+	assert.Equal(t, catalog.Version, version.Str())
 }
 
 // TestPresenceHostileSymlinks runs a real container whose scanned directories are links that try to lead the

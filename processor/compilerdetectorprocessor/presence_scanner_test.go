@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/compilerwatch/compilerwatch/internal/inroot"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
@@ -261,7 +262,7 @@ func TestPresenceScanAbandonsStuckScans(t *testing.T) {
 	h.setPresence(func(s *presence.Settings) {
 		s.ProcRoot, s.Support = proc, func() error { return nil }
 		s.Timeout, s.Grace = 10*time.Millisecond, 10*time.Millisecond
-		s.ScanTree = func(ctx context.Context, root *presence.Root, m *catalog.Matcher) presence.Result {
+		s.ScanTree = func(ctx context.Context, root *inroot.Root, m *catalog.Matcher) presence.Result {
 			if blocked.Load() {
 				<-release // ignores ctx, like a system call would
 			}

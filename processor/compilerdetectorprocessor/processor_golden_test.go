@@ -21,6 +21,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden input and expec
 // Kubernetes attributes, and host processes.
 func goldenInput() plog.Logs {
 	ld := plog.NewLogs()
+	yes, no := true, false
 	sl := appendResource(ld, testContainer, map[string]string{
 		attr.K8sNamespace: "prod", attr.K8sPodUID: testPodUID, attr.K8sPodLabel + "app": "web",
 		attr.ContainerImage: "registry.example/team/web",
@@ -30,7 +31,9 @@ func goldenInput() plog.Logs {
 	appendExec(sl, 12, under(recCC1, 11, recGCC))
 	appendExec(sl, 13, under(recAs, 11, recGCC))
 	appendExec(sl, 14, recGCC) // same key within the window: suppressed
-	appendExec(sl, 15, execRec{exe: "/usr/local/go/bin/go", argv: []string{"build", "-o", "/app", "."}, anc: []string{"9:make", "8:bash"}, parent: "/usr/bin/make"})
+	// A build step of the entrypoint, and a compiler typed at a terminal entered with kubectl exec: the process
+	// context passes through.
+	appendExec(sl, 15, execRec{exe: "/usr/local/go/bin/go", argv: []string{"build", "-o", "/app", "."}, anc: []string{"9:make", "8:bash"}, parent: "/usr/bin/make", inInitTree: &yes})
 	appendExec(sl, 16, execRec{exe: "/usr/local/go/pkg/tool/linux_amd64/compile", argv: []string{"-o", "b001/_pkg_.a"}, anc: []string{"15:go", "9:make"}, parent: "/usr/local/go/bin/go"})
 	// /tmp/y renames itself gcc (prctl) after its exec; its stage is reported all the same, and the finding then
 	// vouches for the assembler it runs next.
@@ -38,7 +41,7 @@ func goldenInput() plog.Logs {
 	appendExec(sl, 23, execRec{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus", anc: []string{"22:gcc", "100:bash"}, ancExe: []string{"y"}, parent: "/tmp/y", origin: "image", parentOrigin: "upper_layer"})
 	appendExec(sl, 24, execRec{exe: "/usr/bin/x86_64-linux-gnu-as", file: "/usr/bin/as", anc: []string{"22:gcc", "100:bash"}, ancExe: []string{"y"}, parent: "/tmp/y", parentOrigin: "upper_layer"})
 	appendExec(sl, 17, execRec{exe: "/usr/local/go/bin/go", argv: []string{"version"}, anc: bashAnc, parent: "/usr/bin/bash"})
-	appendExec(sl, 18, execRec{exe: "/tmp/x", argv: []string{"-c", "evil.c"}, anc: bashAnc, parent: "/usr/bin/bash", origin: "upper_layer"})
+	appendExec(sl, 18, execRec{exe: "/tmp/x", argv: []string{"-c", "evil.c"}, anc: bashAnc, parent: "/usr/bin/bash", origin: "upper_layer", interactive: true, inInitTree: &no})
 	appendExec(sl, 19, execRec{exe: "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", argv: []string{"evil.c"}, anc: []string{"18:x", "100:bash"}, parent: "/tmp/x", origin: "image", parentOrigin: "upper_layer"})
 	appendExec(sl, 20, execRec{exe: "/usr/lib/jvm/java-17/bin/javac", file: "/usr/bin/javac", argv: []string{"Main.java"}, anc: bashAnc, parent: "/usr/bin/bash", origin: "upper_layer"})
 	appendExec(sl, 21, execRec{exe: "/usr/lib/llvm-19/bin/clangd", anc: bashAnc, parent: "/usr/bin/bash"})

@@ -69,8 +69,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "max_args_bytes_zero", validation: `"max_args_bytes" must be between 1 and 32768, got 0`},
 		{name: "max_path_depth_too_large", validation: `"max_path_depth" must be between 1 and 128, got 129`},
 		{name: "max_path_depth_zero", validation: `"max_path_depth" must be between 1 and 128, got 0`},
-		{name: "ring_buffer_below_largest_record", validation: `"ring_buffer_size" must be at least 32KiB to hold the largest record (25776 bytes`},
-		{name: "ring_buffer_below_largest_record_at_limits", validation: `"ring_buffer_size" must be at least 64KiB to hold the largest record (57808 bytes`},
+		{name: "ring_buffer_below_largest_record", validation: `"ring_buffer_size" must be at least 32KiB to hold the largest record (25800 bytes`},
+		{name: "ring_buffer_below_largest_record_at_limits", validation: `"ring_buffer_size" must be at least 64KiB to hold the largest record (57832 bytes`},
 		{name: "ring_buffer_smallest", want: smallest},
 		{name: "ancestors_too_large", validation: `"ancestors" must be between 1 and 16, got 17`},
 		{name: "ancestors_zero", validation: `"ancestors" must be between 1 and 16, got 0`},
@@ -119,7 +119,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 }
 
 func TestRingBufferSizeFitsLargestRecord(t *testing.T) {
-	// The largest record: the 80-byte header, argv, three walked paths of
+	// The largest record: the 104-byte header, argv, three walked paths of
 	// min(4096, depth*256) bytes, a 4096-byte filename, a cgroup path of 16
 	// levels (4096 bytes, whatever the depth), and per ancestor 24 bytes and
 	// an executable name of up to 256. The kernel takes it with an 8-byte header, padded to 8, only
@@ -129,10 +129,10 @@ func TestRingBufferSizeFitsLargestRecord(t *testing.T) {
 		record                 int
 		min                    ByteSize
 	}{
-		{defaultMaxArgsBytes, defaultMaxPathDepth, defaultAncestors, 80 + 4096 + 3*4096 + 4096 + 4096 + 4*280, 32 << 10},
-		{MaxArgsBytesLimit, MaxPathDepthLimit, AncestorsLimit, 80 + 32768 + 3*4096 + 4096 + 4096 + 16*280, 64 << 10},
-		{1, MinPathDepth, 1, 80 + 1 + 3*256 + 4096 + 4096 + 280, 16 << 10},
-		{4096, 12, 4, 80 + 4096 + 3*3072 + 4096 + 4096 + 4*280, 32 << 10},
+		{defaultMaxArgsBytes, defaultMaxPathDepth, defaultAncestors, 104 + 4096 + 3*4096 + 4096 + 4096 + 4*280, 32 << 10},
+		{MaxArgsBytesLimit, MaxPathDepthLimit, AncestorsLimit, 104 + 32768 + 3*4096 + 4096 + 4096 + 16*280, 64 << 10},
+		{1, MinPathDepth, 1, 104 + 1 + 3*256 + 4096 + 4096 + 280, 16 << 10},
+		{4096, 12, 4, 104 + 4096 + 3*3072 + 4096 + 4096 + 4*280, 32 << 10},
 	}
 	for _, tt := range tests {
 		cfg := createDefaultConfig().(*Config)

@@ -37,6 +37,7 @@ const (
 	attrTruncated           = "compilerwatch.truncated"
 	attrExecutableOrigin    = "compilerwatch.executable.origin"
 	attrParentExecutableOri = "compilerwatch.parent.executable.origin"
+	attrInInitTree          = "compilerwatch.process.in_init_tree"
 )
 
 // cgroupCacheSize bounds the path → container cache. A node runs far fewer
@@ -100,7 +101,7 @@ func newReceiverConverter(cfg *Config, set receiver.Settings) (*logsConverter, e
 	if err != nil {
 		return nil, err
 	}
-	return newLogsConverter(hostName(), set.BuildInfo.Version, newPasswdResolver(), r), nil
+	return newLogsConverter(hostName(), set.BuildInfo.Version, newRootUsers(), r), nil
 }
 
 // hostName is the node's name. In a DaemonSet the pod has its own UTS
@@ -187,7 +188,7 @@ func (c *logsConverter) Append(ev *event.Event) {
 		c.fillSeen(cg.records.AppendEmpty(), ev, cg.attr, observed)
 		return
 	}
-	c.fill(cg.records.AppendEmpty(), ev, cg.attr, cg.info.ContainerID != "", observed)
+	c.fill(cg.records.AppendEmpty(), ev, cg.attr, cg.info.ContainerID, observed)
 }
 
 // fillSeen writes the record of a container's first exec that the
@@ -272,9 +273,10 @@ func (c *logsConverter) newResource(info cgroup.Info) plog.LogRecordSlice {
 }
 
 // fill writes one record. String attributes the kernel left empty are
-// omitted rather than exported as "". inContainer says whether the cgroup
-// names a container, which the origins depend on.
-func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr string, inContainer bool, observed pcommon.Timestamp) {
+// omitted rather than exported as "". containerID is the container the
+// cgroup names, "" for the host: the origins and the user name depend on it.
+func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr, containerID string, observed pcommon.Timestamp) {
+	inContainer := containerID != ""
 	c.pending.Records++
 	if ev.Truncated != 0 {
 		c.pending.TruncatedRecords++
@@ -293,7 +295,7 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 
 	var userName string
 	if c.users != nil {
-		userName, _ = c.users.userName(ev.UID)
+		userName, _ = c.users.userName(ev, containerID)
 	}
 
 	attrs := lr.Attributes()
@@ -351,12 +353,24 @@ func (c *logsConverter) fill(lr plog.LogRecord, ev *event.Event, cgroupAttr stri
 	putValidStr(attrs, attrExecutableOrigin, ev.ExeFile.Origin(inContainer).String())
 	putValidStr(attrs, attrParentExecutableOri, ev.ParentFile.Origin(inContainer).String())
 	putValidStr(attrs, string(semconv.ProcessLinuxCgroupKey), cgroupAttr)
+	attrs.PutBool(string(semconv.ProcessInteractiveKey), ev.Interactive)
+	if inInitTreeKnown(ev, inContainer) {
+		attrs.PutBool(attrInInitTree, ev.InInitTree == event.Yes)
+	}
+}
+
+// inInitTreeKnown says whether compilerwatch.process.in_init_tree is set:
+// for a container's process whose pid namespace the kernel could walk out
+// of. A host process, or one of a container sharing the node's pid
+// namespace, has no first process of its own to descend from.
+func inInitTreeKnown(ev *event.Event, inContainer bool) bool {
+	return inContainer && ev.InInitTree != event.Unknown
 }
 
 // recordAttrCount is how many attributes fill puts on the record of ev, so
 // that the map is allocated once at its exact size.
 func recordAttrCount(ev *event.Event, userName, cgroupAttr string, inContainer bool) int {
-	n := 6 // pid, parent pid, args count, uid, real uid, gid
+	n := 7 // pid, parent pid, args count, uid, real uid, gid, interactive
 	count := func(present bool) {
 		if present {
 			n++
@@ -383,6 +397,7 @@ func recordAttrCount(ev *event.Event, userName, cgroupAttr string, inContainer b
 	count(ev.ExeFile.Origin(inContainer) != event.OriginUnknown)
 	count(ev.ParentFile.Origin(inContainer) != event.OriginUnknown)
 	count(cgroupAttr != "")
+	count(inInitTreeKnown(ev, inContainer))
 	return n
 }
 

@@ -35,11 +35,23 @@ func goldenEvents(t testing.TB) []event.Event {
 	evs = append(evs, minimalEvent())
 	add(func(e *event.Event) { e.VPID = e.PID })
 	add(func(e *event.Event) { e.VPID = 0 })
-	add(func(e *event.Event) { e.UID = 0 })
-	add(func(e *event.Event) { e.UID = 5555 })
-	add(func(e *event.Event) { e.UID, e.RUID = 0, 1000 })
-	add(func(e *event.Event) { e.UID = 7 }) // a user whose name is invalid UTF-8
-	add(func(e *event.Event) { e.UID = 8 }) // a user whose name is ""
+	add(func(e *event.Event) { e.UID, e.NSUID = 0, 0 })
+	add(func(e *event.Event) { e.UID, e.NSUID = 5555, 5555 })
+	add(func(e *event.Event) { e.UID, e.NSUID, e.RUID = 0, 0, 1000 })
+	add(func(e *event.Event) { e.UID, e.NSUID = 7, 7 }) // a user whose name is invalid UTF-8
+	add(func(e *event.Event) { e.UID, e.NSUID = 8, 8 }) // a user whose name is ""
+	// The uid in the container's user namespace names the user: unknown
+	// (no name), another uid than the kernel's, and a host process, named
+	// by the kernel's uid.
+	add(func(e *event.Event) { e.NSUID, e.NSUIDKnown = 0, false })
+	add(func(e *event.Event) { e.UID, e.NSUID = 101000, 0 })
+	add(func(e *event.Event) { e.CgroupPath, e.UID, e.NSUID = hostCgroup, 0, 1000 })
+	// Process context: in and out of the init tree, unknown, and a host
+	// process, which has no in_init_tree.
+	for _, it := range []event.Tristate{event.Yes, event.No, event.Unknown} {
+		add(func(e *event.Event) { e.Interactive, e.InInitTree = false, it })
+		add(func(e *event.Event) { e.CgroupPath, e.InInitTree = hostCgroup, it })
+	}
 	add(func(e *event.Event) { e.Truncated = 0 })
 	add(func(e *event.Event) { e.Truncated = 0x7f })
 	add(func(e *event.Event) { e.Truncated = event.TruncCgroup })
@@ -289,8 +301,8 @@ func TestRecordAttrCount(t *testing.T) {
 	keys := map[string]bool{}
 	most := 0
 	for i, ev := range goldenEvents(t) {
-		name, _ := goldenUsers.userName(ev.UID)
 		cg := c.cgroup(ev.CgroupPath, ev.CgroupV1)
+		name, _ := goldenUsers.userName(&ev, cg.info.ContainerID)
 		want := recordAttrCount(&ev, name, cg.attr, cg.info.ContainerID != "")
 		c.Append(&ev)
 		lr := c.Take().ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)

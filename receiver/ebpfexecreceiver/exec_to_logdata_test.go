@@ -30,7 +30,19 @@ const (
 
 type mapUsers map[uint32]string
 
-func (m mapUsers) userName(uid uint32) (string, bool) { n, ok := m[uid]; return n, ok }
+// userName names the host uid of a host process, and a container process's
+// uid in its user namespace, like rootUsers.
+func (m mapUsers) userName(ev *event.Event, containerID string) (string, bool) {
+	uid := ev.UID
+	if containerID != "" {
+		if !ev.NSUIDKnown {
+			return "", false
+		}
+		uid = ev.NSUID
+	}
+	n, ok := m[uid]
+	return n, ok
+}
 
 var (
 	execTime = time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
@@ -68,6 +80,11 @@ func fullEvent() event.Event {
 		ExeFile:       upperFile,
 		ParentFile:    imageFile,
 		Truncated:     event.TruncArgs | event.TruncAncestors,
+		NSUID:         1000,
+		NSUIDKnown:    true,
+		Root:          event.Root{MountNS: 4026532201, Dev: 0x2b, Ino: 2},
+		Interactive:   true,
+		InInitTree:    event.No,
 	}
 }
 
@@ -159,6 +176,8 @@ func TestConvertFullRecord(t *testing.T) {
 		"compilerwatch.truncated":                 []any{"args", "ancestors"},
 		"compilerwatch.executable.origin":         "upper_layer",
 		"compilerwatch.parent.executable.origin":  "image",
+		"process.interactive":                     true,
+		"compilerwatch.process.in_init_tree":      false,
 	}, r.attrs)
 }
 
@@ -171,6 +190,7 @@ func TestConvertMinimalRecord(t *testing.T) {
 		"process.pid":                    int64(10),
 		"process.parent_pid":             int64(1),
 		"process.args_count":             int64(0),
+		"process.interactive":            false,
 		"process.user.id":                int64(4321),
 		"process.real_user.id":           int64(4321),
 		"compilerwatch.process.group.id": int64(4321),
@@ -187,9 +207,18 @@ func TestConvertAttributeRules(t *testing.T) {
 		{"vpid equal to pid", func(e *event.Event) { e.VPID = e.PID }, "process.vpid", nil},
 		{"vpid unknown", func(e *event.Event) { e.VPID = 0 }, "process.vpid", nil},
 		{"vpid differs", func(e *event.Event) { e.VPID = 1 }, "process.vpid", int64(1)},
-		{"user name resolvable", func(e *event.Event) { e.UID = 0 }, "process.user.name", "root"},
-		{"user name unknown", func(e *event.Event) { e.UID = 5555 }, "process.user.name", nil},
-		{"user name is the effective uid's", func(e *event.Event) { e.UID, e.RUID = 0, 1000 }, "process.user.name", "root"},
+		{"user name resolvable", func(e *event.Event) { e.UID, e.NSUID = 0, 0 }, "process.user.name", "root"},
+		{"user name unknown", func(e *event.Event) { e.UID, e.NSUID = 5555, 5555 }, "process.user.name", nil},
+		{"user name is the effective uid's", func(e *event.Event) { e.UID, e.NSUID, e.RUID = 0, 0, 1000 }, "process.user.name", "root"},
+		{"container user: the uid in its user namespace", func(e *event.Event) { e.UID, e.NSUID = 101000, 0 }, "process.user.name", "root"},
+		{"container user: namespace uid unknown", func(e *event.Event) { e.NSUIDKnown = false }, "process.user.name", nil},
+		{"host user: the kernel's uid", func(e *event.Event) { e.CgroupPath, e.UID, e.NSUID = hostCgroup, 0, 1000 }, "process.user.name", "root"},
+		{"no terminal", func(e *event.Event) { e.Interactive = false }, "process.interactive", false},
+		{"terminal", func(e *event.Event) { e.Interactive = true }, "process.interactive", true},
+		{"in the init tree", func(e *event.Event) { e.InInitTree = event.Yes }, "compilerwatch.process.in_init_tree", true},
+		{"entered from outside", func(e *event.Event) { e.InInitTree = event.No }, "compilerwatch.process.in_init_tree", false},
+		{"init tree unknown", func(e *event.Event) { e.InInitTree = event.Unknown }, "compilerwatch.process.in_init_tree", nil},
+		{"host process: no init tree", func(e *event.Event) { e.CgroupPath, e.InInitTree = hostCgroup, event.Yes }, "compilerwatch.process.in_init_tree", nil},
 		{"no truncation", func(e *event.Event) { e.Truncated = 0 }, "compilerwatch.truncated", nil},
 		{"every truncation", func(e *event.Event) {
 			e.Truncated = event.TruncArgs | event.TruncPath | event.TruncCwd | event.TruncParentPath | event.TruncFilename | event.TruncCgroup | event.TruncAncestors

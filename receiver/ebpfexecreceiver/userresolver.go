@@ -8,12 +8,16 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver/internal/event"
 )
 
-// userResolver maps a uid to the host's user name.
+// userResolver names the effective uid of an exec'ing process.
 type userResolver interface {
-	// userName returns the name of uid, and false when the host has none.
-	userName(uid uint32) (string, bool)
+	// userName returns the name of ev's effective uid as the process's own
+	// root names it (containerID is "" for a host process), and false when
+	// it has none or it cannot be told.
+	userName(ev *event.Event, containerID string) (string, bool)
 }
 
 // Where the host's passwd is, in order:
@@ -36,7 +40,7 @@ const (
 	passwdMaxBytes       = 16 << 20 // a larger passwd is not a passwd
 )
 
-// passwdResolver reads uid → name from the first readable passwd file of its
+// passwdResolver reads the host's uid → name from the first readable passwd file of its
 // list, and re-reads it at most once per interval, when a lookup finds the
 // table stale. Names of users added since are absent until then. It is safe
 // for concurrent use.

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // Attribute names.
@@ -39,13 +41,21 @@ const (
 	ParentExecutableOrigin = "compilerwatch.parent.executable.origin"
 	ProcessPID             = string(semconv.ProcessPIDKey)
 	Truncated              = "compilerwatch.truncated"
+	// Process context, which findings pass on: a controlling terminal, and descent from the container's first
+	// process (false for an exec entered from outside, such as kubectl exec).
+	Interactive = string(semconv.ProcessInteractiveKey)
+	InInitTree  = "compilerwatch.process.in_init_tree"
 
 	// Attributes this processor adds to a flagged record.
-	RuleUUID           = string(semconv.SecurityRuleUUIDKey)
-	RuleName           = string(semconv.SecurityRuleNameKey)
-	RuleReference      = string(semconv.SecurityRuleReferenceKey)
-	RuleCategory       = string(semconv.SecurityRuleCategoryKey)
-	RuleRulesetName    = string(semconv.SecurityRuleRulesetNameKey)
+	RuleUUID        = string(semconv.SecurityRuleUUIDKey)
+	RuleName        = string(semconv.SecurityRuleNameKey)
+	RuleReference   = string(semconv.SecurityRuleReferenceKey)
+	RuleCategory    = string(semconv.SecurityRuleCategoryKey)
+	RuleRulesetName = string(semconv.SecurityRuleRulesetNameKey)
+	RuleVersion     = string(semconv.SecurityRuleVersionKey)
+	RuleDescription = string(semconv.SecurityRuleDescriptionKey)
+	// ThreatTechniqueID is the MITRE ATT&CK technique (ECS threat.technique.id; semconv has no name for it).
+	ThreatTechniqueID  = "compilerwatch.threat.technique.id"
 	CompilerName       = "compilerwatch.compiler.name"
 	CompilerLanguage   = "compilerwatch.compiler.language"
 	CompilerMatch      = "compilerwatch.compiler.match"
@@ -61,6 +71,10 @@ const (
 	RuleReferenceValue   = "https://docs.datadoghq.com/security/default_rules/def-000-krp"
 	RuleCategoryValue    = "runtime"
 	RuleRulesetNameValue = "compilerwatch"
+	RuleDescriptionValue = "A compiler ran in a container, or a container's image holds one: code built inside a running " +
+		"container escapes the review and scanning its image went through."
+	// ThreatTechniqueIDValue is MITRE ATT&CK T1027.004, Obfuscated Files or Information: Compile After Delivery.
+	ThreatTechniqueIDValue = "T1027.004"
 )
 
 const (
@@ -90,6 +104,9 @@ func PutRule(attrs pcommon.Map) {
 	PutStrIfAbsent(attrs, RuleReference, RuleReferenceValue)
 	PutStrIfAbsent(attrs, RuleCategory, RuleCategoryValue)
 	PutStrIfAbsent(attrs, RuleRulesetName, RuleRulesetNameValue)
+	PutStrIfAbsent(attrs, RuleVersion, catalog.Version)
+	PutStrIfAbsent(attrs, RuleDescription, RuleDescriptionValue)
+	PutStrIfAbsent(attrs, ThreatTechniqueID, ThreatTechniqueIDValue)
 }
 
 // PutStrIfAbsent sets k to v unless m has k already.

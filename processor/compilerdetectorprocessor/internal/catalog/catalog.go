@@ -4,6 +4,11 @@ package catalog // import "github.com/compilerwatch/compilerwatch/processor/comp
 
 import "slices"
 
+// Version is the version of the built-in catalog and of the rule it implements, reported as security_rule.version.
+// It changes whenever the built-in entries or the way they match change, so that a finding can be traced to the
+// catalog that made it. Entries added from the configuration do not change it.
+const Version = "1.0.0"
+
 // Languages reported in compilerwatch.compiler.language: a closed list, checked for user entries.
 const (
 	langC        = "c"

@@ -5,7 +5,6 @@ package presence
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compilerwatch/compilerwatch/internal/inroot"
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
@@ -35,48 +35,27 @@ func TestHeldRootOutlivesTheContainer(t *testing.T) {
 					return os.WriteFile(filepath.Join(root, "usr/local/bin/gcc"), []byte("#!/bin/sh\n"), 0o755)
 				},
 			})
-			_, err := OpenProcRoot("/proc", []int{os.Getpid(), os.Getppid()}, c.ID())
-			require.ErrorIs(t, err, ErrNoProcess, "processes outside the container's cgroup")
+			_, err := inroot.OpenProcRoot("/proc", []int{os.Getpid(), os.Getppid()}, c.ID())
+			require.ErrorIs(t, err, inroot.ErrNoProcess, "processes outside the container's cgroup")
 
-			root, err := OpenProcRoot("/proc", []int{os.Getpid(), c.InitPID()}, c.ID())
+			root, err := inroot.OpenProcRoot("/proc", []int{os.Getpid(), c.InitPID()}, c.ID())
 			require.NoError(t, err)
 			defer root.Close()
 
 			require.NoError(t, syscall.Kill(c.InitPID(), syscall.SIGKILL))
 			require.Eventually(t, func() bool {
-				r, err := OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())
+				r, err := inroot.OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())
 				if err == nil {
 					r.Close()
 				}
 				return err != nil
 			}, 10*time.Second, 20*time.Millisecond, "the container's init exits")
-			_, err = OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())
-			assert.ErrorIs(t, err, ErrNoProcess, "nothing left to open: unscannable")
+			_, err = inroot.OpenProcRoot("/proc", []int{c.InitPID()}, c.ID())
+			assert.ErrorIs(t, err, inroot.ErrNoProcess, "nothing left to open: unscannable")
 
 			r := ScanTree(context.Background(), root, catalog.NewMatcher(catalog.Builtin()))
 			assert.Equal(t, []string{"gcc:/usr/local/bin/gcc"}, r.found, "the held root is still readable")
 			assert.Zero(t, r.errors)
 		})
 	}
-}
-
-// TestScanSupport: as root the scan can run; without CAP_SYS_PTRACE (dropped by setpriv in a child process)
-// scanSupport says so.
-func TestScanSupport(t *testing.T) {
-	if os.Getenv("COMPILERWATCH_SCAN_SUPPORT_CHILD") == "1" {
-		err := scanSupport()
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "CAP_SYS_PTRACE")
-		return
-	}
-	testenv.RequireRoot(t)
-	testenv.RequireBinary(t, "setpriv")
-	require.NoError(t, scanSupport())
-
-	cmd := exec.Command("setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--",
-		os.Args[0], "-test.run=^TestScanSupport$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "COMPILERWATCH_SCAN_SUPPORT_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "--- PASS: TestScanSupport")
 }

@@ -24,6 +24,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.uber.org/zap"
 
+	"github.com/compilerwatch/compilerwatch/internal/inroot"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
@@ -78,7 +79,7 @@ type Result struct {
 // treeScan is one scan in progress.
 type treeScan struct {
 	ctx        context.Context
-	root       *Root
+	root       *inroot.Root
 	m          *catalog.Matcher
 	maxEntries int // scanMaxEntries; tests lower it
 	seen       map[string]bool
@@ -87,7 +88,7 @@ type treeScan struct {
 
 // ScanTree looks for catalog compilers under root. An entry that cannot be read is counted and skipped; it
 // never ends the scan.
-func ScanTree(ctx context.Context, root *Root, m *catalog.Matcher) Result {
+func ScanTree(ctx context.Context, root *inroot.Root, m *catalog.Matcher) Result {
 	s := treeScan{ctx: ctx, root: root, m: m, maxEntries: scanMaxEntries}
 	return s.run()
 }
@@ -136,7 +137,7 @@ func (s *treeScan) list(dir string, fn func(fs.DirEntry)) {
 	if s.stop() {
 		return
 	}
-	err := s.root.readDir(dir, func(de fs.DirEntry) bool {
+	err := s.root.ReadDir(dir, func(de fs.DirEntry) bool {
 		s.r.entries++
 		if s.stop() {
 			return false
@@ -191,7 +192,7 @@ func (s *treeScan) scanDir(dir string) {
 		p := path.Join(dir, de.Name())
 		// An executable regular file once symlinks are resolved inside the root. A dangling link (an
 		// alternatives entry whose package is gone) is not a compiler.
-		mode, err := s.root.stat(p)
+		mode, err := s.root.Stat(p)
 		if err != nil {
 			s.fail(err)
 			return
@@ -206,34 +207,11 @@ func (s *treeScan) scanDir(dir string) {
 	})
 }
 
-// cgroupHasContainer reports whether a /proc/<pid>/cgroup text places the process in container id: a cgroup
-// path component contains the id (".../<id>", ".../cri-containerd-<id>.scope", ".../docker-<id>.scope").
-func cgroupHasContainer(cgroup, id string) bool {
-	if id == "" {
-		return false
-	}
-	for line := range strings.Lines(cgroup) {
-		// hierarchy-id:controllers:path
-		_, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		if _, p, ok := strings.Cut(rest, ":"); ok {
-			for part := range strings.SplitSeq(strings.TrimSpace(p), "/") {
-				if strings.Contains(part, id) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 // scanJob is a container to scan: its resource (to copy onto the record) and its root, opened at first sight.
 type scanJob struct {
 	containerID string
 	resource    pcommon.Resource
-	root        *Root
+	root        *inroot.Root
 }
 
 // Settings are what a Scanner needs from the processor. The fields after Emit default when zero; tests set them.
@@ -250,11 +228,11 @@ type Settings struct {
 	Version   string // the scope version of the records
 	Emit      func(context.Context, plog.Logs)
 
-	ProcRoot string                                                // "/proc"
-	Timeout  time.Duration                                         // scanTimeout
-	Grace    time.Duration                                         // scanGrace
-	Support  func() error                                          // whether the scan can run safely here
-	ScanTree func(context.Context, *Root, *catalog.Matcher) Result // ScanTree
+	ProcRoot string                                                       // "/proc"
+	Timeout  time.Duration                                                // scanTimeout
+	Grace    time.Duration                                                // scanGrace
+	Support  func() error                                                 // whether the scan can run safely here
+	ScanTree func(context.Context, *inroot.Root, *catalog.Matcher) Result // ScanTree
 }
 
 // Scanner runs scans in the background, at most once per container.
@@ -270,7 +248,7 @@ type Scanner struct {
 	timeout  time.Duration
 	grace    time.Duration
 	support  func() error
-	scanTree func(context.Context, *Root, *catalog.Matcher) Result
+	scanTree func(context.Context, *inroot.Root, *catalog.Matcher) Result
 
 	enabled atomic.Bool  // set by start once the scan can run
 	stuck   atomic.Int32 // abandoned scans still blocked in a system call
@@ -301,7 +279,7 @@ func New(set Settings) *Scanner {
 		jobs: make(chan scanJob, scanQueue), ctx: ctx, cancel: cancel,
 	}
 	if s.support == nil {
-		s.support = scanSupport
+		s.support = inroot.Support
 	}
 	if s.scanTree == nil {
 		s.scanTree = ScanTree
@@ -393,10 +371,10 @@ func (s *Scanner) Observe(res pcommon.Resource, rl plog.ResourceLogs) {
 		s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanExcluded)
 		return
 	}
-	root, err := OpenProcRoot(s.procRoot, recordPIDs(rl), id)
+	root, err := inroot.OpenProcRoot(s.procRoot, recordPIDs(rl), id)
 	if err != nil {
 		s.done(id, 0) // the attempt stays counted
-		if errors.Is(err, ErrNoProcess) {
+		if errors.Is(err, inroot.ErrNoProcess) {
 			s.tb.ProcessorCompilerDetectorContainerScans.Add(s.ctx, 1, scanUnscannable)
 			return
 		}

@@ -5,16 +5,14 @@ package presence
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compilerwatch/compilerwatch/internal/inroot"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
@@ -38,7 +36,7 @@ func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]strin
 // scanDir scans the directory root as a container's root.
 func scanDir(t *testing.T, ctx context.Context, root string) Result {
 	t.Helper()
-	r, err := openInRoot(root)
+	r, err := inroot.Open(root)
 	require.NoError(t, err)
 	defer r.Close()
 	return ScanTree(ctx, r, catalog.NewMatcher(catalog.Builtin()))
@@ -99,7 +97,7 @@ func TestScanRootStopsWhenCanceled(t *testing.T) {
 func BenchmarkScanRootHost(b *testing.B) {
 	m := catalog.NewMatcher(catalog.Builtin())
 	var r Result
-	root, err := openInRoot("/")
+	root, err := inroot.Open("/")
 	require.NoError(b, err)
 	defer root.Close()
 	b.ReportAllocs()
@@ -150,7 +148,7 @@ func TestScanTreeBoundsEntries(t *testing.T) {
 	for i := range max + 10 {
 		files[fmt.Sprintf("/usr/bin/f%d", i)] = 0o644
 	}
-	root, err := openInRoot(fakeRoot(t, files, nil))
+	root, err := inroot.Open(fakeRoot(t, files, nil))
 	require.NoError(t, err)
 	defer root.Close()
 	s := treeScan{ctx: context.Background(), root: root, m: catalog.NewMatcher(catalog.Builtin()), maxEntries: max}
@@ -158,58 +156,6 @@ func TestScanTreeBoundsEntries(t *testing.T) {
 	assert.True(t, r.limited)
 	assert.Equal(t, max+1, r.entries, "stops at the bound")
 	assert.Empty(t, r.found, "/usr/local/go/bin comes after the bound")
-}
-
-func TestCgroupHasContainer(t *testing.T) {
-	const id = "463a28f1c0828e6b5cdd9e1d7f1d0e0f463a28f1c0828e6b5cdd9e1d7f1d0e0f"
-	for _, tc := range []struct {
-		name, cgroup string
-		want         bool
-	}{
-		{"cgroupfs v2", "0::/kubepods/besteffort/pod88acc54f-b382-4a0b-ad16-a8c69bccec64/" + id + "\n", true},
-		{"hybrid", "9:name=systemd:/kubepods/besteffort/podx/" + id + "\n0::/kubepods/besteffort/podx/" + id + "\n", true},
-		{"systemd", "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/cri-containerd-" + id + ".scope\n", true},
-		{"no trailing newline", "0::/docker/" + id, true},
-		{"other container", "0::/kubepods/besteffort/podx/" + strings.Repeat("a", 64) + "\n", false},
-		{"host", "0::/system.slice/containerd.service\n", false},
-		{"id in the controllers field only", "3:" + id + ":/\n", false},
-		{"empty", "", false},
-		{"garbage", "no colons here " + id + "\n", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, cgroupHasContainer(tc.cgroup, id))
-		})
-	}
-	assert.False(t, cgroupHasContainer("0::/\n", ""), "an empty id matches nothing")
-}
-
-func TestInRootReadFile(t *testing.T) {
-	root := fakeRoot(t, map[string]os.FileMode{"/etc/passwd": 0o644, "/etc/big": 0o644},
-		map[string]string{
-			"/etc/passwd-link": "/etc/passwd",
-			"/etc/escape":      "../../../../../../../../etc/passwd", // the container's, not the host's
-			"/etc/host":        "/etc/hostname",                      // the host has one, this root does not
-		})
-	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/big"), make([]byte, 2048), 0o644))
-	require.NoError(t, syscall.Mkfifo(filepath.Join(root, "etc/fifo"), 0o644))
-	r, err := openInRoot(root)
-	require.NoError(t, err)
-	defer r.Close()
-
-	for _, p := range []string{"/etc/passwd", "etc/passwd", "/etc/passwd-link", "/etc/escape", "/../../etc/passwd"} {
-		b, err := r.readFile(p, 1024)
-		require.NoError(t, err, p)
-		assert.Equal(t, "root:x:0:0::/root:/bin/sh\n", string(b), p)
-	}
-	_, err = r.readFile("/etc/host", 1024)
-	assert.ErrorIs(t, err, fs.ErrNotExist)
-	_, err = r.readFile("/etc/big", 1024)
-	assert.ErrorContains(t, err, "larger than 1024 bytes")
-	_, err = r.readFile("/etc/fifo", 1024) // must not block
-	assert.ErrorContains(t, err, "not a regular file")
-	_, err = r.readFile("/etc", 1024)
-	assert.ErrorContains(t, err, "not a regular file")
 }
 
 func TestScanTreeBoundsGlobDirs(t *testing.T) {

@@ -130,6 +130,7 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 		PID:        h.Pid,
 		ParentPID:  h.Ppid,
 		VPID:       h.Vpid,
+		InitPID:    h.InitPid,
 		UID:        h.Uid,
 		RUID:       h.Ruid,
 		GID:        h.Gid,
@@ -142,6 +143,13 @@ func (d *Decoder) Decode(raw []byte, bootOffset int64, ev *Event) error {
 		Truncated:  Truncation(h.Flags & probe.TruncationMask),
 		CgroupV1:   h.Flags&probe.FlagCgroupV1 != 0,
 		CgroupSeen: h.Flags&probe.FlagCgroupSeen != 0,
+
+		Root:        Root{MountNS: h.MntNs, Dev: h.RootDev, Ino: h.RootIno},
+		Interactive: h.Flags&probe.FlagInteractive != 0,
+		InInitTree:  initTree(h.Flags),
+	}
+	if h.NsUid != probe.NSUIDUnknown {
+		ev.NSUID, ev.NSUIDKnown = h.NsUid, true
 	}
 
 	ev.Args = d.args(field(lens[0]), ev.Args)
@@ -274,4 +282,15 @@ func cstring(b []byte) []byte {
 
 func int8Bytes(b []int8) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+}
+
+// initTree decodes the init-tree flags.
+func initTree(flags uint32) Tristate {
+	switch {
+	case flags&probe.FlagInitTreeKnown == 0:
+		return Unknown
+	case flags&probe.FlagInInitTree != 0:
+		return Yes
+	}
+	return No
 }

@@ -352,10 +352,43 @@ func TestEncodeRoundTrip(t *testing.T) {
 		Args: []string{"cc", "-c"}, CgroupPath: "/kubepods/pod1/abc", Ancestors: []Ancestor{{PID: 9, Comm: "sh", ExeName: "busybox"}},
 		ExeFile:    File{Magic: MagicOverlay, Flags: FileOverlayKnown | FileOverlayUpper | FileRootMount | FileRootFS},
 		ParentFile: File{Magic: MagicTmpfs, Flags: FileMemfd | FileUserNSMount},
+		NSUID:      1000, NSUIDKnown: true, InitPID: 8, Root: Root{MountNS: 4026531841, Dev: 0x00800011, Ino: 256},
+		Interactive: true, InInitTree: No,
 	}
 	var out Event
 	require.NoError(t, NewDecoder().Decode(Encode(&in), 0, &out))
 	assert.Equal(t, in, out)
+}
+
+// TestDecodeProcessContext decodes the process-context flags and the uid in
+// the user namespace from raw headers.
+func TestDecodeProcessContext(t *testing.T) {
+	tests := []struct {
+		name        string
+		flags       uint32
+		nsUID       uint32
+		interactive bool
+		initTree    Tristate
+		wantUID     uint32
+		uidKnown    bool
+	}{
+		{"nothing known", 0, probe.NSUIDUnknown, false, Unknown, 0, false},
+		{"terminal, entered from outside", probe.FlagInteractive | probe.FlagInitTreeKnown, 0, true, No, 0, true},
+		{"init tree", probe.FlagInitTreeKnown | probe.FlagInInitTree, 1000, false, Yes, 1000, true},
+		{"in-tree bit without known is unknown", probe.FlagInInitTree, 5, false, Unknown, 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := probe.RawEvent{Flags: tt.flags, NsUid: tt.nsUID}
+			raw := unsafe.Slice((*byte)(unsafe.Pointer(&h)), HeaderSize)
+			var ev Event
+			require.NoError(t, NewDecoder().Decode(raw, 0, &ev))
+			assert.Equal(t, tt.interactive, ev.Interactive)
+			assert.Equal(t, tt.initTree, ev.InInitTree)
+			assert.Equal(t, tt.uidKnown, ev.NSUIDKnown)
+			assert.Equal(t, tt.wantUID, ev.NSUID)
+		})
+	}
 }
 
 // TestDecodeArgsSplitAfterValidation checks that validating argv as a whole

@@ -29,6 +29,19 @@ func Encode(ev *Event) []byte {
 		FilenameLen: uint16(len(fn)), CgroupLen: uint16(len(cg)), AncestorCount: uint8(len(ev.Ancestors)),
 		ExeFacts: uint8(ev.ExeFile.Flags), PexeFacts: uint8(ev.ParentFile.Flags),
 		ExeMagic: ev.ExeFile.Magic, PexeMagic: ev.ParentFile.Magic,
+		InitPid: ev.InitPID, NsUid: probe.NSUIDUnknown, MntNs: ev.Root.MountNS, RootDev: ev.Root.Dev, RootIno: ev.Root.Ino,
+	}
+	if ev.NSUIDKnown {
+		h.NsUid = ev.NSUID
+	}
+	if ev.Interactive {
+		h.Flags |= probe.FlagInteractive
+	}
+	switch ev.InInitTree {
+	case Yes:
+		h.Flags |= probe.FlagInitTreeKnown | probe.FlagInInitTree
+	case No:
+		h.Flags |= probe.FlagInitTreeKnown
 	}
 	if !ev.Time.IsZero() {
 		h.BootNs = uint64(ev.Time.UnixNano())

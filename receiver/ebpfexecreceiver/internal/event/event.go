@@ -190,6 +190,23 @@ type Ancestor struct {
 	ExeName string
 }
 
+// Tristate is a fact the kernel may not have been able to tell.
+type Tristate uint8
+
+const (
+	Unknown Tristate = iota
+	No
+	Yes
+)
+
+// Root identifies the root directory of the exec'ing process and its mount
+// namespace: where the names of its uids come from.
+type Root struct {
+	MountNS uint32 // the mount namespace's inode number (stat of /proc/<pid>/ns/mnt)
+	Dev     uint32 // the root directory's device, kernel encoding (MAJOR << 20 | MINOR)
+	Ino     uint64 // and inode number
+}
+
 // Event is one successful exec. All strings are valid UTF-8 (decode
 // replaces invalid bytes); paths are as the process's own root sees them.
 type Event struct {
@@ -198,10 +215,22 @@ type Event struct {
 	PID       uint32 // host pid namespace (tgid)
 	ParentPID uint32 // host pid namespace
 	VPID      uint32 // pid inside the process's own pid namespace
+	// InitPID is the host pid of the init of the process's pid namespace
+	// (the container's first process), 0 when unknown.
+	InitPID uint32
 
 	UID  uint32 // effective uid
 	RUID uint32 // real uid
 	GID  uint32 // effective gid
+
+	// NSUID is the effective uid as the process's user namespace numbers it,
+	// valid when NSUIDKnown; it equals UID outside user namespaces.
+	NSUID      uint32
+	NSUIDKnown bool
+	Root       Root
+
+	Interactive bool     // the process has a controlling terminal
+	InInitTree  Tristate // descends from its pid namespace's init; Unknown in the initial pid namespace
 
 	Comm          string   // task comm after exec
 	Filename      string   // bprm->filename, as invoked

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
@@ -26,7 +28,10 @@ const bpfStatsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
 //	COMPILERWATCH_BPF_TIME=1 go test -count=1 -v -timeout 30m -run '^TestBPFTimePerExec$' ./receiver/ebpfexecreceiver/internal/probe
 //
 // COMPILERWATCH_BPF_TIME_ROUNDS (default 5) and COMPILERWATCH_BPF_TIME_EXECS
-// (default 20000) size it. kernel.bpf_stats_enabled is switched on for the
+// (default 20000) size it. COMPILERWATCH_BPF_TIME_BASELINE names another
+// BPF object (an exec_bpfel.o of an earlier commit): each round then also
+// measures its programs, and the test reports this object's time over it,
+// both taken in the same session. kernel.bpf_stats_enabled is switched on for the
 // run and restored after it; run_time_ns/run_cnt counts every exec on the
 // machine while the program is attached, the loop's and any other.
 func TestBPFTimePerExec(t *testing.T) {
@@ -44,23 +49,42 @@ func TestBPFTimePerExec(t *testing.T) {
 
 	enableBPFStats(t)
 
-	variants := []Variant{VariantPortable, VariantDirect}
-	ns := map[Variant][]float64{}
+	type run struct {
+		v        Variant
+		baseline bool
+	}
+	runs := []run{{VariantPortable, false}, {VariantDirect, false}}
+	baseline := os.Getenv("COMPILERWATCH_BPF_TIME_BASELINE")
+	if baseline != "" {
+		runs = append(runs, run{VariantPortable, true}, run{VariantDirect, true})
+	}
+	ns := map[run][]float64{}
 	for r := range rounds {
-		order := variants
+		order := runs
 		if r%2 == 1 { // alternate which one goes first
-			order = []Variant{variants[1], variants[0]}
+			order = slices.Clone(runs)
+			slices.Reverse(order)
 		}
-		for _, v := range order {
-			perExec, runs, wall := measure(t, v, loop, noop, execs)
-			ns[v] = append(ns[v], perExec)
-			t.Logf("round %d %-8s %7.0f ns/exec over %d runs (loop %.1fs)", r+1, v, perExec, runs, wall.Seconds())
+		for _, x := range order {
+			obj := ""
+			if x.baseline {
+				obj = baseline
+			}
+			perExec, runs, wall := measure(t, x.v, obj, loop, noop, execs)
+			ns[x] = append(ns[x], perExec)
+			t.Logf("round %d %-8s %-8s %7.0f ns/exec over %d runs (loop %.1fs)", r+1, x.v, map[bool]string{true: "baseline"}[x.baseline], perExec, runs, wall.Seconds())
 		}
 	}
-	mp, md := median(ns[VariantPortable]), median(ns[VariantDirect])
-	t.Logf("portable: median %.0f ns/exec %v", mp, roundAll(ns[VariantPortable]))
-	t.Logf("direct:   median %.0f ns/exec %v", md, roundAll(ns[VariantDirect]))
+	mp, md := median(ns[run{VariantPortable, false}]), median(ns[run{VariantDirect, false}])
+	t.Logf("portable: median %.0f ns/exec %v", mp, roundAll(ns[run{VariantPortable, false}]))
+	t.Logf("direct:   median %.0f ns/exec %v", md, roundAll(ns[run{VariantDirect, false}]))
 	t.Logf("direct/portable: %.2f", md/mp)
+	if baseline != "" {
+		bp, bd := median(ns[run{VariantPortable, true}]), median(ns[run{VariantDirect, true}])
+		t.Logf("baseline portable: median %.0f ns/exec %v", bp, roundAll(ns[run{VariantPortable, true}]))
+		t.Logf("baseline direct:   median %.0f ns/exec %v", bd, roundAll(ns[run{VariantDirect, true}]))
+		t.Logf("this/baseline: portable %.2f, direct %.2f", mp/bp, md/bd)
+	}
 }
 
 // TestBPFTimePerExecCandidateFilter measures the direct program's BPF run time per exec with "prefilter:
@@ -198,10 +222,14 @@ func enableBPFStats(t *testing.T) {
 	}
 }
 
-// measure loads v, runs the loop and returns run_time_ns/run_cnt of the
-// program over the loop.
-func measure(t *testing.T, v Variant, loop, noop string, execs int) (float64, uint64, time.Duration) {
+// measure loads v, from the BPF object obj ("" for the embedded one), runs
+// the loop and returns run_time_ns/run_cnt of the program over the loop.
+func measure(t *testing.T, v Variant, obj, loop, noop string, execs int) (float64, uint64, time.Duration) {
 	t.Helper()
+	if obj != "" {
+		loadSpec = func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(obj) }
+		defer func() { loadSpec = loadExec }()
+	}
 	p, err := Load(Config{RingBufferSize: 8 << 20, MaxArgsBytes: 4096, MaxPathDepth: 64, MaxAncestors: 4, Variant: v})
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,11 @@ type execEvent struct {
 	Pad           uint8
 	ExeMagic      uint32
 	PexeMagic     uint32
+	NsUid         uint32
+	MntNs         uint32
+	RootIno       uint64
+	RootDev       uint32
+	InitPid       uint32
 	Comm          [16]int8
 }
 
@@ -84,24 +89,34 @@ const (
 	execLimitCAND_ENDS_MAX        execLimit = 4
 	execLimitCAND_GROUPS_MAX      execLimit = 8
 	execLimitSEEN_CGROUPS_MAX     execLimit = 8192
+	execLimitINIT_TREE_STEPS_MAX  execLimit = 64
+)
+
+type execNsUidValue uint32
+
+const (
+	execNsUidValueNS_UID_UNKNOWN execNsUidValue = 4294967295
 )
 
 type execRecordFlag uint32
 
 const (
-	execRecordFlagTRUNC_ARGS          execRecordFlag = 1
-	execRecordFlagTRUNC_PATH          execRecordFlag = 2
-	execRecordFlagTRUNC_CWD           execRecordFlag = 4
-	execRecordFlagTRUNC_PARENT_PATH   execRecordFlag = 8
-	execRecordFlagTRUNC_FILENAME      execRecordFlag = 16
-	execRecordFlagTRUNC_CGROUP        execRecordFlag = 32
-	execRecordFlagTRUNC_ANCESTORS     execRecordFlag = 64
-	execRecordFlagTRUNC_MASK          execRecordFlag = 255
-	execRecordFlagFLAG_EXE_DELETED    execRecordFlag = 256
-	execRecordFlagFLAG_CWD_DELETED    execRecordFlag = 512
-	execRecordFlagFLAG_PARENT_DELETED execRecordFlag = 1024
-	execRecordFlagFLAG_CGROUP_V1      execRecordFlag = 2048
-	execRecordFlagFLAG_CGROUP_SEEN    execRecordFlag = 32768
+	execRecordFlagTRUNC_ARGS           execRecordFlag = 1
+	execRecordFlagTRUNC_PATH           execRecordFlag = 2
+	execRecordFlagTRUNC_CWD            execRecordFlag = 4
+	execRecordFlagTRUNC_PARENT_PATH    execRecordFlag = 8
+	execRecordFlagTRUNC_FILENAME       execRecordFlag = 16
+	execRecordFlagTRUNC_CGROUP         execRecordFlag = 32
+	execRecordFlagTRUNC_ANCESTORS      execRecordFlag = 64
+	execRecordFlagTRUNC_MASK           execRecordFlag = 255
+	execRecordFlagFLAG_EXE_DELETED     execRecordFlag = 256
+	execRecordFlagFLAG_CWD_DELETED     execRecordFlag = 512
+	execRecordFlagFLAG_PARENT_DELETED  execRecordFlag = 1024
+	execRecordFlagFLAG_CGROUP_V1       execRecordFlag = 2048
+	execRecordFlagFLAG_CGROUP_SEEN     execRecordFlag = 32768
+	execRecordFlagFLAG_INTERACTIVE     execRecordFlag = 65536
+	execRecordFlagFLAG_INIT_TREE_KNOWN execRecordFlag = 131072
+	execRecordFlagFLAG_IN_INIT_TREE    execRecordFlag = 262144
 )
 
 type execScratch struct {
@@ -155,6 +170,7 @@ const (
 	execVarUnusedCandHash     = "unused_cand_hash"
 	execVarUnusedFileFact     = "unused_file_fact"
 	execVarUnusedLimit        = "unused_limit"
+	execVarUnusedNsUidValue   = "unused_ns_uid_value"
 	execVarUnusedRecordFlag   = "unused_record_flag"
 	execVarUnusedStatIdx      = "unused_stat_idx"
 	execVarWakeupBytes        = "wakeup_bytes"
@@ -230,6 +246,7 @@ type execVariableSpecs struct {
 	UnusedCandHash     *ebpf.VariableSpec `ebpf:"unused_cand_hash"`
 	UnusedFileFact     *ebpf.VariableSpec `ebpf:"unused_file_fact"`
 	UnusedLimit        *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedNsUidValue   *ebpf.VariableSpec `ebpf:"unused_ns_uid_value"`
 	UnusedRecordFlag   *ebpf.VariableSpec `ebpf:"unused_record_flag"`
 	UnusedStatIdx      *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
 	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -284,6 +301,7 @@ type execVariables struct {
 	UnusedCandHash     *ebpf.Variable `ebpf:"unused_cand_hash"`
 	UnusedFileFact     *ebpf.Variable `ebpf:"unused_file_fact"`
 	UnusedLimit        *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedNsUidValue   *ebpf.Variable `ebpf:"unused_ns_uid_value"`
 	UnusedRecordFlag   *ebpf.Variable `ebpf:"unused_record_flag"`
 	UnusedStatIdx      *ebpf.Variable `ebpf:"unused_stat_idx"`
 	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`

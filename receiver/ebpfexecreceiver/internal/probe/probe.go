@@ -91,7 +91,15 @@ const (
 	// it is the first exec of its cgroup: a container was seen, not an exec
 	// to export.
 	FlagCgroupSeen = uint32(execRecordFlagFLAG_CGROUP_SEEN)
+
+	FlagInteractive   = uint32(execRecordFlagFLAG_INTERACTIVE)
+	FlagInitTreeKnown = uint32(execRecordFlagFLAG_INIT_TREE_KNOWN)
+	FlagInInitTree    = uint32(execRecordFlagFLAG_IN_INIT_TREE)
 )
+
+// NSUIDUnknown is RawEvent.NsUid when the effective uid has no mapping in
+// the task's user namespace, or the mapping was not read.
+const NSUIDUnknown = uint32(execNsUidValueNS_UID_UNKNOWN)
 
 // RawEvent.ExeFacts and PexeFacts bits, from the file_fact enum of
 // bpf/exec.h: the facts about an executed file (event.FileFlags).

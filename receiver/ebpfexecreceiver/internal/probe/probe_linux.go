@@ -30,6 +30,10 @@ var programNames = map[Variant]string{
 	VariantPortable: execProgHandleExec,
 }
 
+// loadSpec reads the BPF object: the embedded one. The BPF time measurement
+// swaps in an older object to compare against.
+var loadSpec = loadExec
+
 // Load checks privileges and BTF, loads the program with cfg's limits,
 // attaches it to tp_btf/sched_process_exec and opens the ring buffer.
 // Errors name the cause in terms a user can act on.
@@ -52,7 +56,7 @@ func load(cfg Config, progOpts ebpf.ProgramOptions) (*Probe, error) {
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK for BPF maps: %w (grant CAP_SYS_RESOURCE)", err)
 	}
 
-	spec, err := loadExec()
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded BPF object: %w", err)
 	}

@@ -1,6 +1,9 @@
 //go:build linux
 
-package presence
+// Package inroot reads files inside a container's root without ever leaving it: every path is resolved by the
+// kernel with openat2 RESOLVE_IN_ROOT, whatever links the container wrote. The presence scan reads container roots
+// with it, and the receiver reads a container's /etc/passwd.
+package inroot // import "github.com/compilerwatch/compilerwatch/internal/inroot"
 
 import (
 	"errors"
@@ -9,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,8 +41,8 @@ const (
 // ErrNoProcess: none of the given pids is a live process of the container.
 var ErrNoProcess = errors.New("no live process of the container")
 
-// openInRoot opens dir as the top of an Root. dir is the caller's own path and is resolved normally.
-func openInRoot(dir string) (*Root, error) {
+// Open opens dir as the top of a Root. dir is the caller's own path and is resolved normally.
+func Open(dir string) (*Root, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
@@ -48,6 +52,16 @@ func openInRoot(dir string) (*Root, error) {
 
 // Close releases the descriptor.
 func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Identity is the top directory's device, in the kernel's encoding (MAJOR << 20 | MINOR, as a struct
+// super_block's s_dev holds it), and inode number.
+func (r *Root) Identity() (dev uint32, ino uint64, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(r.fd, &st); err != nil {
+		return 0, 0, &fs.PathError{Op: "fstat", Path: "/", Err: err}
+	}
+	return unix.Major(st.Dev)<<20 | unix.Minor(st.Dev), st.Ino, nil
+}
 
 // open opens p (a path inside the root; relative paths start at the top too) with flags.
 func (r *Root) open(p string, flags uint64) (int, error) {
@@ -64,9 +78,9 @@ func (r *Root) open(p string, flags uint64) (int, error) {
 	}
 }
 
-// readDir calls fn with the entries of directory p (following symlinks inside the root), in directory order,
+// ReadDir calls fn with the entries of directory p (following symlinks inside the root), in directory order,
 // readDirBatch at a time, until fn returns false.
-func (r *Root) readDir(p string, fn func(fs.DirEntry) bool) error {
+func (r *Root) ReadDir(p string, fn func(fs.DirEntry) bool) error {
 	fd, err := r.open(p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return err
@@ -89,9 +103,9 @@ func (r *Root) readDir(p string, fn func(fs.DirEntry) bool) error {
 	}
 }
 
-// stat returns the file p resolves to, following symlinks inside the root. The file is opened with O_PATH
+// Stat returns the file p resolves to, following symlinks inside the root. The file is opened with O_PATH
 // only: its contents are not read, a FIFO does not block and a device is not touched.
-func (r *Root) stat(p string) (fs.FileMode, error) {
+func (r *Root) Stat(p string) (fs.FileMode, error) {
 	fd, err := r.open(p, unix.O_PATH)
 	if err != nil {
 		return 0, err
@@ -104,9 +118,9 @@ func (r *Root) stat(p string) (fs.FileMode, error) {
 	return unixMode(st.Mode), nil
 }
 
-// readFile reads the regular file p, which must be at most max bytes. Anything else (a FIFO, a device, a
+// ReadFile reads the regular file p, which must be at most max bytes. Anything else (a FIFO, a device, a
 // directory) is refused before it is opened for reading.
-func (r *Root) readFile(p string, max int64) ([]byte, error) {
+func (r *Root) ReadFile(p string, max int64) ([]byte, error) {
 	fd, err := r.open(p, unix.O_PATH)
 	if err != nil {
 		return nil, err
@@ -156,7 +170,7 @@ func unixMode(m uint32) fs.FileMode {
 	return mode
 }
 
-// openProcRoot opens the root of the first of pids that is a process of container id. For each pid, the
+// OpenProcRoot opens the root of the first of pids that is a process of container id. For each pid, the
 // directory /proc/<pid> is opened first and the cgroup and the root are read through it. That descriptor stands
 // for the process, not for its number: when the process has exited, reads through it fail, even if the number
 // now belongs to another process. The cgroup is checked again after the root is opened, so the root returned
@@ -179,31 +193,31 @@ func OpenProcRoot(procRoot string, pids []int, id string) (*Root, error) {
 }
 
 func openProcRootOf(procRoot string, pid int, id string) (*Root, error) {
-	dir, err := unix.Open(procRoot+"/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	p, err := OpenProcess(procRoot, pid)
 	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if !p.InContainer(id) {
 		return nil, ErrNoProcess
 	}
-	defer unix.Close(dir)
-	if !procInContainer(dir, id) {
-		return nil, ErrNoProcess
-	}
-	fd, err := unix.Openat(dir, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	r, err := p.Root()
 	if err != nil {
-		if err == unix.ENOENT || err == unix.ESRCH {
-			return nil, ErrNoProcess // exited in between
+		if !errors.Is(err, ErrNoProcess) {
+			err = &fs.PathError{Op: "open", Path: fmt.Sprintf("%s/%d/root", procRoot, pid), Err: errors.Unwrap(err)}
 		}
-		return nil, &fs.PathError{Op: "open", Path: fmt.Sprintf("%s/%d/root", procRoot, pid), Err: err}
+		return nil, err
 	}
-	if !procInContainer(dir, id) {
-		unix.Close(fd)
+	if !p.InContainer(id) {
+		r.Close()
 		return nil, ErrNoProcess
 	}
-	return &Root{fd: fd}, nil
+	return r, nil
 }
 
-// procInContainer reports whether the process of the /proc/<pid> descriptor dir is in container id's cgroup.
-func procInContainer(dir int, id string) bool {
-	fd, err := unix.Openat(dir, "cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// InContainer reports whether the process is in container id's cgroup.
+func (p *Process) InContainer(id string) bool {
+	fd, err := unix.Openat(p.dir, "cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
@@ -213,10 +227,32 @@ func procInContainer(dir int, id string) bool {
 	return err == nil && cgroupHasContainer(string(b), id)
 }
 
-// scanSupport reports why the presence scan cannot run here, or nil. The scan needs openat2 with
-// RESOLVE_IN_ROOT (Linux 5.6) to stay inside a container's root, and CAP_SYS_PTRACE to open other processes'
-// /proc/<pid>/root.
-func scanSupport() error {
+// cgroupHasContainer reports whether a /proc/<pid>/cgroup text places the process in container id: a cgroup
+// path component contains the id (".../<id>", ".../cri-containerd-<id>.scope", ".../docker-<id>.scope").
+func cgroupHasContainer(cgroup, id string) bool {
+	if id == "" {
+		return false
+	}
+	for line := range strings.Lines(cgroup) {
+		// hierarchy-id:controllers:path
+		_, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if _, p, ok := strings.Cut(rest, ":"); ok {
+			for part := range strings.SplitSeq(strings.TrimSpace(p), "/") {
+				if strings.Contains(part, id) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Support reports why containers' roots cannot be read here, or nil. Reading needs openat2 with RESOLVE_IN_ROOT
+// (Linux 5.6) to stay inside a container's root, and CAP_SYS_PTRACE to open other processes' /proc/<pid>/root.
+func Support() error {
 	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{
 		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: inRootResolve,
 	})
@@ -233,4 +269,43 @@ func scanSupport() error {
 		return errors.New("CAP_SYS_PTRACE is not in the effective set; it is needed to open other containers' roots (/proc/<pid>/root)")
 	}
 	return nil
+}
+
+// Process is an open /proc/<pid> directory. It stands for the process, not for its number: once the process has
+// exited, reads through it fail, even if the number now belongs to another process.
+type Process struct {
+	dir int
+}
+
+// OpenProcess opens /proc/<pid> under procRoot. ErrNoProcess when there is no such process.
+func OpenProcess(procRoot string, pid int) (*Process, error) {
+	dir, err := unix.Open(procRoot+"/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, ErrNoProcess
+	}
+	return &Process{dir: dir}, nil
+}
+
+// Close releases the directory.
+func (p *Process) Close() error { return unix.Close(p.dir) }
+
+// MountNS is the inode number of the process's mount namespace (/proc/<pid>/ns/mnt).
+func (p *Process) MountNS() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(p.dir, "ns/mnt", &st, 0); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: "ns/mnt", Err: err}
+	}
+	return st.Ino, nil
+}
+
+// Root opens the process's root directory (/proc/<pid>/root) as a Root.
+func (p *Process) Root() (*Root, error) {
+	fd, err := unix.Openat(p.dir, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ESRCH {
+			return nil, ErrNoProcess // exited
+		}
+		return nil, &fs.PathError{Op: "open", Path: "root", Err: err}
+	}
+	return &Root{fd: fd}, nil
 }
