@@ -26,9 +26,9 @@ const Missing = "-"
 
 // Finding is one compiler execution. ContainerID is cut to its first 12 characters, as crictl and docker print it.
 type Finding struct {
-	Severity, Rule, Compiler                        string
+	Severity, Rule, Compiler                         string
 	Namespace, Pod, Container, Image, Parent, Origin string
-	ContainerID                                     string
+	ContainerID                                      string
 }
 
 // Presence is one presence finding: the distinct names of the compilers present in a container.
