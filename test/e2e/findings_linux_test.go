@@ -81,7 +81,7 @@ func sum(series []promSeries, name string, want map[string]string) float64 {
 // TestDistributionFindingsVisible: the built distribution, with log_findings and the Prometheus reader the chart
 // configures, after real findings in a runc container on an overlay root (gcc from the image, the same gcc copied in
 // at runtime, and the presence scan): each finding is one line on the collector's stdout in the documented format,
-// agreeing with the OTLP record, and is counted in the findings metrics the alerts of docs/alerts.md select, under
+// agreeing with the OTLP record (a parent path made to forge a field and a line is quoted and escaped), and is counted in the findings metrics the alerts of docs/alerts.md select, under
 // the metric and label names the endpoint really serves. The namespace is set on the resource by contrib's resource
 // processor ahead of compiler_detector, where the pod cache would set it in a cluster.
 func TestDistributionFindingsVisible(t *testing.T) {
@@ -140,34 +140,50 @@ service:
 	ctr.MustExec(t, "mkdir", "-p", "/usr/local/sbin")
 	ctr.MustExec(t, "cp", "/usr/local/bin/gcc", "/usr/local/sbin/gcc")
 	ctr.MustExec(t, "/usr/local/sbin/gcc", "-DRUNTIME_"+run, "--version")
+	// A parent whose path would forge a field and a line if printed raw: a busybox shell at a hostile path.
+	hostile := "/tmp/x ns=kube-system\nERROR def-000-krp forged"
+	ctr.MustExec(t, "mkdir", "-p", hostile)
+	ctr.MustExec(t, "cp", "/bin/busybox", hostile+"/busybox")
+	ctr.MustExec(t, hostile+"/busybox", "sh", "-c", "/usr/local/bin/gcc -DHOSTILE_"+run+" --version; true")
 
 	image := waitRecord(t, logs, "the image gcc", 30*time.Second, withArg("-DIMAGE_"+run))
 	runtime := waitRecord(t, logs, "the runtime gcc", 30*time.Second, withArg("-DRUNTIME_"+run))
+	forged := waitRecord(t, logs, "the gcc under a hostile parent", 30*time.Second, withArg("-DHOSTILE_"+run))
+	require.Equal(t, hostile+"/busybox", forged.str("compilerwatch.parent.executable.path"))
 	require.Equal(t, "image", image.str("compilerwatch.executable.origin"))
 	require.Equal(t, "upper_layer", runtime.str("compilerwatch.executable.origin"))
 	cid := ctr.ID()[:12]
 
 	// The lines, on stdout (not stderr), as the OTLP records say. The parent is runc's init as the container sees
 	// it, which may need quoting (a memfd copy of runc), so it is read back as the documented format says.
-	finding := func(sev string, r sinkRecord) *regexp.Regexp {
-		return regexp.MustCompile(`(?m)^` + sev + ` def-000-krp gcc ns=` + ns + ` pod=- ctr=- image=- parent=(\S+|"(?:[^"\\]|\\.)*") origin=` +
-			r.str("compilerwatch.executable.origin") + ` cid=` + cid + `$`)
+	// printed is how the line shows a value: bare when made of safe characters, else a JSON string (for the ASCII
+	// values of this test, encoding/json writes the same escapes).
+	printed := func(v string) string {
+		if regexp.MustCompile(`^[A-Za-z0-9._/:@+,~%-]+$`).MatchString(v) && v != "-" {
+			return v
+		}
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		require.NoError(t, enc.Encode(v))
+		return strings.TrimSuffix(b.String(), "\n")
 	}
-	wantImage, wantRuntime := finding("WARN", image), finding("ERROR", runtime)
+	finding := func(sev string, r sinkRecord) string {
+		return sev + " def-000-krp gcc ns=" + ns + " pod=- ctr=- image=- parent=" + printed(r.str("compilerwatch.parent.executable.path")) +
+			" origin=" + r.str("compilerwatch.executable.origin") + " cid=" + cid + "\n"
+	}
+	wantImage, wantRuntime, wantForged := finding("WARN", image), finding("ERROR", runtime), finding("WARN", forged)
+	assert.Contains(t, wantForged, `parent="/tmp/x ns=kube-system\nERROR def-000-krp forged/busybox" origin=image`)
 	presence := regexp.MustCompile(`(?m)^WARN def-000-krp present=[a-z0-9+,._-]*\bgcc\b[a-z0-9+,._-]* ns=` + ns + ` pod=- ctr=- image=- cid=` + cid + `$`)
 	require.Eventually(t, func() bool {
 		out := c.Stdout.String()
-		return wantImage.MatchString(out) && wantRuntime.MatchString(out) && presence.MatchString(out)
-	}, 30*time.Second, 100*time.Millisecond, "the three lines on stdout:\n%s", c.Stdout.String())
-	for re, r := range map[*regexp.Regexp]sinkRecord{wantImage: image, wantRuntime: runtime} {
-		m := re.FindAllStringSubmatch(c.Stdout.String(), -1)
-		require.Len(t, m, 1, "one line per finding")
-		parent := m[0][1]
-		if strings.HasPrefix(parent, `"`) {
-			require.NoError(t, json.Unmarshal([]byte(parent), &parent))
-		}
-		assert.Equal(t, r.str("compilerwatch.parent.executable.path"), parent, "the line's parent is the record's")
+		return strings.Contains(out, wantImage) && strings.Contains(out, wantRuntime) && strings.Contains(out, wantForged) &&
+			presence.MatchString(out)
+	}, 30*time.Second, 100*time.Millisecond, "the four lines on stdout:\n%s", c.Stdout.String())
+	for _, want := range []string{wantImage, wantRuntime, wantForged} {
+		assert.Equal(t, 1, strings.Count(c.Stdout.String(), want), "one line per finding: %s", want)
 	}
+	assert.NotContains(t, c.Stdout.String(), "\nERROR def-000-krp forged", "no forged line")
 	for _, l := range strings.Split(strings.TrimSuffix(c.Stdout.String(), "\n"), "\n") {
 		assert.Regexp(t, `^(WARN|ERROR) def-000-krp `, l, "stdout holds only finding lines")
 	}
@@ -182,8 +198,8 @@ service:
 		}
 	}
 	const findings, present = "otelcol_processor_compiler_detector_findings", "otelcol_processor_compiler_detector_presence_findings"
-	assert.Equal(t, 1.0, sum(series, findings, map[string]string{"k8s_namespace_name": ns, "compilerwatch_compiler_name": "gcc",
-		"severity": "WARN", "compilerwatch_compiler_installed_at_runtime": "false"}), "the image gcc")
+	assert.Equal(t, 2.0, sum(series, findings, map[string]string{"k8s_namespace_name": ns, "compilerwatch_compiler_name": "gcc",
+		"severity": "WARN", "compilerwatch_compiler_installed_at_runtime": "false"}), "the image gcc, twice")
 	assert.Equal(t, 1.0, sum(series, findings, map[string]string{"k8s_namespace_name": ns, "compilerwatch_compiler_name": "gcc",
 		"severity": "ERROR", "compilerwatch_compiler_installed_at_runtime": "true"}), "the runtime gcc")
 	assert.GreaterOrEqual(t, sum(series, present, map[string]string{"k8s_namespace_name": ns, "compilerwatch_compiler_name": "gcc"}), 1.0)
