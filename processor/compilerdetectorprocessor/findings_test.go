@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/metadata"
 )
 
 const (
@@ -129,4 +135,28 @@ func TestPresenceFindingsMetricAndLine(t *testing.T) {
 	}, h.points(t, metricPresenceFindings))
 	assert.Equal(t, "WARN def-000-krp present=as,cc,gcc ns=prod pod=web-7d9 ctr=app image=registry.example/team/web cid=0f1e2d3c4b5a\n", out.String())
 	assert.Len(t, h.sink.AllLogs(), 1, "the presence finding is delivered too")
+}
+
+// BenchmarkReportFinding: the cost a finding adds for its metric and its stdout line (to io.Discard), once its
+// series exists.
+func BenchmarkReportFinding(b *testing.B) {
+	cfg := createDefaultConfig().(*Config)
+	tel := componenttest.NewTelemetry()
+	b.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	set := processortest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	p, err := newCompilerDetector(set, cfg, new(consumertest.LogsSink), nil)
+	require.NoError(b, err)
+	p.report.out = io.Discard
+	ld := plog.NewLogs()
+	sl := appendResource(ld, testContainer, k8sResource("prod", "web-7d9"))
+	lr := appendExec(sl, 11, recGCC)
+	lr.SetSeverityNumber(plog.SeverityNumberWarn)
+	attr.PutRule(lr.Attributes())
+	res := ld.ResourceLogs().At(0).Resource().Attributes()
+	m := catalog.Match{Name: "gcc", Language: "c", Signal: catalog.MatchExecutableName}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.report.finding(res, lr, m, false)
+	}
 }

@@ -72,10 +72,15 @@ func (p Presence) Line() []byte {
 	return b.done()
 }
 
+// typicalLine is the capacity a line starts with: a line of short values fits without growing.
+const typicalLine = 256
+
 type lineBuilder struct{ b []byte }
 
 func (l *lineBuilder) sep() {
-	if len(l.b) > 0 {
+	if l.b == nil {
+		l.b = make([]byte, 0, typicalLine)
+	} else {
 		l.b = append(l.b, ' ')
 	}
 }
