@@ -57,7 +57,7 @@ func TestAlertsMatchTelemetry(t *testing.T) {
 						if labels[l] == nil {
 							labels[l] = map[string]bool{}
 						}
-						labels[l][kv.Value.Emit()] = true
+						labels[l][kv.Value.String()] = true
 					}
 				}
 			}

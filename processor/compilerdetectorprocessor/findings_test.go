@@ -37,7 +37,7 @@ func (h *harness) points(t *testing.T, name string) map[string]int64 {
 	for _, dp := range sum.DataPoints {
 		var kv []string
 		for _, a := range dp.Attributes.ToSlice() {
-			kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+			kv = append(kv, string(a.Key)+"="+a.Value.String())
 		}
 		out[strings.Join(kv, " ")] = dp.Value
 	}
