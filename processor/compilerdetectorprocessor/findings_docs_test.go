@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -70,6 +71,20 @@ func TestAlertsMatchTelemetry(t *testing.T) {
 	for _, q := range queries {
 		CheckPromQL(t, q, series)
 	}
+
+	// The Prometheus rule example is the first alert, word for word.
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Expr string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	blocks := doccheck.Blocks(t, alertsDoc, "yaml")
+	require.NoError(t, yaml.Unmarshal([]byte(blocks[len(blocks)-1]), &rules))
+	require.NotEmpty(t, rules.Groups)
+	require.NotEmpty(t, rules.Groups[0].Rules)
+	assert.Equal(t, strings.Fields(queries[0].Text), strings.Fields(rules.Groups[0].Rules[0].Expr))
 }
 
 // CheckPromQL fails when q refers to a metric, label or label value that series (metric → label → values) lacks.
