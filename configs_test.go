@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
+	"go.opentelemetry.io/collector/exporter/nopexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/extension"
@@ -54,6 +55,7 @@ func distributionFactories() []distributionFactory {
 		{"go.opentelemetry.io/collector/exporter/otlpexporter", otlpexporter.NewFactory()},
 		{"go.opentelemetry.io/collector/exporter/otlphttpexporter", otlphttpexporter.NewFactory()},
 		{"go.opentelemetry.io/collector/exporter/debugexporter", debugexporter.NewFactory()},
+		{"go.opentelemetry.io/collector/exporter/nopexporter", nopexporter.NewFactory()},
 		{"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension", healthcheckextension.NewFactory()},
 	}
 }

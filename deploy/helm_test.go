@@ -61,25 +61,58 @@ func (r rendered) config(t *testing.T) map[string]any {
 	return collectorConfig(t, &cm)
 }
 
-// TestChartLint: helm lint --strict, and the renders that must be refused: no backend and no stdout (the
-// message names both values), a digest that is not one, and misspelt values (values.schema.json).
+// TestChartLint: helm lint --strict, and the renders that must be refused: no backend and no findings on stdout
+// (the message names both values), a digest that is not one, and misspelt values (values.schema.json).
 func TestChartLint(t *testing.T) {
 	kv := "--kube-version=" + helmtest.KubeVersion
 	helmtest.Run(t, "lint", "--strict", kv, helmtest.Chart, "--set", "exporter.endpoint=otel:4317")
+	helmtest.Run(t, "lint", "--strict", kv, helmtest.Chart)
 	helmtest.Run(t, "lint", "--strict", kv, helmtest.Chart, "--set", "stdout.enabled=true")
-	stderr, err := helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart)
+	stderr, err := helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "logFindings=false")
 	require.Error(t, err)
-	assert.Contains(t, stderr, "set exporter.endpoint (an OTLP gRPC backend, host:port) or stdout.enabled=true")
-	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "image.digest=latest")
+	assert.Contains(t, stderr, "set exporter.endpoint (an OTLP gRPC backend, host:port) or logFindings=true")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=false")
+	require.Error(t, err, "the deprecated stdout.enabled=false still means no findings on stdout")
+	assert.Contains(t, stderr, "or logFindings=true")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "image.digest=latest")
 	require.Error(t, err)
 	assert.Contains(t, stderr, "'/image/digest': 'latest' does not match pattern", "values.schema.json checks the digest")
 	// A misspelt value is refused rather than ignored.
-	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "clustername=prod")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "clustername=prod")
 	require.Error(t, err)
 	assert.Contains(t, stderr, "clustername")
-	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "stdout.enabled=true", "--set", "compilerDetector.exclude.namespace[0]=ci")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "compilerDetector.exclude.namespace[0]=ci")
 	require.Error(t, err)
 	assert.Contains(t, stderr, "namespace")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "logfindings=true")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "logfindings")
+}
+
+// TestChartStdoutDeprecated: the debug-exporter switch of earlier releases, stdout.enabled, is still accepted and,
+// while set, decides instead of logFindings, so an old values file keeps its on or off: true prints findings (as one
+// line each, not the debug exporter's dump), false prints none. stdout.verbosity is accepted and ignored. The
+// rendered config and the install notes say it is deprecated.
+func TestChartStdoutDeprecated(t *testing.T) {
+	off := renderChart(t, "exporter.endpoint=otel:4317", "stdout.enabled=false").config(t)
+	assert.Equal(t, false, lookup(t, off, "processors", "compiler_detector", "log_findings"))
+
+	r := renderChart(t, "logFindings=false", "stdout.enabled=true", "stdout.verbosity=basic")
+	cfg := r.config(t)
+	assert.Equal(t, true, lookup(t, cfg, "processors", "compiler_detector", "log_findings"))
+	assert.NotContains(t, lookup(t, cfg, "exporters").(map[string]any), "debug", "the debug exporter is gone")
+	assert.Equal(t, []any{"nop"}, lookup(t, cfg, "service", "pipelines", "logs", "exporters"))
+	var cm corev1.ConfigMap
+	r.one(t, "ConfigMap", &cm)
+	assert.Contains(t, cm.Data[configKey], "stdout.enabled and stdout.verbosity are deprecated")
+	validateWithDistribution(t, r)
+
+	// NOTES.txt carries the same text (compilerwatch.stdoutDeprecation); helm renders it only at install, against a
+	// cluster, so it is not checked here.
+	plain := renderChart(t, "exporter.endpoint=otel:4317")
+	var plainCM corev1.ConfigMap
+	plain.one(t, "ConfigMap", &plainCM)
+	assert.NotContains(t, plainCM.Data[configKey], "deprecated")
 }
 
 // TestChartMatchesManifests: with the plain manifests' name and backend, the chart renders the same pod, the
@@ -134,13 +167,33 @@ func TestChartValues(t *testing.T) {
 			assert.Empty(t, r["ServiceMonitor"])
 			assert.Empty(t, r["PodMonitor"])
 			assert.Empty(t, r["SecurityContextConstraints"])
-			pipeline := lookup(t, r.config(t), "service", "pipelines", "logs").(map[string]any)
+			cfg := r.config(t)
+			pipeline := lookup(t, cfg, "service", "pipelines", "logs").(map[string]any)
 			assert.Equal(t, []any{"otlp_grpc"}, pipeline["exporters"])
 			assert.Equal(t, []any{"memory_limiter", "compiler_detector", "batch"}, pipeline["processors"])
+			assert.Equal(t, true, lookup(t, cfg, "processors", "compiler_detector", "log_findings"), "findings in kubectl logs too")
 		},
 	}, {
-		name: "stdout only, digest, pull secret, cluster name",
-		set: []string{"stdout.enabled=true", "image.repository=registry.example/cw", "image.digest=" + digest,
+		name: "no backend: findings only in kubectl logs",
+		check: func(t *testing.T, r rendered) {
+			cfg := r.config(t)
+			assert.Equal(t, true, lookup(t, cfg, "processors", "compiler_detector", "log_findings"))
+			assert.Equal(t, []any{"nop"}, lookup(t, cfg, "service", "pipelines", "logs", "exporters"))
+			assert.NotContains(t, lookup(t, cfg, "exporters").(map[string]any), "otlp_grpc")
+			assert.False(t, slices.ContainsFunc(collectorContainer(t, r.daemonSet(t)).Env, func(e corev1.EnvVar) bool { return e.Name == "OTLP_ENDPOINT" }))
+			validateWithDistribution(t, r)
+		},
+	}, {
+		name: "a backend without the stdout lines",
+		set:  []string{"exporter.endpoint=otel:4317", "logFindings=false"},
+		check: func(t *testing.T, r rendered) {
+			cfg := r.config(t)
+			assert.Equal(t, false, lookup(t, cfg, "processors", "compiler_detector", "log_findings"))
+			assert.Equal(t, []any{"otlp_grpc"}, lookup(t, cfg, "service", "pipelines", "logs", "exporters"))
+		},
+	}, {
+		name: "no backend, digest, pull secret, cluster name",
+		set: []string{"image.repository=registry.example/cw", "image.digest=" + digest,
 			"imagePullSecrets[0].name=regcred", "clusterName=prod-eu"},
 		check: func(t *testing.T, r rendered) {
 			ds := r.daemonSet(t)
@@ -150,12 +203,11 @@ func TestChartValues(t *testing.T) {
 			assert.False(t, slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "OTLP_ENDPOINT" }))
 			cfg := r.config(t)
 			pipeline := lookup(t, cfg, "service", "pipelines", "logs").(map[string]any)
-			assert.Equal(t, []any{"debug"}, pipeline["exporters"])
+			assert.Equal(t, []any{"nop"}, pipeline["exporters"])
 			assert.Equal(t, []any{"memory_limiter", "compiler_detector", "resource/cluster", "batch"}, pipeline["processors"])
 			assert.Equal(t, []any{map[string]any{"key": "k8s.cluster.name", "value": "prod-eu", "action": "upsert"}},
 				lookup(t, cfg, "processors", "resource/cluster", "attributes"))
 			assert.NotContains(t, lookup(t, cfg, "service", "telemetry", "metrics").(map[string]any), "readers")
-			assert.Equal(t, false, lookup(t, cfg, "exporters", "debug", "use_internal_logger"), "findings as plain text on stdout")
 			validateWithDistribution(t, r)
 		},
 	}, {

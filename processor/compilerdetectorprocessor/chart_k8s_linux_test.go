@@ -113,8 +113,9 @@ func TestChartInstallsIntoAPIServer(t *testing.T) {
 
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	for name, set := range map[string][]string{
-		"defaults": {"exporter.endpoint=otel:4317"},
-		"everything": {"exporter.endpoint=otel:4317", "stdout.enabled=true", "clusterName=prod",
+		"defaults":   {"exporter.endpoint=otel:4317"},
+		"no backend": {},
+		"everything": {"exporter.endpoint=otel:4317", "logFindings=false", "clusterName=prod",
 			"image.repository=registry.example/cw", "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			"imagePullSecrets[0].name=regcred", "priorityClassName=system-node-critical",
 			"capabilities.sysResource=true", "apparmor.unconfined=true", "selinux.spcT=true", "openshift.scc=true",

@@ -30,6 +30,9 @@ type Config struct {
 	// ScanForCompilers scans each new container's root once, in the background and bounded, for catalog
 	// compilers, and emits a container.compilers_present record when it finds any.
 	ScanForCompilers bool `mapstructure:"scan_for_compilers"`
+	// LogFindings writes one line per finding to stdout (internal/findinglog), for `kubectl logs`, whatever the
+	// exporters do.
+	LogFindings bool `mapstructure:"log_findings"`
 
 	Compilers  CompilersConfig `mapstructure:"compilers"`
 	Exclude    ExcludeConfig   `mapstructure:"exclude"`

@@ -116,6 +116,7 @@ func (p *compilerDetector) processRecord(res pcommon.Map, resExcluded *int, lr p
 		}
 	}
 	flagRecord(lr, m, sev, runtime, carried)
+	p.report.finding(res, lr, m, runtime)
 	st.flagged++
 	return true
 }

@@ -3,6 +3,7 @@ package compilerdetectorprocessor // import "github.com/compilerwatch/compilerwa
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type compilerDetector struct {
 	logger    *zap.Logger
 	next      consumer.Logs
 	telemetry *metadata.TelemetryBuilder
+	report    *reporter // findings metrics and, with log_findings, the stdout line
 	buildInfo component.BuildInfo
 
 	matcher  *catalog.Matcher
@@ -77,6 +79,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		logger:    set.Logger,
 		next:      next,
 		telemetry: tb,
+		report:    newReporter(tb, nil),
 		buildInfo: set.BuildInfo,
 		matcher:   catalog.NewMatcher(cfg.catalogEntries()),
 		known:     catalog.NewKnown(),
@@ -85,6 +88,9 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		meta:      meta,
 		now:       time.Now,
 		stop:      make(chan struct{}),
+	}
+	if cfg.LogFindings {
+		p.report.out = os.Stdout
 	}
 	if meta != nil {
 		p.hold = p.newHold()
@@ -215,8 +221,14 @@ func (p *compilerDetector) Shutdown(ctx context.Context) error {
 func (p *compilerDetector) presenceSettings() presence.Settings {
 	return presence.Settings{
 		Matcher: p.matcher, Excluded: p.exclude.ResourceExcluded, Enrich: p.enrichNow,
-		Logger: p.logger, Telemetry: p.telemetry, Version: p.buildInfo.Version, Emit: p.deliver,
+		Logger: p.logger, Telemetry: p.telemetry, Version: p.buildInfo.Version, Emit: p.emitPresence,
 	}
+}
+
+// emitPresence reports a presence scan's findings and delivers them.
+func (p *compilerDetector) emitPresence(ctx context.Context, ld plog.Logs) {
+	p.report.presence(ld)
+	p.deliver(ctx, ld)
 }
 
 // ConsumeLogs flags compiler executions in ld and passes it on. Records held for Kubernetes metadata leave ld

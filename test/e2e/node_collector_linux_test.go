@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +38,8 @@ import (
 // containerd, runc, CNI bridge), from the plain manifests' DaemonSet pod template with its security context
 // unchanged (not privileged, BPF + PERFMON + SYS_PTRACE only, read-only root, hostPID, RuntimeDefault seccomp
 // off) and its ConfigMap, ServiceAccount and ClusterRole. kubelet's readiness probe of its health check passes,
-// and a compiler run in another pod reaches the OTLP sink flagged, with the pod's attributes from the API.
+// and a compiler run in another pod reaches the OTLP sink flagged, with the pod's attributes from the API, and the
+// collector's container log (kubectl logs) as one line.
 //
 // There is no controller-manager or scheduler: the pod is created from the template with spec.nodeName, and the
 // ServiceAccount admission that would add the token volume is off, so the test adds the same projected volume.
@@ -189,6 +192,16 @@ func TestNodeCollectorPod(t *testing.T) {
 	} {
 		assert.Equal(t, v, got.res[k], k)
 	}
+
+	// The same finding in the collector's container log, which `kubectl logs` reads: the plain manifests set
+	// log_findings, and the line carries the pod's attributes from the API.
+	line := regexp.MustCompile(`(?m)^WARN def-000-krp gcc ns=default pod=builder ctr=build image=` + regexp.QuoteMeta(builder) +
+		` parent=\S+ origin=\S+ cid=` + containerIDOf(build)[len("containerd://"):][:12] + `$`)
+	var log []byte
+	require.Eventually(t, func() bool {
+		log, _ = node.Crictl("logs", strings.TrimPrefix(containerIDOf(collector), "containerd://"))
+		return line.Match(log)
+	}, 30*time.Second, 250*time.Millisecond, "the finding's line in the collector's log:\n%s", log)
 }
 
 func containerIDOf(p *corev1.Pod) string {

@@ -7,6 +7,7 @@ package distro
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -78,6 +79,8 @@ type Collector struct {
 	Cmd *exec.Cmd
 	// Out is its stdout and stderr.
 	Out *SyncBuffer
+	// Stdout is its stdout alone (the collector's own logs go to stderr).
+	Stdout *SyncBuffer
 	// Done receives Cmd.Wait's result once; a reader that only peeks puts it back.
 	Done chan error
 }
@@ -86,9 +89,9 @@ type Collector struct {
 // ready. A collector still running at cleanup is killed.
 func Launch(t testing.TB, argv ...string) *Collector {
 	t.Helper()
-	c := &Collector{Out: &SyncBuffer{}, Done: make(chan error, 1)}
+	c := &Collector{Out: &SyncBuffer{}, Stdout: &SyncBuffer{}, Done: make(chan error, 1)}
 	c.Cmd = exec.Command(argv[0], argv[1:]...)
-	c.Cmd.Stdout, c.Cmd.Stderr = c.Out, c.Out
+	c.Cmd.Stdout, c.Cmd.Stderr = io.MultiWriter(c.Out, c.Stdout), c.Out
 	require.NoError(t, c.Cmd.Start())
 	go func() { c.Done <- c.Cmd.Wait() }()
 	t.Cleanup(func() {

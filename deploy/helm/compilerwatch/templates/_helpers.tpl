@@ -62,3 +62,16 @@ SYS_PTRACE with the presence scan. */}}
 {{- if .Values.compilerDetector.scanForCompilers }}{{ $caps = append $caps "SYS_PTRACE" }}{{ end }}
 {{- toJson $caps }}
 {{- end }}
+
+{{/* "true" when findings are printed to stdout: logFindings, unless the deprecated stdout.enabled it replaces is
+set, which keeps deciding as it did (an old values file gives the same on or off). */}}
+{{- define "compilerwatch.logFindings" -}}
+{{- $stdout := dig "stdout" "enabled" "unset" .Values.AsMap }}
+{{- if eq (toString $stdout) "unset" }}{{ if .Values.logFindings }}true{{ end }}
+{{- else if $stdout }}true{{ end }}
+{{- end }}
+
+{{/* Set when the deprecated stdout block is used: the message NOTES.txt and the config carry. */}}
+{{- define "compilerwatch.stdoutDeprecation" -}}
+{{- if hasKey .Values "stdout" }}stdout.enabled and stdout.verbosity are deprecated and will be removed in the next release: use logFindings (one line per finding). while set, stdout.enabled decides instead of logFindings; stdout.verbosity is ignored.{{ end }}
+{{- end }}

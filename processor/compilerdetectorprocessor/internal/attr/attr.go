@@ -17,8 +17,11 @@ const (
 	HostName       = string(semconv.HostNameKey)
 	ContainerID    = string(semconv.ContainerIDKey)
 	ContainerImage = string(semconv.ContainerImageNameKey)
-	K8sPodUID      = string(semconv.K8SPodUIDKey)
-	K8sNamespace   = string(semconv.K8SNamespaceNameKey)
+	// ContainerImageTags and K8sPodName are set by internal/kube with the other Kubernetes attributes.
+	ContainerImageTags = string(semconv.ContainerImageTagsKey)
+	K8sPodName         = string(semconv.K8SPodNameKey)
+	K8sPodUID          = string(semconv.K8SPodUIDKey)
+	K8sNamespace       = string(semconv.K8SNamespaceNameKey)
 	// Prefixes of semconv's k8s.pod.label.<key> and k8s.pod.annotation.<key> (templates in semconv, so there are
 	// no Key constants to use).
 	K8sPodLabel      = "k8s.pod.label."

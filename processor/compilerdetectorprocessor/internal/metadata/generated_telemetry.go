@@ -36,6 +36,7 @@ type TelemetryBuilder struct {
 	ProcessorCompilerDetectorDeduplicatedRecords    metric.Int64Counter
 	ProcessorCompilerDetectorDroppedRecords         metric.Int64Counter
 	ProcessorCompilerDetectorExcludedRecords        metric.Int64Counter
+	ProcessorCompilerDetectorFindings               metric.Int64Counter
 	ProcessorCompilerDetectorFlaggedRecords         metric.Int64Counter
 	ProcessorCompilerDetectorHeldRecords            metric.Int64Counter
 	ProcessorCompilerDetectorHoldExpiredRecords     metric.Int64Counter
@@ -43,6 +44,7 @@ type TelemetryBuilder struct {
 	ProcessorCompilerDetectorK8sLookups             metric.Int64ObservableCounter
 	ProcessorCompilerDetectorK8sPods                metric.Int64ObservableGauge
 	ProcessorCompilerDetectorK8sSynced              metric.Int64ObservableGauge
+	ProcessorCompilerDetectorPresenceFindings       metric.Int64Counter
 }
 
 // observerInt64 binds an Int64Observer to one instrument for a callback.
@@ -158,6 +160,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_compiler_detector_flagged_records",
 		metric.WithDescription("Records flagged as compiler executions. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorFindings, err = builder.meter.Int64Counter(
+		"otelcol_processor_compiler_detector_findings",
+		metric.WithDescription("Compiler executions flagged (findings), by namespace, compiler, severity and whether the compiler was installed at runtime; namespaces past the cap are counted as _other. [Alpha]"),
+		metric.WithUnit("{finding}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCompilerDetectorPresenceFindings, err = builder.meter.Int64Counter(
+		"otelcol_processor_compiler_detector_presence_findings",
+		metric.WithDescription("Presence findings (compilers present in a container's root), by namespace and compiler: a finding naming several compilers counts once for each; namespaces past the cap are counted as _other. [Alpha]"),
+		metric.WithUnit("{finding}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorCompilerDetectorHeldRecords, err = builder.meter.Int64Counter(
