@@ -214,11 +214,23 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		}
 		r.consume(ld)
 	}
+	// idle: the last poll found no record and no batch is open. Each poll is
+	// a wakeup, the fixed cost of a collector on a quiet node, so an idle
+	// reader polls only once per flush interval. A batch's age counts from
+	// the exec time of its first record, not from when it was read, so a
+	// record found by such a poll still leaves within about one flush
+	// interval of its exec.
+	idle, got := false, 0
 	for {
 		// The kernel wakes the reader only when the ring fills up (see
 		// wakeup_bytes in bpf/exec.c), so the deadline is also the poll that
-		// picks up records: a quarter of the flush interval keeps latency low.
-		poll := r.clock().Add(r.cfg.Batch.FlushInterval / 4)
+		// picks up records: while records flow, a quarter of the flush
+		// interval keeps latency low.
+		interval := r.cfg.Batch.FlushInterval / 4
+		if idle {
+			interval = r.cfg.Batch.FlushInterval
+		}
+		poll := r.clock().Add(interval)
 		if flushAt := batchStart.Add(r.cfg.Batch.FlushInterval); r.conv.Len() > 0 && flushAt.Before(poll) {
 			poll = flushAt
 		}
@@ -226,10 +238,12 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
+			got++
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if r.conv.Len() > 0 && !r.clock().Before(batchStart.Add(r.cfg.Batch.FlushInterval)) {
 				flush()
 			}
+			idle, got = got == 0 && r.conv.Len() == 0, 0
 			continue
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
 			flush()
@@ -256,6 +270,11 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		}
 		if r.conv.Len() == 0 {
 			batchStart = r.clock()
+			// The exec time, unless it is implausible (a clock step): a
+			// record waits at most an idle poll in the ring.
+			if age := batchStart.Sub(ev.Time); age > 0 && age < 2*r.cfg.Batch.FlushInterval {
+				batchStart = ev.Time
+			}
 		}
 		r.conv.Append(&ev)
 		if r.conv.Len() >= r.cfg.Batch.MaxSize {

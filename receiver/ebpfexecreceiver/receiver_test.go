@@ -41,6 +41,8 @@ type fakeRing struct {
 	queue    [][]byte
 	deadline time.Time
 	flushed  bool
+	// polls records each SetDeadline: when it was called, and the deadline.
+	polls [][2]time.Time
 }
 
 func newFakeRing() *fakeRing {
@@ -78,7 +80,23 @@ func (f *fakeRing) ReadInto(rec *ringbuf.Record) error {
 	}
 }
 
-func (f *fakeRing) SetDeadline(t time.Time) { f.mu.Lock(); f.deadline = t; f.mu.Unlock() }
+func (f *fakeRing) SetDeadline(t time.Time) {
+	f.mu.Lock()
+	f.deadline = t
+	f.polls = append(f.polls, [2]time.Time{time.Now(), t})
+	f.mu.Unlock()
+}
+
+// pollIntervals returns how far ahead each deadline was set.
+func (f *fakeRing) pollIntervals() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]time.Duration, len(f.polls))
+	for i, p := range f.polls {
+		out[i] = p[1].Sub(p[0])
+	}
+	return out
+}
 func (f *fakeRing) Flush() error {
 	f.mu.Lock()
 	f.flushed = true
@@ -146,6 +164,53 @@ func TestReadLoopFlushesByTime(t *testing.T) {
 	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
 	src.ring.push(rawExec("only"))
 	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// An idle reader polls once per flush interval, a busy one four times as
+// often: on a quiet node each poll is a wakeup, the collector's fixed cost.
+func TestReadLoopIdlePollsOncePerFlushInterval(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.FlushInterval = 80 * time.Millisecond
+	sink := new(consumertest.LogsSink)
+	r, src, _ := newFakeReceiver(t, cfg, sink)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	require.Eventually(t, func() bool { return len(src.ring.pollIntervals()) >= 4 }, 5*time.Second, time.Millisecond)
+	idle := src.ring.pollIntervals()
+	assert.Less(t, idle[0], cfg.Batch.FlushInterval/2, "the first poll, before the ring was found empty, is a busy one")
+	for i, d := range idle[1:4] {
+		assert.Greater(t, d, cfg.Batch.FlushInterval/2, "idle poll %d", i+1)
+	}
+
+	src.ring.push(rawExec("a"))
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, time.Millisecond)
+	// The poll after the record is a busy one; an idle poll set before the
+	// push may come first.
+	busy := src.ring.pollIntervals()[len(idle):]
+	require.NotEmpty(t, busy)
+	if busy[0] > cfg.Batch.FlushInterval/2 {
+		busy = busy[1:]
+	}
+	require.NotEmpty(t, busy)
+	assert.LessOrEqual(t, busy[0], cfg.Batch.FlushInterval/4, "the poll after a record")
+}
+
+// A batch's age counts from its first record's exec time: a record that
+// waited in the ring leaves within one flush interval of its exec, however
+// late it was read.
+func TestReadLoopBatchAgeFromExecTime(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.FlushInterval = 20 * time.Second
+	sink := new(consumertest.LogsSink)
+	r, src, _ := newFakeReceiver(t, cfg, sink)
+	r.bootOff = func() int64 { return 0 } // record times are wall-clock times
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	late := event.Event{PID: 100, ParentPID: 1, Argc: 1, Args: []string{"late"}, Comm: "true", CgroupPath: "/",
+		Time: time.Now().Add(-cfg.Batch.FlushInterval + 100*time.Millisecond)}
+	src.ring.push(event.Encode(&late))
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, cfg.Batch.FlushInterval/2, time.Millisecond,
+		"flushed by the record's exec time, not a full flush interval after it was read")
 }
 
 func TestReadLoopCountsLoss(t *testing.T) {
