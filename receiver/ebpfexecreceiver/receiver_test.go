@@ -43,6 +43,8 @@ type fakeRing struct {
 	flushed  bool
 	// polls records each SetDeadline: when it was called, and the deadline.
 	polls [][2]time.Time
+	// checks records when AvailableBytes was called.
+	checks []time.Time
 }
 
 func newFakeRing() *fakeRing {
@@ -85,6 +87,42 @@ func (f *fakeRing) SetDeadline(t time.Time) {
 	f.deadline = t
 	f.polls = append(f.polls, [2]time.Time{time.Now(), t})
 	f.mu.Unlock()
+}
+
+func (f *fakeRing) AvailableBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks = append(f.checks, time.Now())
+	n := 0
+	for _, r := range f.queue {
+		n += len(r)
+	}
+	return n
+}
+
+// Wait sleeps until deadline or Flush: like the probe's ring, whose records
+// arrive without waking the reader.
+func (f *fakeRing) Wait(deadline time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !f.flushed {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		timer := time.AfterFunc(wait, f.cond.Broadcast)
+		f.cond.Wait()
+		timer.Stop()
+	}
+	return nil
+}
+
+// counts returns how many epoll polls (SetDeadline) and memory checks
+// (AvailableBytes) the reader made so far, and the checks' times.
+func (f *fakeRing) counts() (polls int, checks []time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.polls), append([]time.Time(nil), f.checks...)
 }
 
 // pollIntervals returns how far ahead each deadline was set.
@@ -166,7 +204,8 @@ func TestReadLoopFlushesByTime(t *testing.T) {
 	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, 5*time.Millisecond)
 }
 
-// An idle reader polls once per flush interval, a busy one four times as
+// An idle reader polls once per flush interval, by reading the ring's
+// positions on a timer; while records flow it polls in epoll, four times as
 // often: on a quiet node each poll is a wakeup, the collector's fixed cost.
 func TestReadLoopIdlePollsOncePerFlushInterval(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
@@ -175,23 +214,17 @@ func TestReadLoopIdlePollsOncePerFlushInterval(t *testing.T) {
 	r, src, _ := newFakeReceiver(t, cfg, sink)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
-	require.Eventually(t, func() bool { return len(src.ring.pollIntervals()) >= 4 }, 5*time.Second, time.Millisecond)
-	idle := src.ring.pollIntervals()
-	assert.Less(t, idle[0], cfg.Batch.FlushInterval/2, "the first poll, before the ring was found empty, is a busy one")
-	for i, d := range idle[1:4] {
-		assert.Greater(t, d, cfg.Batch.FlushInterval/2, "idle poll %d", i+1)
+	require.Eventually(t, func() bool { _, c := src.ring.counts(); return len(c) >= 4 }, 5*time.Second, time.Millisecond)
+	polls, checks := src.ring.counts()
+	assert.Equal(t, 1, polls, "one epoll poll finds the ring empty, then the reader is idle")
+	for i := 1; i < len(checks); i++ {
+		assert.Greater(t, checks[i].Sub(checks[i-1]), cfg.Batch.FlushInterval/2, "idle poll %d", i)
 	}
 
 	src.ring.push(rawExec("a"))
 	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, time.Millisecond)
-	// The poll after the record is a busy one; an idle poll set before the
-	// push may come first.
-	busy := src.ring.pollIntervals()[len(idle):]
-	require.NotEmpty(t, busy)
-	if busy[0] > cfg.Batch.FlushInterval/2 {
-		busy = busy[1:]
-	}
-	require.NotEmpty(t, busy)
+	busy := src.ring.pollIntervals()[polls:]
+	require.NotEmpty(t, busy, "a record found makes the reader poll in epoll")
 	assert.LessOrEqual(t, busy[0], cfg.Batch.FlushInterval/4, "the poll after a record")
 }
 
