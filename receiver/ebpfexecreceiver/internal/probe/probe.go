@@ -162,4 +162,3 @@ type RecordReader interface {
 	// ringbuf.ErrFlushed: the drain step of a clean shutdown.
 	Flush() error
 }
-
