@@ -307,7 +307,14 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		if r.conv.Len() > 0 && !now.Before(r.batchStart.Add(r.cfg.Batch.FlushInterval)) {
 			flush()
 		}
+		wasIdle := idle
 		idle = got == 0 && r.conv.Len() == 0
+		if idle && !wasIdle {
+			// The counters as the records stopped: what the next report,
+			// ten seconds away, would only confirm.
+			r.reportLoss(ctx)
+			statsAt = now
+		}
 		interval := r.cfg.Batch.FlushInterval / 4
 		if idle {
 			interval = r.cfg.Batch.FlushInterval
