@@ -57,6 +57,10 @@ type compilerDetector struct {
 	// catalogs are the compiler_catalog extensions this processor published its catalog's names to.
 	catalogs []catalogextension.Publisher
 
+	// holdWake tells the async goroutine that records were held: it checks the hold only while something is held,
+	// so that an idle collector does not wake up for it.
+	holdWake chan struct{}
+
 	// Lifecycle of the async goroutine.
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -88,6 +92,7 @@ func newCompilerDetector(set processor.Settings, cfg *Config, next consumer.Logs
 		meta:      meta,
 		now:       time.Now,
 		stop:      make(chan struct{}),
+		holdWake:  make(chan struct{}, 1),
 	}
 	if cfg.LogFindings {
 		p.report.out = os.Stdout
@@ -161,14 +166,16 @@ func (p *compilerDetector) intervals() (hold, sweep time.Duration) {
 	return hold, sweep
 }
 
-// run is the async goroutine: it releases held records and emits dedup summaries.
+// run is the async goroutine: it releases held records and emits dedup summaries. The hold is checked every
+// holdEvery while records are held, and not at all while none are.
 func (p *compilerDetector) run(holdEvery, sweepEvery time.Duration) {
 	defer p.wg.Done()
 	var holdC, sweepC <-chan time.Time
+	var holdT *time.Ticker
 	if holdEvery > 0 {
-		t := time.NewTicker(holdEvery)
-		defer t.Stop()
-		holdC = t.C
+		holdT = time.NewTicker(holdEvery)
+		holdT.Stop()
+		defer holdT.Stop()
 	}
 	if sweepEvery > 0 {
 		t := time.NewTicker(sweepEvery)
@@ -179,8 +186,18 @@ func (p *compilerDetector) run(holdEvery, sweepEvery time.Duration) {
 		select {
 		case <-p.stop:
 			return
+		case <-p.holdWake:
+			if holdT != nil && holdC == nil {
+				holdT.Reset(holdEvery)
+				holdC = holdT.C
+			}
 		case <-holdC:
 			p.releaseHeld(p.runCtx, false)
+			if p.hold.Held() == 0 {
+				// A batch held from now on sends a new wake-up.
+				holdT.Stop()
+				holdC = nil
+			}
 		case <-sweepC:
 			p.emitSummaries(p.runCtx, false)
 		}
@@ -244,6 +261,10 @@ func (p *compilerDetector) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 			n := countRecords(rl) // before Route, which moves the records out
 			if p.hold.Route(rl, attr.ContainerKey(res.Attributes()), ready, now) {
 				st.held += int64(n)
+				select {
+				case p.holdWake <- struct{}{}:
+				default: // a wake-up is pending already
+				}
 				return true
 			}
 			enrich(res, found)

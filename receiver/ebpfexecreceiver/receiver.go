@@ -51,8 +51,16 @@ var (
 	prefilterCompilers  = metric.WithAttributeSet(attribute.NewSet(attribute.String("prefilter", PrefilterCompilers)))
 )
 
-// statsInterval is how often kernel-side counters are read and reported.
-const statsInterval = time.Second
+// How often kernel-side counters are read and reported: every second while
+// records flow, less often while the reader is idle. Reading them is a
+// system call, and a system call wakes the Go runtime's sysmon thread, which
+// then polls for a millisecond or more: on a quiet node, most of the
+// collector's CPU. While idle, only the prefilter's counts of filtered execs
+// can grow, and they are reported within idleStatsInterval.
+const (
+	statsInterval     = time.Second
+	idleStatsInterval = 10 * time.Second
+)
 
 type execReceiver struct {
 	cfg      *Config
@@ -71,15 +79,20 @@ type execReceiver struct {
 	// Guarded by the read loop: only it touches these.
 	conv    *logsConverter
 	decoder *event.Decoder
+	ev      event.Event
+	// offset is the boot clock's wall-clock offset, read at offsetAt.
+	offset     int64
+	offsetAt   time.Time
+	batchStart time.Time // when the batch being built began
 
 	// Records lost in user space, counted by the read loop and logged by
-	// the stats loop once per interval: a log line per refused batch would
+	// reportLoss once per interval: a log line per refused batch would
 	// flood, and the collector's log sampler would then drop lines and with
 	// them the counts.
 	refused, decodeErrs atomic.Uint64
 	lastRefusal         atomic.Pointer[string]
 
-	// Loss already reported; only reportLoss touches these (the stats loop,
+	// Loss already reported; only reportLoss touches these (the read loop,
 	// then Shutdown after it has exited).
 	lastStats     probe.Stats
 	loggedRefused uint64
@@ -147,9 +160,8 @@ func (r *execReceiver) Start(_ context.Context, host component.Host) error {
 	r.decodeErrs.Store(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(2)
+	r.wg.Add(1)
 	go r.readLoop(ctx)
-	go r.statsLoop(ctx)
 	fields := []zap.Field{
 		zap.String("bpf_program", string(src.Variant())),
 		zap.String("ring_buffer_size", r.cfg.RingBufferSize.String()),
@@ -194,7 +206,7 @@ func (r *execReceiver) Shutdown(context.Context) error {
 	errs = append(errs, r.src.Reader().Flush())
 	r.cancel()
 	r.wg.Wait()
-	// The final flush may have lost records after the stats loop's last
+	// The final flush may have lost records after the read loop's last
 	// report: report them, then say what this run lost in all.
 	r.reportLoss(context.Background())
 	r.settings.Logger.Info("ebpf_exec: detached",
@@ -209,16 +221,35 @@ func (r *execReceiver) Shutdown(context.Context) error {
 }
 
 // readLoop reads records, decodes them and hands batches to the next
-// consumer by size (batch.max_size) or age (batch.flush_interval).
+// consumer by size (batch.max_size) or age (batch.flush_interval). Between
+// polls it reports the kernel-side counters.
+//
+// The kernel wakes the reader only when a quarter of the ring is in use
+// (wakeup_bytes in bpf/exec.c): the reader polls. Between polls it waits in
+// the Go runtime's network poller (probe.RecordReader's Wait), then drains
+// the ring without blocking. Blocking a thread in the ring's own epoll
+// instead cost more than the reading: the runtime's sysmon thread takes the
+// processor from a goroutine blocked in a system call for more than 10 ms,
+// and then polls every 20 µs for a millisecond; that was a third of the
+// collector's CPU under load, and most of it on a quiet node.
+//
+// While records flow it polls every quarter of the flush interval, sooner
+// when the ring fills fast enough to reach a quarter of its size before the
+// next poll. Once a poll finds nothing and no batch is open the reader is
+// idle: it polls once per flush interval, by reading the ring's positions
+// from memory, without a system call. A batch's age counts from the exec
+// time of its first record, not from when it was read, so a record found by
+// an idle poll still leaves within about one flush interval of its exec.
 func (r *execReceiver) readLoop(ctx context.Context) {
 	defer r.wg.Done()
 	rd := r.src.Reader()
+	r.offset, r.offsetAt, r.batchStart = r.bootOff(), r.clock(), time.Time{}
 	var (
-		rec        ringbuf.Record
-		ev         event.Event
-		batchStart time.Time
-		offset     = r.bootOff()
-		offsetAt   = r.clock()
+		rec      ringbuf.Record
+		statsAt  = r.offsetAt
+		lastPoll = r.offsetAt
+		next     = r.offsetAt // the next poll
+		idle     bool
 	)
 	flush := func() {
 		if r.conv.Len() == 0 {
@@ -232,52 +263,118 @@ func (r *execReceiver) readLoop(ctx context.Context) {
 		r.consume(ld)
 	}
 	for {
-		// The kernel wakes the reader only when the ring fills up (see
-		// wakeup_bytes in bpf/exec.c), so the deadline is also the poll that
-		// picks up records: a quarter of the flush interval keeps latency low.
-		poll := r.clock().Add(r.cfg.Batch.FlushInterval / 4)
-		if flushAt := batchStart.Add(r.cfg.Batch.FlushInterval); r.conv.Len() > 0 && flushAt.Before(poll) {
-			poll = flushAt
-		}
-		rd.SetDeadline(poll)
-		err := rd.ReadInto(&rec)
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			if r.conv.Len() > 0 && !r.clock().Before(batchStart.Add(r.cfg.Batch.FlushInterval)) {
+		// woken: the kernel woke the reader (a quarter of the ring is in
+		// use), or Shutdown's Flush did; the drain below then reads what the
+		// ring holds, and ErrFlushed.
+		woken := false
+		if next.After(r.clock()) {
+			switch err := rd.Wait(next); {
+			case err == nil:
+				woken = true
+			case !errors.Is(err, os.ErrDeadlineExceeded):
 				flush()
+				return
 			}
+		}
+		stopping := ctx.Err() != nil
+		now := r.clock()
+		every := statsInterval
+		if idle {
+			every = idleStatsInterval
+		}
+		if now.Sub(statsAt) >= every {
+			r.reportLoss(ctx)
+			statsAt = now
+		}
+		if idle && !stopping && !woken && rd.AvailableBytes() == 0 {
+			next = now.Add(r.cfg.Batch.FlushInterval)
 			continue
-		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
-			flush()
-			return
-		default:
-			if ctx.Err() != nil {
+		}
+
+		// Drain the ring: a deadline in the past makes the epoll wait return
+		// at once.
+		rd.SetDeadline(now)
+		got, bytes := 0, 0
+		for {
+			err := rd.ReadInto(&rec)
+			if err == nil {
+				got++
+				bytes += len(rec.RawSample)
+				r.append(ctx, rec.RawSample, flush)
+				continue
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) || stopping || ctx.Err() != nil {
 				flush()
 				return
 			}
 			r.settings.Logger.Error("ebpf_exec: reading the ring buffer failed", zap.Error(err))
-			continue
+			break
+		}
+		if stopping {
+			// Flush ran before the cancel, so this drain met ErrFlushed
+			// unless the reader is not the probe's: stop all the same.
+			flush()
+			return
 		}
 
-		// The wall-clock offset of the boot clock drifts with NTP steps:
-		// refresh it now and then, not per record.
-		if now := r.clock(); now.Sub(offsetAt) > 10*time.Second {
-			offset, offsetAt = r.bootOff(), now
-		}
-		if err := r.decoder.Decode(rec.RawSample, offset, &ev); err != nil {
-			r.tb.ReceiverEbpfExecDroppedRecords.Add(ctx, 1, reasonDecode)
-			r.decodeErrs.Add(1)
-			r.settings.Logger.Debug("ebpf_exec: dropping a malformed record", zap.Error(err), zap.Int("bytes", len(rec.RawSample)))
-			continue
-		}
-		if r.conv.Len() == 0 {
-			batchStart = r.clock()
-		}
-		r.conv.Append(&ev)
-		if r.conv.Len() >= r.cfg.Batch.MaxSize {
+		now = r.clock()
+		if r.conv.Len() > 0 && !now.Before(r.batchStart.Add(r.cfg.Batch.FlushInterval)) {
 			flush()
 		}
+		wasIdle := idle
+		idle = got == 0 && r.conv.Len() == 0
+		if idle && !wasIdle {
+			// The counters as the records stopped: what the next report,
+			// ten seconds away, would only confirm.
+			r.reportLoss(ctx)
+			statsAt = now
+		}
+		interval := r.cfg.Batch.FlushInterval / 4
+		if idle {
+			interval = r.cfg.Batch.FlushInterval
+		}
+		// At the rate just read, a quarter of the ring fills in fill; poll
+		// at half that.
+		if elapsed := now.Sub(lastPoll); bytes > 0 && elapsed > 0 {
+			fill := time.Duration(float64(r.cfg.RingBufferSize/4) / float64(bytes) * float64(elapsed))
+			interval = min(interval, fill/2)
+		}
+		lastPoll = now
+		next = now.Add(interval)
+		if flushAt := r.batchStart.Add(r.cfg.Batch.FlushInterval); r.conv.Len() > 0 && flushAt.Before(next) {
+			next = flushAt
+		}
+	}
+}
+
+// append decodes one raw record and adds it to the batch, which it flushes
+// at batch.max_size. Only the read loop calls it.
+func (r *execReceiver) append(ctx context.Context, raw []byte, flush func()) {
+	// The wall-clock offset of the boot clock drifts with NTP steps:
+	// refresh it now and then, not per record.
+	if now := r.clock(); now.Sub(r.offsetAt) > 10*time.Second {
+		r.offset, r.offsetAt = r.bootOff(), now
+	}
+	if err := r.decoder.Decode(raw, r.offset, &r.ev); err != nil {
+		r.tb.ReceiverEbpfExecDroppedRecords.Add(ctx, 1, reasonDecode)
+		r.decodeErrs.Add(1)
+		r.settings.Logger.Debug("ebpf_exec: dropping a malformed record", zap.Error(err), zap.Int("bytes", len(raw)))
+		return
+	}
+	if r.conv.Len() == 0 {
+		r.batchStart = r.clock()
+		// The exec time, unless it is implausible (a clock step): a record
+		// waits at most an idle poll in the ring.
+		if age := r.batchStart.Sub(r.ev.Time); age > 0 && age < 2*r.cfg.Batch.FlushInterval {
+			r.batchStart = r.ev.Time
+		}
+	}
+	r.conv.Append(&r.ev)
+	if r.conv.Len() >= r.cfg.Batch.MaxSize {
+		flush()
 	}
 }
 
@@ -294,22 +391,6 @@ func (r *execReceiver) consume(ld plog.Logs) {
 		msg := err.Error()
 		r.lastRefusal.Store(&msg)
 		r.refused.Add(uint64(n))
-	}
-}
-
-// statsLoop reports kernel-side counters as metrics and logs any loss once
-// per interval while it grows.
-func (r *execReceiver) statsLoop(ctx context.Context) {
-	defer r.wg.Done()
-	t := time.NewTicker(statsInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.reportLoss(ctx)
-		}
 	}
 }
 

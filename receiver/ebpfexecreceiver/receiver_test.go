@@ -41,6 +41,10 @@ type fakeRing struct {
 	queue    [][]byte
 	deadline time.Time
 	flushed  bool
+	// polls records each SetDeadline: when it was called, and the deadline.
+	polls [][2]time.Time
+	// checks records when AvailableBytes was called.
+	checks []time.Time
 }
 
 func newFakeRing() *fakeRing {
@@ -78,7 +82,59 @@ func (f *fakeRing) ReadInto(rec *ringbuf.Record) error {
 	}
 }
 
-func (f *fakeRing) SetDeadline(t time.Time) { f.mu.Lock(); f.deadline = t; f.mu.Unlock() }
+func (f *fakeRing) SetDeadline(t time.Time) {
+	f.mu.Lock()
+	f.deadline = t
+	f.polls = append(f.polls, [2]time.Time{time.Now(), t})
+	f.mu.Unlock()
+}
+
+func (f *fakeRing) AvailableBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks = append(f.checks, time.Now())
+	n := 0
+	for _, r := range f.queue {
+		n += len(r)
+	}
+	return n
+}
+
+// Wait sleeps until deadline or Flush: like the probe's ring, whose records
+// arrive without waking the reader.
+func (f *fakeRing) Wait(deadline time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !f.flushed {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		timer := time.AfterFunc(wait, f.cond.Broadcast)
+		f.cond.Wait()
+		timer.Stop()
+	}
+	return nil
+}
+
+// counts returns how many epoll polls (SetDeadline) and memory checks
+// (AvailableBytes) the reader made so far, and the checks' times.
+func (f *fakeRing) counts() (polls int, checks []time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.polls), append([]time.Time(nil), f.checks...)
+}
+
+// pollIntervals returns how far ahead each deadline was set.
+func (f *fakeRing) pollIntervals() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]time.Duration, len(f.polls))
+	for i, p := range f.polls {
+		out[i] = p[1].Sub(p[0])
+	}
+	return out
+}
 func (f *fakeRing) Flush() error {
 	f.mu.Lock()
 	f.flushed = true
@@ -127,8 +183,10 @@ func TestReadLoopBatchesBySize(t *testing.T) {
 	cfg.Batch.FlushInterval = time.Hour
 	sink := new(consumertest.LogsSink)
 	r, src, _ := newFakeReceiver(t, cfg, sink)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	// In the ring before the first poll: with an hour's flush interval, an
+	// idle reader would look again only in an hour.
 	src.ring.push(rawExec("a"), rawExec("b"), rawExec("c"), rawExec("d"))
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	require.Eventually(t, func() bool { return sink.LogRecordCount() == 3 }, 5*time.Second, 5*time.Millisecond)
 	assert.Len(t, sink.AllLogs(), 1, "one batch of max_size")
 	require.NoError(t, r.Shutdown(context.Background()))
@@ -137,15 +195,65 @@ func TestReadLoopBatchesBySize(t *testing.T) {
 	assert.True(t, src.close)
 }
 
-func TestReadLoopFlushesByTime(t *testing.T) {
+// startFakeReceiver starts a receiver with flush_interval flush on a fake
+// ring, after prepare (if any) has adjusted it or filled the ring; cleanup
+// shuts it down.
+func startFakeReceiver(t *testing.T, flush time.Duration, prepare func(*execReceiver, *fakeRing)) (*fakeSource, *consumertest.LogsSink) {
+	t.Helper()
 	cfg := createDefaultConfig().(*Config)
-	cfg.Batch.FlushInterval = 20 * time.Millisecond
+	cfg.Batch.FlushInterval = flush
 	sink := new(consumertest.LogsSink)
 	r, src, _ := newFakeReceiver(t, cfg, sink)
+	if prepare != nil {
+		prepare(r, src.ring)
+	}
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	return src, sink
+}
+
+func TestReadLoopFlushesByTime(t *testing.T) {
+	src, sink := startFakeReceiver(t, 20*time.Millisecond, nil)
 	src.ring.push(rawExec("only"))
 	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// An idle reader polls once per flush interval, by reading the ring's
+// positions from memory; once a record is found it drains the ring (a
+// SetDeadline and ReadInto) every quarter of the interval: on a quiet node
+// each poll is a wakeup, the collector's fixed cost.
+func TestReadLoopIdlePollsOncePerFlushInterval(t *testing.T) {
+	flush := 80 * time.Millisecond
+	src, sink := startFakeReceiver(t, flush, nil)
+	require.Eventually(t, func() bool { _, c := src.ring.counts(); return len(c) >= 4 }, 5*time.Second, time.Millisecond)
+	polls, checks := src.ring.counts()
+	assert.Equal(t, 1, polls, "one drain finds the ring empty, then the reader is idle")
+	for i := 1; i < len(checks); i++ {
+		assert.Greater(t, checks[i].Sub(checks[i-1]), flush/2, "idle poll %d", i)
+	}
+
+	src.ring.push(rawExec("a"))
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, 5*time.Second, time.Millisecond)
+	busy := src.ring.pollIntervals()[polls:]
+	require.NotEmpty(t, busy, "a record found makes the reader drain the ring")
+	assert.LessOrEqual(t, busy[0], flush/4, "the poll after a record")
+}
+
+// A batch's age counts from its first record's exec time: a record that
+// waited in the ring leaves within one flush interval of its exec, however
+// late it was read.
+func TestReadLoopBatchAgeFromExecTime(t *testing.T) {
+	flush := 20 * time.Second
+	// In the ring before the first poll, which would otherwise find it
+	// empty and leave the reader idle for a whole interval.
+	_, sink := startFakeReceiver(t, flush, func(r *execReceiver, ring *fakeRing) {
+		r.bootOff = func() int64 { return 0 } // record times are wall-clock times
+		late := event.Event{PID: 100, ParentPID: 1, Argc: 1, Args: []string{"late"}, Comm: "true", CgroupPath: "/",
+			Time: time.Now().Add(-flush + 100*time.Millisecond)}
+		ring.push(event.Encode(&late))
+	})
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 1 }, flush/2, time.Millisecond,
+		"flushed by the record's exec time, not a full flush interval after it was read")
 }
 
 func TestReadLoopCountsLoss(t *testing.T) {

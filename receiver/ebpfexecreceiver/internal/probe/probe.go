@@ -166,15 +166,20 @@ type Stats struct {
 func (s Stats) Dropped() uint64 { return s.RingbufDrops + s.ScratchMisses }
 
 // RecordReader is the ring-buffer read side, small enough to fake in tests.
-// *ringbuf.Reader implements it.
+// The probe's ring implements it over a *ringbuf.Reader.
 type RecordReader interface {
 	// ReadInto reads the next record into rec, reusing its buffer. It returns
 	// os.ErrDeadlineExceeded at the deadline and ringbuf.ErrClosed after Close.
 	ReadInto(rec *ringbuf.Record) error
 	SetDeadline(t time.Time)
+	// AvailableBytes is how much the ring holds, read from its positions in
+	// shared memory: no system call.
+	AvailableBytes() int
+	// Wait returns once the ring holds a record or the kernel woke its
+	// readers, or with os.ErrDeadlineExceeded at deadline, without blocking
+	// a thread. Flush ends it.
+	Wait(deadline time.Time) error
 	// Flush makes ReadInto return what is in the ring now, then
 	// ringbuf.ErrFlushed: the drain step of a clean shutdown.
 	Flush() error
 }
-
-var _ RecordReader = (*ringbuf.Reader)(nil)

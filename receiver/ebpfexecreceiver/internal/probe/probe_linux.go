@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -21,7 +20,7 @@ type Probe struct {
 	variant Variant
 	refused error // why VariantDirect was not loaded, under VariantAuto
 	link    link.Link
-	reader  *ringbuf.Reader
+	reader  *ring
 }
 
 // programNames maps each variant to its program in bpf/exec.c.
@@ -138,7 +137,7 @@ func load(cfg Config, progOpts ebpf.ProgramOptions) (*Probe, error) {
 		_ = p.maps.Close()
 		return nil, fmt.Errorf("attaching to tp_btf/sched_process_exec: %w", err)
 	}
-	p.reader, err = ringbuf.NewReader(p.maps.Events)
+	p.reader, err = newRing(p.maps.Events)
 	if err != nil {
 		_ = p.link.Close()
 		_ = p.prog.Close()
