@@ -101,7 +101,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
 		cfg.Kubernetes.NodeName = node
-		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
+		cfg.Kubernetes.WaitForMetadata.Hold = 20 * time.Second
 		cfg.Kubernetes.PodLabels = []string{"app"}
 		// Not in pod_labels: the cache keeps it because an exclusion matches on it.
 		cfg.Exclude.PodLabels = map[string]string{"team": "build"}
@@ -203,7 +203,7 @@ func TestKubernetesAPIServerDownAtStart(t *testing.T) {
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
 		cfg.Kubernetes.NodeName = node
-		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
+		cfg.Kubernetes.WaitForMetadata.Hold = 20 * time.Second
 	})
 	t.Logf("pipeline started in %s with the API server down", time.Since(started).Round(time.Millisecond))
 	assert.Equal(t, componentstatus.StatusRecoverableError, host.last())

@@ -82,7 +82,7 @@ current-context: x
 	cfg.Kubernetes.Enabled = kube.ModeTrue
 	cfg.Kubernetes.Kubeconfig = kubeconfig
 	cfg.Kubernetes.NodeName = "node-a"
-	cfg.Kubernetes.WaitForMetadata = time.Minute
+	cfg.Kubernetes.WaitForMetadata.Hold = time.Minute
 	h := newHarness(t, cfg, nil)
 	host := &statusHost{}
 	require.NoError(t, h.p.Start(context.Background(), host), "an unreachable API server must not fail Start")

@@ -130,7 +130,7 @@ func startNodePipeline(t *testing.T) (*nodetest.Node, kubernetes.Interface, *con
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = node.Kubeconfig(t, node.AgentConfig)
 		cfg.Kubernetes.NodeName = nodetest.NodeName
-		cfg.Kubernetes.WaitForMetadata = 30 * time.Second
+		cfg.Kubernetes.WaitForMetadata.Hold = 30 * time.Second
 	})
 	return node, admin, sink
 }

@@ -158,16 +158,19 @@ func TestResolveByContainerIDWithRuntimePrefixes(t *testing.T) {
 			"container.image.name":         "reg:5000/team/app",
 			"container.image.tags":         []any{"1.2.3"},
 			"container.image.repo_digests": []any{"reg:5000/team/app@" + digest},
+			"container.image.id":           digest,
 		}},
 		{"cri-o, untagged, bare image id", testID(2), map[string]any{
 			"k8s.container.name":   "sidecar",
 			"container.image.name": "envoy",
+			"container.image.id":   digest,
 		}},
 		{"docker init container", testID(3), map[string]any{
 			"k8s.container.name":           "init",
 			"container.image.name":         "busybox",
 			"container.image.tags":         []any{"1.36"},
 			"container.image.repo_digests": []any{"busybox@" + digest},
+			"container.image.id":           digest,
 		}},
 		{"ephemeral container", testID(4), map[string]any{
 			"k8s.container.name":   "debug",
