@@ -235,6 +235,12 @@ func (c *Cluster) StopAPIServer(t testing.TB) {
 	c.apiserver = nil
 }
 
+// ServingCertFile is the API server's self-signed serving certificate (with its CA), for clients that verify the
+// server, as a pod verifies it with its service account's ca.crt. It exists once the API server has started.
+func (c *Cluster) ServingCertFile() string {
+	return filepath.Join(c.dir, "certs", "apiserver.crt")
+}
+
 // Kubeconfig writes a kubeconfig file for cfg (Config or AgentConfig) and returns its path.
 func (c *Cluster) Kubeconfig(t testing.TB, cfg *rest.Config) string {
 	t.Helper()

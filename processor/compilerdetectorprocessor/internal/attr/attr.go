@@ -24,7 +24,7 @@ const (
 	// Prefixes of semconv's k8s.namespace.label.<key> and k8s.namespace.annotation.<key>.
 	K8sNamespaceLabel      = "k8s.namespace.label."
 	K8sNamespaceAnnotation = "k8s.namespace.annotation."
-	K8sContainerName = string(semconv.K8SContainerNameKey)
+	K8sContainerName       = string(semconv.K8SContainerNameKey)
 
 	// Log record attributes written by the ebpf_exec receiver.
 	ExecutablePath         = string(semconv.ProcessExecutablePathKey)

@@ -152,4 +152,3 @@ func TestNodeFromEnvVar(t *testing.T) {
 	_, err = nodeName(&Config{Filter: Filter{NodeFromEnvVar: "UNSET"}}, env)
 	assert.ErrorContains(t, err, `"kubernetes.filter.node_from_env_var" names UNSET, which is unset or empty`)
 }
-

@@ -153,9 +153,9 @@ type Cache struct {
 	owners   *owners
 	// namespaces is nil unless namespace labels or annotations are configured.
 	namespaces *namespaces
-	applier  applier
-	stats    counters
-	health   *health
+	applier    applier
+	stats      counters
+	health     *health
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced on every pod add or update, to wake WaitForContainer
@@ -180,11 +180,11 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		return nil, nil
 	}
 	c := &Cache{
-		logger:  set.Logger,
-		timeout: set.StartTimeout,
+		logger:      set.Logger,
+		timeout:     set.StartTimeout,
 		waitAtStart: cfg.WaitForMetadata.IsBool && cfg.WaitForMetadata.AtStart,
 		waitTimeout: cfg.WaitForMetadataTimeout,
-		workers: set.OwnerWorkers,
+		workers:     set.OwnerWorkers,
 		applier: newApplier(withKeys(cfg.PodLabels, set.KeepLabels), cfg.PodAnnotations,
 			cfg.NamespaceLabels, cfg.NamespaceAnnotations),
 		changed: make(chan struct{}),
