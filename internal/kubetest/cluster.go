@@ -64,6 +64,7 @@ type Cluster struct {
 	AgentConfig *rest.Config
 
 	dir       string
+	clientCA  *clientCA
 	apiArgs   []string
 	etcd      *process
 	apiserver *process
@@ -151,6 +152,9 @@ func (c *Cluster) start(t testing.TB, bin string, withAPIServer bool) error {
 	if err != nil {
 		return err
 	}
+	if c.clientCA, err = newClientCA(c.dir); err != nil {
+		return err
+	}
 	tokens := filepath.Join(c.dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte(
 		adminToken+",admin,admin-uid,system:masters\n"+
@@ -183,6 +187,7 @@ func (c *Cluster) start(t testing.TB, bin string, withAPIServer bool) error {
 		// Required with a loopback advertise address.
 		"--endpoint-reconciler-type=none",
 		"--token-auth-file=" + tokens,
+		"--client-ca-file=" + c.clientCA.path,
 		// RBAC rather than AlwaysAllow, so tests can check the processor's documented permissions.
 		"--authorization-mode=RBAC",
 		"--disable-admission-plugins=ServiceAccount",

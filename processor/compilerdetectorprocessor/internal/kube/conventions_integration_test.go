@@ -34,7 +34,7 @@ import (
 var namespacesRule = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}
 
 // TestIntegrationConventions runs contrib's spellings of the kubernetes settings against a real kube-apiserver:
-// auth_type kubeConfig with context, serviceAccount and none; filter.node_from_env_var; wait_for_metadata: true
+// auth_type kubeConfig with context, serviceAccount, none and tls; filter.node_from_env_var; wait_for_metadata: true
 // (Start returns synced, or fails after wait_for_metadata_timeout); and namespace labels and annotations, with and
 // without RBAC on namespaces, including an update of a namespace's labels.
 func TestIntegrationConventions(t *testing.T) {
@@ -136,6 +136,24 @@ func TestIntegrationConventions(t *testing.T) {
 		c := startWith(t, Config{Enabled: ModeTrue, AuthType: AuthTypeNone}, inPod(t, false))
 		_, st := c.Resolve(testID(7), "")
 		assert.Equal(t, StateFound, st)
+	})
+
+	t.Run("tls: a client certificate, server verified with ca_file", func(t *testing.T) {
+		cert, key := e.cluster.ClientCert(t, kubetest.AgentUser)
+		c := startWith(t, Config{Enabled: ModeTrue, AuthType: AuthTypeTLS, CAFile: e.cluster.ServingCertFile(),
+			CertFile: cert, KeyFile: key}, inPod(t, false))
+		_, st := c.Resolve(testID(7), "")
+		assert.Equal(t, StateFound, st)
+	})
+
+	t.Run("tls: a certificate for a user without RBAC is refused", func(t *testing.T) {
+		cert, key := e.cluster.ClientCert(t, "nobody")
+		cfg := Config{Enabled: ModeTrue, AuthType: AuthTypeTLS, CertFile: cert, KeyFile: key,
+			WaitForMetadata: WaitForMetadata{AtStart: true, IsBool: true}, WaitForMetadataTimeout: 2 * time.Second}
+		c, err := New(cfg, Settings{Logger: zaptest.NewLogger(t), env: inPod(t, false)})
+		require.NoError(t, err)
+		assert.ErrorContains(t, c.Start(ctx), `User "nobody" cannot list resource "pods"`, "authenticated as the certificate's user")
+		require.NoError(t, c.Shutdown(ctx))
 	})
 
 	t.Run("none: a CA that does not sign the server fails verification", func(t *testing.T) {
