@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -384,23 +385,39 @@ func (c *Cache) waitForSync(ctx context.Context, podsSynced <-chan struct{}) err
 	if c.namespaces != nil {
 		waits = append(waits, c.namespaces.informer.HasSyncedChecker().Done())
 	}
-	for _, synced := range waits {
+	for i, synced := range waits {
 		select {
 		case <-synced:
+			if i == 0 {
+				// Synced as Start returns, not when the goroutine watching the sync next runs.
+				c.health.markSynced(len(c.indexer.ListKeys()))
+			}
 			continue
 		case <-ctx.Done():
 		}
-		why := ctx.Err().Error()
+		what, why := "pod cache", ctx.Err().Error()
+		if i == 1 {
+			what = "namespace cache"
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			why = "not synced after " + timeout.String()
-			if p := c.health.status().Problem(); p != nil {
-				why += ": " + p.Error()
+			st := c.health.status()
+			switch {
+			case len(st.Denied) > 0:
+				why += ": RBAC does not allow " + strings.Join(st.Denied, " and ") + " on pods"
+			case !st.Reachable:
+				why += ": the API server is not reachable"
+			case i == 1 && c.namespaces.denied.Load():
+				why += ": RBAC does not allow list or watch on namespaces"
+			}
+			if st.Err != nil && i == 0 {
+				why += " (" + st.Err.Error() + ")"
 			}
 		}
 		c.stopLocked()
-		return fmt.Errorf(`kubernetes: "kubernetes.wait_for_metadata" is true and the cache of node %s is %s `+
+		return fmt.Errorf(`kubernetes: "kubernetes.wait_for_metadata" is true and the %s of node %s is %s `+
 			`(set "kubernetes.wait_for_metadata_timeout", or leave wait_for_metadata unset to start without waiting)`,
-			c.nodeName, why)
+			what, c.nodeName, why)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func TestIntegrationConventions(t *testing.T) {
 		require.NoError(t, err)
 		start := time.Now()
 		err = c.Start(ctx)
-		assert.ErrorContains(t, err, `"kubernetes.wait_for_metadata" is true and the cache of node node-a is not synced after 2s`)
+		assert.ErrorContains(t, err, `"kubernetes.wait_for_metadata" is true and the pod cache of node node-a is not synced after 2s: RBAC does not allow list`)
 		assert.ErrorContains(t, err, "forbidden", "the reason: RBAC refuses the pod list")
 		assert.Less(t, time.Since(start), 20*time.Second)
 		require.NoError(t, c.Shutdown(ctx))

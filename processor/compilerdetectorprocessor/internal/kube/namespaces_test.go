@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,9 +10,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/compilerwatch/compilerwatch/internal/kubetest"
 )
 
 func namespace(name string, labels, annotations map[string]string) *corev1.Namespace {
@@ -107,4 +114,32 @@ func TestWaitForMetadataUnmarshal(t *testing.T) {
 	cfg := DefaultConfig()
 	assert.ErrorContains(t, confmapUnmarshal(map[string]any{"wait_for_metadata": "soon"}, &cfg), `got "soon"`)
 	assert.Error(t, confmapUnmarshal(map[string]any{"wait_for_metadata": []any{1}}, &cfg))
+}
+
+// wait_for_metadata: true makes Start wait for the first sync, unlike the default (which returns at once while the
+// API server does not answer), and fail, naming the setting and the reason, when it does not come in time.
+func TestWaitForMetadataAtStart(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("no RBAC"))
+	wait := WaitForMetadata{AtStart: true, IsBool: true}
+
+	api := newSwitchableAPI(forbidden, newPod("web", container("app", "nginx", "containerd://"+testID(1), "")))
+	c, err := New(Config{Enabled: ModeTrue, NodeName: testNode, WaitForMetadata: wait, WaitForMetadataTimeout: 300 * time.Millisecond},
+		Settings{Client: kubetest.ClientsetAPI{Interface: api}, Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	start := time.Now()
+	err = c.Start(t.Context())
+	assert.ErrorContains(t, err, `"kubernetes.wait_for_metadata" is true and the pod cache of node node-a is not synced after 300ms: RBAC does not allow list`)
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	require.NoError(t, c.Shutdown(t.Context()), "Start stopped what it started")
+
+	// Allowed: Start returns synced, and the pod resolves at once.
+	api = newSwitchableAPI(nil, newPod("web", container("app", "nginx", "containerd://"+testID(1), "")))
+	c, err = New(Config{Enabled: ModeTrue, NodeName: testNode, WaitForMetadata: wait},
+		Settings{Client: kubetest.ClientsetAPI{Interface: api}, Logger: zaptest.NewLogger(t), StartTimeout: time.Nanosecond})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(t.Context()))
+	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
+	assert.True(t, c.Status().Synced)
+	_, st := c.Resolve(testID(1), "")
+	assert.Equal(t, StateFound, st)
 }
