@@ -320,6 +320,7 @@ func (c *Cache) Start(ctx context.Context) error {
 		return errors.New("kubernetes: pod cache already started")
 	}
 	c.started = true
+	begin := time.Now()
 
 	// resourceVersion 0 lets the API server answer from its watch cache: a quorum read of etcd from every node of
 	// a rollout would load the control plane for a reachability check.
@@ -353,7 +354,7 @@ func (c *Cache) Start(ctx context.Context) error {
 		c.wg.Go(func() { c.namespaces.informer.RunWithContext(runCtx) })
 	}
 	if c.waitAtStart {
-		return c.waitForSync(ctx, synced)
+		return c.waitForSync(ctx, begin, synced)
 	}
 	if err != nil {
 		return nil
@@ -374,12 +375,13 @@ func (c *Cache) Start(ctx context.Context) error {
 // waitForSync is Start's wait of wait_for_metadata: true, contrib's meaning: Start returns once the cache (pods,
 // and namespaces when configured) has synced, and fails, stopping what it started, when it has not within
 // wait_for_metadata_timeout.
-func (c *Cache) waitForSync(ctx context.Context, podsSynced <-chan struct{}) error {
+func (c *Cache) waitForSync(ctx context.Context, begin time.Time, podsSynced <-chan struct{}) error {
 	timeout := c.waitTimeout
 	if timeout <= 0 {
 		timeout = DefaultWaitForMetadataTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	// The timeout counts from Start's beginning: the API server check is part of the wait.
+	ctx, cancel := context.WithDeadline(ctx, begin.Add(timeout))
 	defer cancel()
 	waits := []<-chan struct{}{podsSynced}
 	if c.namespaces != nil {
