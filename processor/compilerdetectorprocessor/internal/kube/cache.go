@@ -364,6 +364,8 @@ func (c *Cache) Start(ctx context.Context) error {
 	defer timer.Stop()
 	select {
 	case <-synced:
+		// Synced as Start returns, not when the goroutine watching the sync next runs.
+		c.health.markSynced(len(c.indexer.ListKeys()))
 	case <-ctx.Done():
 	case <-timer.C:
 		c.logger.Warn("Kubernetes pod cache not synced yet; records flow without Kubernetes attributes until it is",
@@ -391,7 +393,6 @@ func (c *Cache) waitForSync(ctx context.Context, begin time.Time, podsSynced <-c
 		select {
 		case <-synced:
 			if i == 0 {
-				// Synced as Start returns, not when the goroutine watching the sync next runs.
 				c.health.markSynced(len(c.indexer.ListKeys()))
 			}
 			continue
