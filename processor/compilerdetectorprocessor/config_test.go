@@ -210,3 +210,19 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	assert.Equal(t, kube.ModeAuto, cfg.Kubernetes.Enabled)
 	assert.Equal(t, kube.WaitForMetadata{Hold: 5 * time.Second}, cfg.Kubernetes.WaitForMetadata)
 }
+
+// A configuration marshalled by confmap (as `otelcol print-config` does) reads back the same, with either spelling
+// of kubernetes.wait_for_metadata.
+func TestConfigMarshalRoundTrip(t *testing.T) {
+	for _, wait := range []any{true, "7s"} {
+		cfg := createDefaultConfig().(*Config)
+		require.NoError(t, confmap.NewFromStringMap(map[string]any{"kubernetes": map[string]any{
+			"wait_for_metadata": wait, "enabled": true, "namespace_labels": []any{"team"},
+		}}).Unmarshal(cfg))
+		conf := confmap.New()
+		require.NoError(t, conf.Marshal(cfg))
+		back := createDefaultConfig().(*Config)
+		require.NoError(t, conf.Unmarshal(back))
+		assert.Equal(t, cfg, back)
+	}
+}

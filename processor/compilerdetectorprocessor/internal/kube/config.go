@@ -32,6 +32,9 @@ func (m *Mode) UnmarshalScalar(v confmap.ScalarValue) error {
 		*m = Mode(strconv.FormatBool(raw))
 	case string:
 		*m = Mode(strings.ToLower(strings.TrimSpace(raw)))
+	case Mode:
+		// A configuration marshalled by confmap and read back keeps the typed value.
+		*m = Mode(strings.ToLower(strings.TrimSpace(string(raw))))
 	case nil:
 		*m = ""
 	default:
