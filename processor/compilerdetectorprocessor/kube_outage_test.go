@@ -67,18 +67,25 @@ func (h *harness) gauge(t *testing.T, name string) int64 {
 	return g.DataPoints[0].Value
 }
 
-// TestKubernetesAPIDownAtStart: with kubernetes.enabled true and an API server that does not answer, Start
-// succeeds, the status says RecoverableError, the k8s_synced gauge reads 0, and a container's compiler execution
-// flows on at once without Kubernetes attributes instead of being held.
-func TestKubernetesAPIDownAtStart(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+// deadKubeconfig writes a kubeconfig whose API server refuses connections (port 1).
+func deadKubeconfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(path, []byte(`apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `), 0o600))
+	return path
+}
+
+// TestKubernetesAPIDownAtStart: with kubernetes.enabled true and an API server that does not answer, Start
+// succeeds, the status says RecoverableError, the k8s_synced gauge reads 0, and a container's compiler execution
+// flows on at once without Kubernetes attributes instead of being held.
+func TestKubernetesAPIDownAtStart(t *testing.T) {
+	kubeconfig := deadKubeconfig(t)
 	cfg := createDefaultConfig().(*Config)
 	cfg.Kubernetes.Enabled = kube.ModeTrue
 	cfg.Kubernetes.Kubeconfig = kubeconfig
@@ -110,14 +117,7 @@ current-context: x
 // TestWaitForMetadataTrueFailsStart: contrib's wait_for_metadata: true turns the same outage into a Start error
 // after wait_for_metadata_timeout, which names the setting and the reason, and Shutdown after it is clean.
 func TestWaitForMetadataTrueFailsStart(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`), 0o600))
+	kubeconfig := deadKubeconfig(t)
 	cfg := createDefaultConfig().(*Config)
 	cfg.Kubernetes.AuthType = kube.AuthTypeKubeConfig
 	cfg.Kubernetes.Kubeconfig = kubeconfig
