@@ -172,6 +172,14 @@ func TestChartValues(t *testing.T) {
 			assert.Equal(t, []any{"otlp_grpc"}, pipeline["exporters"])
 			assert.Equal(t, []any{"memory_limiter", "compiler_detector", "batch"}, pipeline["processors"])
 			assert.Equal(t, true, lookup(t, cfg, "processors", "compiler_detector", "log_findings"), "findings in kubectl logs too")
+			var role rbacv1.ClusterRole
+			r.one(t, "ClusterRole", &role)
+			for _, rule := range role.Rules {
+				assert.NotContains(t, rule.Resources, "namespaces", "no namespace labels configured: no RBAC on namespaces")
+			}
+			k := lookup(t, cfg, "processors", "compiler_detector", "kubernetes").(map[string]any)
+			assert.NotContains(t, k, "namespace_labels")
+			assert.NotContains(t, k, "namespace_annotations")
 		},
 	}, {
 		name: "no backend: findings only in kubectl logs",
@@ -248,6 +256,30 @@ func TestChartValues(t *testing.T) {
 			assert.Equal(t, "containers", lookup(t, cfg, "receivers", "ebpf_exec", "prefilter"))
 			assert.Len(t, lookup(t, cfg, "service", "telemetry", "metrics", "readers"), 2)
 			validateWithDistribution(t, r)
+		},
+	}, {
+		name: "namespace labels and annotations add the namespaces rule",
+		set:  []string{"exporter.endpoint=otel:4317", "compilerDetector.namespaceLabels={team,env}", "compilerDetector.namespaceAnnotations={*}"},
+		check: func(t *testing.T, r rendered) {
+			k := lookup(t, r.config(t), "processors", "compiler_detector", "kubernetes").(map[string]any)
+			assert.Equal(t, []any{"team", "env"}, k["namespace_labels"])
+			assert.Equal(t, []any{"*"}, k["namespace_annotations"])
+			var role rbacv1.ClusterRole
+			r.one(t, "ClusterRole", &role)
+			assert.Contains(t, role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}})
+			assert.Len(t, role.Rules, 4, "pods, replicasets, jobs and namespaces: nothing else")
+			validateWithDistribution(t, r)
+		},
+	}, {
+		name: "namespace annotations alone add the namespaces rule",
+		set:  []string{"exporter.endpoint=otel:4317", "compilerDetector.namespaceAnnotations={owner}"},
+		check: func(t *testing.T, r rendered) {
+			k := lookup(t, r.config(t), "processors", "compiler_detector", "kubernetes").(map[string]any)
+			assert.NotContains(t, k, "namespace_labels")
+			assert.Equal(t, []any{"owner"}, k["namespace_annotations"])
+			var role rbacv1.ClusterRole
+			r.one(t, "ClusterRole", &role)
+			assert.Contains(t, role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}})
 		},
 	}}
 	for _, tt := range tests {

@@ -44,6 +44,16 @@ func (c ClientsetAPI) GetNode(ctx context.Context, name string) (*corev1.Node, e
 	return c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 }
 
+// ListNamespaces lists the cluster's Namespaces.
+func (c ClientsetAPI) ListNamespaces(ctx context.Context, opts metav1.ListOptions) (*corev1.NamespaceList, error) {
+	return c.CoreV1().Namespaces().List(ctx, opts)
+}
+
+// WatchNamespaces watches the cluster's Namespaces.
+func (c ClientsetAPI) WatchNamespaces(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return c.CoreV1().Namespaces().Watch(ctx, opts)
+}
+
 // IsWatchListSemanticsUnSupported forwards the clientset's answer (the fake clientset cannot stream lists).
 func (c ClientsetAPI) IsWatchListSemanticsUnSupported() bool {
 	return watchlist.DoesClientNotSupportWatchListSemantics(c.Interface)

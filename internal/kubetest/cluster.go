@@ -64,6 +64,7 @@ type Cluster struct {
 	AgentConfig *rest.Config
 
 	dir       string
+	clientCA  *clientCA
 	apiArgs   []string
 	etcd      *process
 	apiserver *process
@@ -151,6 +152,9 @@ func (c *Cluster) start(t testing.TB, bin string, withAPIServer bool) error {
 	if err != nil {
 		return err
 	}
+	if c.clientCA, err = newClientCA(c.dir); err != nil {
+		return err
+	}
 	tokens := filepath.Join(c.dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte(
 		adminToken+",admin,admin-uid,system:masters\n"+
@@ -183,6 +187,7 @@ func (c *Cluster) start(t testing.TB, bin string, withAPIServer bool) error {
 		// Required with a loopback advertise address.
 		"--endpoint-reconciler-type=none",
 		"--token-auth-file=" + tokens,
+		"--client-ca-file=" + c.clientCA.path,
 		// RBAC rather than AlwaysAllow, so tests can check the processor's documented permissions.
 		"--authorization-mode=RBAC",
 		"--disable-admission-plugins=ServiceAccount",
@@ -233,6 +238,12 @@ func (c *Cluster) StopAPIServer(t testing.TB) {
 	}
 	c.apiserver.kill()
 	c.apiserver = nil
+}
+
+// ServingCertFile is the API server's self-signed serving certificate (with its CA), for clients that verify the
+// server, as a pod verifies it with its service account's ca.crt. It exists once the API server has started.
+func (c *Cluster) ServingCertFile() string {
+	return filepath.Join(c.dir, "certs", "apiserver.crt")
 }
 
 // Kubeconfig writes a kubeconfig file for cfg (Config or AgentConfig) and returns its path.

@@ -121,6 +121,7 @@ func TestChartInstallsIntoAPIServer(t *testing.T) {
 			"capabilities.sysResource=true", "apparmor.unconfined=true", "selinux.spcT=true", "openshift.scc=true",
 			"serviceMonitor.enabled=true", "podMonitor.enabled=true", "exporter.tls.existingSecret=otlp-tls",
 			"exporter.tls.mutual=true", "exporter.headers.authorization=Bearer x", "compilerDetector.exclude.namespaces[0]=ci",
+			"compilerDetector.namespaceLabels={team}", "compilerDetector.namespaceAnnotations={owner}",
 			"receiver.prefilter=containers", "seccompProfile.type=Localhost", "seccompProfile.localhostProfile=compilerwatch.json"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -163,7 +163,7 @@ func (cfg *Config) Validate() error {
 		}
 	}
 
-	if err := hold.ValidateWait(cfg.Kubernetes.WaitForMetadata); err != nil {
+	if err := hold.ValidateWait(cfg.Kubernetes.WaitForMetadata.Hold); err != nil {
 		add(err)
 	}
 	// The rest of kubernetes: kube.Config.Validate, which the collector calls on nested configs.

@@ -46,7 +46,7 @@ func TestLoadConfig(t *testing.T) {
 				Dedup: DedupConfig{Window: 10 * time.Minute, Key: []string{"container.id", "compiler"}, MaxKeys: 1000, MaxKeysPerContainer: 10},
 				Kubernetes: kube.Config{
 					Enabled: "true", Kubeconfig: "/etc/kube/config", NodeName: "node-1",
-					WaitForMetadata: 2 * time.Second, PodLabels: []string{"*"}, PodAnnotations: []string{"team"},
+					WaitForMetadata: kube.WaitForMetadata{Hold: 2 * time.Second}, PodLabels: []string{"*"}, PodAnnotations: []string{"team"},
 				},
 			},
 		},
@@ -98,6 +98,60 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "wait_unbounded"), errs: []string{
 			`"kubernetes.wait_for_metadata" must be between 0s and 1m0s, got 10m0s`,
 		}},
+		{id: component.NewIDWithName(metadata.Type, "contrib_spellings"), expected: func() *Config {
+			c := def()
+			c.Kubernetes.AuthType = kube.AuthTypeKubeConfig
+			c.Kubernetes.Context = "staging"
+			c.Kubernetes.Filter.NodeFromEnvVar = "MY_NODE_NAME"
+			// The boolean spelling leaves the hold at its default.
+			c.Kubernetes.WaitForMetadata = kube.WaitForMetadata{Hold: 5 * time.Second, AtStart: true, IsBool: true}
+			c.Kubernetes.WaitForMetadataTimeout = 30 * time.Second
+			c.Kubernetes.NamespaceLabels = []string{"team"}
+			c.Kubernetes.NamespaceAnnotations = []string{"*"}
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "service_account_no_hold"), expected: func() *Config {
+			c := def()
+			c.Kubernetes.AuthType = kube.AuthTypeServiceAccount
+			c.Kubernetes.WaitForMetadata = kube.WaitForMetadata{}
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "tls"), expected: func() *Config {
+			c := def()
+			c.Kubernetes.AuthType = kube.AuthTypeTLS
+			c.Kubernetes.CAFile, c.Kubernetes.CertFile, c.Kubernetes.KeyFile = "/etc/kube/ca.crt", "/etc/kube/client.crt", "/etc/kube/client.key"
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "wait_false"), expected: func() *Config {
+			c := def()
+			c.Kubernetes.WaitForMetadata = kube.WaitForMetadata{Hold: 5 * time.Second, IsBool: true}
+			return c
+		}()},
+		{id: component.NewIDWithName(metadata.Type, "both_node_spellings"), errs: []string{
+			`"kubernetes.node_name" and "kubernetes.filter.node_from_env_var" are two spellings of the node: set one`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "timeout_with_hold"), errs: []string{
+			`"kubernetes.wait_for_metadata_timeout" bounds the wait at start of "kubernetes.wait_for_metadata: true"; ` +
+				`with "kubernetes.wait_for_metadata" a duration (the hold) or unset it has no effect`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "timeout_without_wait"), errs: []string{
+			`"kubernetes.wait_for_metadata_timeout" bounds the wait at start of "kubernetes.wait_for_metadata: true"`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "kubeconfig_with_service_account"), errs: []string{
+			`"kubernetes.kubeconfig" is a kubeconfig setting, but "kubernetes.auth_type" is "serviceAccount"`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "context_with_none"), errs: []string{
+			`"kubernetes.context" is a kubeconfig setting, but "kubernetes.auth_type" is "none"`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "bad_auth_type"), errs: []string{
+			`"kubernetes.auth_type" must be serviceAccount, kubeConfig, none or tls, got "token"`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "tls_without_key"), errs: []string{
+			`"kubernetes.auth_type" tls needs "kubernetes.cert_file" and "kubernetes.key_file"`,
+		}},
+		{id: component.NewIDWithName(metadata.Type, "namespace_star_with_keys"), errs: []string{
+			`"kubernetes.namespace_labels": "*" selects every key and must be the only entry`,
+		}},
 		{id: component.NewIDWithName(metadata.Type, "dedup_window_unbounded"), errs: []string{
 			`"dedup.window" must be at most 24h0m0s, got 168h0m0s`,
 		}},
@@ -116,6 +170,12 @@ func TestLoadConfig(t *testing.T) {
 			`"exclude.pod_labels" has an empty label key`,
 		}},
 	}
+	t.Run("bad_wait", func(t *testing.T) {
+		sub, err := cm.Sub(component.NewIDWithName(metadata.Type, "bad_wait").String())
+		require.NoError(t, err)
+		assert.ErrorContains(t, sub.Unmarshal(createDefaultConfig()),
+			`expected a duration (the hold, e.g. 5s) or true/false (wait at start), got "soon"`)
+	})
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig()
@@ -148,5 +208,21 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	assert.Equal(t, 4096, cfg.Dedup.MaxKeys)
 	assert.Equal(t, 64, cfg.Dedup.MaxKeysPerContainer)
 	assert.Equal(t, kube.ModeAuto, cfg.Kubernetes.Enabled)
-	assert.Equal(t, 5*time.Second, cfg.Kubernetes.WaitForMetadata)
+	assert.Equal(t, kube.WaitForMetadata{Hold: 5 * time.Second}, cfg.Kubernetes.WaitForMetadata)
+}
+
+// A configuration marshalled by confmap (as `otelcol print-config` does) reads back the same, with either spelling
+// of kubernetes.wait_for_metadata.
+func TestConfigMarshalRoundTrip(t *testing.T) {
+	for _, wait := range []any{true, "7s"} {
+		cfg := createDefaultConfig().(*Config)
+		require.NoError(t, confmap.NewFromStringMap(map[string]any{"kubernetes": map[string]any{
+			"wait_for_metadata": wait, "enabled": true, "namespace_labels": []any{"team"},
+		}}).Unmarshal(cfg))
+		conf := confmap.New()
+		require.NoError(t, conf.Marshal(cfg))
+		back := createDefaultConfig().(*Config)
+		require.NoError(t, conf.Unmarshal(back))
+		assert.Equal(t, cfg, back)
+	}
 }

@@ -43,7 +43,7 @@ func createDefaultConfig() component.Config {
 // kubernetesDefaults are the kubernetes section's defaults: the pod cache's, and the hold's wait_for_metadata.
 func kubernetesDefaults() kube.Config {
 	c := kube.DefaultConfig()
-	c.WaitForMetadata = hold.DefaultWait
+	c.WaitForMetadata.Hold = hold.DefaultWait
 	return c
 }
 

@@ -5,6 +5,7 @@ package compilerdetectorprocessor_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -59,9 +60,12 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	admin, err := kubernetes.NewForConfig(cluster.Config)
 	require.NoError(t, err)
 	grantDocumentedRBAC(t, admin)
+	grantNamespaces(t, admin)
 
 	ctx := context.Background()
 	const node, ns = "node-e2e", "default"
+	// Team ownership on the namespace, where it usually lives.
+	setNamespaceLabel(t, admin, ns, "team", "payments", map[string]string{"owner": "alice@example.com"})
 	dep, err := admin.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: appsv1.DeploymentSpec{
@@ -101,8 +105,10 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
 		cfg.Kubernetes.NodeName = node
-		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
+		cfg.Kubernetes.WaitForMetadata.Hold = 20 * time.Second
 		cfg.Kubernetes.PodLabels = []string{"app"}
+		cfg.Kubernetes.NamespaceLabels = []string{"team"}
+		cfg.Kubernetes.NamespaceAnnotations = []string{"owner"}
 		// Not in pod_labels: the cache keeps it because an exclusion matches on it.
 		cfg.Exclude.PodLabels = map[string]string{"team": "build"}
 	})
@@ -137,19 +143,22 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	waitForRecord(t, sink, "the exec after the status update", inContainer(later))
 
 	want := map[string]any{
-		"container.id":                 ctr.ID(),
-		"k8s.pod.uid":                  string(pod.UID),
-		"k8s.pod.name":                 pod.Name,
-		"k8s.namespace.name":           ns,
-		"k8s.node.name":                node,
-		"k8s.container.name":           "app",
-		"container.image.name":         "registry.example/team/app",
-		"container.image.tags":         []any{"1.2.3"},
-		"container.image.repo_digests": []any{"registry.example/team/app@sha256:" + strings.Repeat("ab", 32)},
-		"k8s.replicaset.name":          rs.Name,
-		"k8s.deployment.name":          dep.Name,
-		"k8s.pod.label.app":            "web",
-		"k8s.pod.label.team":           "build",
+		"container.id":                   ctr.ID(),
+		"k8s.pod.uid":                    string(pod.UID),
+		"k8s.pod.name":                   pod.Name,
+		"k8s.namespace.name":             ns,
+		"k8s.node.name":                  node,
+		"k8s.container.name":             "app",
+		"container.image.name":           "registry.example/team/app",
+		"container.image.tags":           []any{"1.2.3"},
+		"container.image.repo_digests":   []any{"registry.example/team/app@sha256:" + strings.Repeat("ab", 32)},
+		"k8s.replicaset.name":            rs.Name,
+		"k8s.deployment.name":            dep.Name,
+		"k8s.pod.label.app":              "web",
+		"k8s.pod.label.team":             "build",
+		"container.image.id":             "sha256:" + strings.Repeat("ab", 32),
+		"k8s.namespace.label.team":       "payments",
+		"k8s.namespace.annotation.owner": "alice@example.com",
 	}
 	for _, tag := range []string{early, later} {
 		i := slices.IndexFunc(execRecords(sink), inContainer(tag))
@@ -159,6 +168,50 @@ func TestKubernetesEndToEnd(t *testing.T) {
 			assert.Equal(t, v, r.res[k], "%s on the %s exec", k, tag)
 		}
 	}
+
+	// The team moves: the namespace's new label reaches the next exec's resource.
+	setNamespaceLabel(t, admin, ns, "team", "billing", nil)
+	var team any
+	for deadline := time.Now().Add(30 * time.Second); team != "billing" && time.Now().Before(deadline); {
+		moved := fmt.Sprintf("moved-%d", time.Now().UnixNano())
+		ctr.MustExec(t, "echo", moved)
+		waitForRecord(t, sink, "an exec after the namespace update", inContainer(moved))
+		team = execRecords(sink)[slices.IndexFunc(execRecords(sink), inContainer(moved))].res["k8s.namespace.label.team"]
+	}
+	assert.Equal(t, "billing", team, "the namespace's new label on a later exec")
+}
+
+// grantNamespaces adds the rule the chart adds to its ClusterRole when namespace labels or annotations are set.
+func grantNamespaces(t *testing.T, admin kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	roles, err := admin.RbacV1().ClusterRoleBindings().Get(ctx, "compilerwatch-test", metav1.GetOptions{})
+	require.NoError(t, err)
+	role, err := admin.RbacV1().ClusterRoles().Get(ctx, roles.RoleRef.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}})
+	_, err = admin.RbacV1().ClusterRoles().Update(ctx, role, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+// setNamespaceLabel sets one label (and, when given, annotations) on a real Namespace.
+func setNamespaceLabel(t *testing.T, admin kubernetes.Interface, name, key, value string, annotations map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	ns, err := admin.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	require.NoError(t, err)
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[key] = value
+	if annotations != nil {
+		if ns.Annotations == nil {
+			ns.Annotations = map[string]string{}
+		}
+		maps.Copy(ns.Annotations, annotations)
+	}
+	_, err = admin.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+	require.NoError(t, err)
 }
 
 // statusHost records the component status the processor reports.
@@ -203,7 +256,7 @@ func TestKubernetesAPIServerDownAtStart(t *testing.T) {
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = cluster.Kubeconfig(t, cluster.AgentConfig)
 		cfg.Kubernetes.NodeName = node
-		cfg.Kubernetes.WaitForMetadata = 20 * time.Second
+		cfg.Kubernetes.WaitForMetadata.Hold = 20 * time.Second
 	})
 	t.Logf("pipeline started in %s with the API server down", time.Since(started).Round(time.Millisecond))
 	assert.Equal(t, componentstatus.StatusRecoverableError, host.last())

@@ -26,6 +26,7 @@ import (
 
 	"github.com/compilerwatch/compilerwatch/internal/kubetest"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
+	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/hold"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/kube"
 )
 
@@ -66,23 +67,30 @@ func (h *harness) gauge(t *testing.T, name string) int64 {
 	return g.DataPoints[0].Value
 }
 
-// TestKubernetesAPIDownAtStart: with kubernetes.enabled true and an API server that does not answer, Start
-// succeeds, the status says RecoverableError, the k8s_synced gauge reads 0, and a container's compiler execution
-// flows on at once without Kubernetes attributes instead of being held.
-func TestKubernetesAPIDownAtStart(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+// deadKubeconfig writes a kubeconfig whose API server refuses connections (port 1).
+func deadKubeconfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(path, []byte(`apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `), 0o600))
+	return path
+}
+
+// TestKubernetesAPIDownAtStart: with kubernetes.enabled true and an API server that does not answer, Start
+// succeeds, the status says RecoverableError, the k8s_synced gauge reads 0, and a container's compiler execution
+// flows on at once without Kubernetes attributes instead of being held.
+func TestKubernetesAPIDownAtStart(t *testing.T) {
+	kubeconfig := deadKubeconfig(t)
 	cfg := createDefaultConfig().(*Config)
 	cfg.Kubernetes.Enabled = kube.ModeTrue
 	cfg.Kubernetes.Kubeconfig = kubeconfig
 	cfg.Kubernetes.NodeName = "node-a"
-	cfg.Kubernetes.WaitForMetadata = time.Minute
+	cfg.Kubernetes.WaitForMetadata.Hold = time.Minute
 	h := newHarness(t, cfg, nil)
 	host := &statusHost{}
 	require.NoError(t, h.p.Start(context.Background(), host), "an unreachable API server must not fail Start")
@@ -104,6 +112,24 @@ current-context: x
 	_, hasPod := res.Get("k8s.pod.name")
 	assert.False(t, hasPod)
 	assert.Equal(t, int64(0), h.counter(t, metricHeld))
+}
+
+// TestWaitForMetadataTrueFailsStart: contrib's wait_for_metadata: true turns the same outage into a Start error
+// after wait_for_metadata_timeout, which names the setting and the reason, and Shutdown after it is clean.
+func TestWaitForMetadataTrueFailsStart(t *testing.T) {
+	kubeconfig := deadKubeconfig(t)
+	cfg := createDefaultConfig().(*Config)
+	cfg.Kubernetes.AuthType = kube.AuthTypeKubeConfig
+	cfg.Kubernetes.Kubeconfig = kubeconfig
+	cfg.Kubernetes.NodeName = "node-a"
+	cfg.Kubernetes.WaitForMetadata = kube.WaitForMetadata{Hold: hold.DefaultWait, AtStart: true, IsBool: true}
+	cfg.Kubernetes.WaitForMetadataTimeout = time.Second
+	require.NoError(t, cfg.Validate())
+	h := newHarness(t, cfg, nil)
+	err := h.p.Start(context.Background(), &statusHost{})
+	assert.ErrorContains(t, err, `"kubernetes.wait_for_metadata" is true and the pod cache of node node-a is not synced after 1s: the API server is not reachable`)
+	assert.ErrorContains(t, err, "127.0.0.1:1")
+	require.NoError(t, h.p.Shutdown(context.Background()))
 }
 
 // TestHoldDoesNotWaitThroughAnOutage: a record whose pod is known but whose container is not yet in the status is

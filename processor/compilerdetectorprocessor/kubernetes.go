@@ -44,7 +44,7 @@ func (p *compilerDetector) startKube(ctx context.Context) error {
 
 // newHold returns the hold for records whose Kubernetes metadata is not known yet; it owns wait_for_metadata.
 func (p *compilerDetector) newHold() *hold.Holder[podMetadata] {
-	return hold.New[podMetadata](p.cfg.Kubernetes.WaitForMetadata, hold.MaxRecords)
+	return hold.New[podMetadata](p.cfg.Kubernetes.WaitForMetadata.Hold, hold.MaxRecords)
 }
 
 // lookup resolves res's Kubernetes metadata without changing res: nothing, and ready, when Kubernetes is off.

@@ -130,7 +130,7 @@ func startNodePipeline(t *testing.T) (*nodetest.Node, kubernetes.Interface, *con
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = node.Kubeconfig(t, node.AgentConfig)
 		cfg.Kubernetes.NodeName = nodetest.NodeName
-		cfg.Kubernetes.WaitForMetadata = 30 * time.Second
+		cfg.Kubernetes.WaitForMetadata.Hold = 30 * time.Second
 	})
 	return node, admin, sink
 }
@@ -191,7 +191,8 @@ func TestRealNodeRestart(t *testing.T) {
 	require.Len(t, pod.Status.ContainerStatuses, 1)
 	cs := pod.Status.ContainerStatuses[0]
 	assert.GreaterOrEqual(t, cs.RestartCount, int32(1))
-	t.Logf("restarts %d, container ids seen %q, status %s, last %v", cs.RestartCount, ids(), cs.ContainerID, cs.LastTerminationState.Terminated)
+	t.Logf("restarts %d, container ids seen %q, status %s, last %v, imageID %q", cs.RestartCount, ids(), cs.ContainerID,
+		cs.LastTerminationState.Terminated, cs.ImageID)
 	first, second := ids()[0], ids()[1]
 	assert.NotEqual(t, first, second)
 	// The second run is the current one (it runs 5 s, then the next restart waits out a back-off), the first the
@@ -208,6 +209,10 @@ func TestRealNodeRestart(t *testing.T) {
 		assert.Equal(t, string(pod.UID), r.res["k8s.pod.uid"], "run %s", r.containerID())
 		assert.Equal(t, pod.Name, r.res["k8s.pod.name"], "run %s", r.containerID())
 		assert.Equal(t, "crash", r.res["k8s.container.name"], "run %s", r.containerID())
+		// containerd's imageID of an image imported without a registry digest is the bare local id.
+		imageID, _ := r.res["container.image.id"].(string)
+		assert.Regexp(t, "^sha256:[0-9a-f]{64}$", imageID, "run %s", r.containerID())
+		assert.True(t, strings.HasSuffix(cs.ImageID, imageID), "container.image.id %q from the status imageID %q", imageID, cs.ImageID)
 	}
 }
 

@@ -325,7 +325,7 @@ func TestHoldForMetadata(t *testing.T) {
 	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
 	h.p.releaseHeld(ctx, false)
 	assert.Len(t, h.sink.AllLogs(), 4, "still waiting")
-	h.clk.advance(cfg.Kubernetes.WaitForMetadata)
+	h.clk.advance(cfg.Kubernetes.WaitForMetadata.Hold)
 	h.p.releaseHeld(ctx, false)
 	require.Len(t, h.sink.AllLogs(), 5)
 	assert.Len(t, flagged(h.sink.AllLogs()[4:]), 1)
@@ -343,7 +343,7 @@ func TestHoldForMetadata(t *testing.T) {
 func TestHoldReleasedByGoroutine(t *testing.T) {
 	ctx := context.Background()
 	cfg := createDefaultConfig().(*Config)
-	cfg.Kubernetes.WaitForMetadata = 20 * time.Millisecond
+	cfg.Kubernetes.WaitForMetadata.Hold = 20 * time.Millisecond
 	enr := &fakeEnricher{ready: map[string]bool{}}
 	h := newHarness(t, cfg, enr)
 	h.p.now = time.Now // real time: the goroutine drives release
@@ -354,7 +354,7 @@ func TestHoldReleasedByGoroutine(t *testing.T) {
 	require.Eventually(t, func() bool { return logCount(h.sink.AllLogs()) == 1 }, 10*time.Second, 5*time.Millisecond)
 	// With nothing held the goroutine stops checking; a record held later wakes it again.
 	require.Eventually(t, func() bool { return h.p.hold.Held() == 0 }, 10*time.Second, 5*time.Millisecond)
-	time.Sleep(3 * cfg.Kubernetes.WaitForMetadata)
+	time.Sleep(3 * cfg.Kubernetes.WaitForMetadata.Hold)
 	ld = plog.NewLogs()
 	appendExec(appendResource(ld, testContainer, nil), 2, recGCC)
 	require.NoError(t, h.p.ConsumeLogs(ctx, ld))
@@ -449,7 +449,7 @@ func TestHoldIsBounded(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	enr := &fakeEnricher{ready: map[string]bool{}}
 	h := newHarness(t, cfg, enr)
-	h.p.hold = hold.New[podMetadata](cfg.Kubernetes.WaitForMetadata, 3)
+	h.p.hold = hold.New[podMetadata](cfg.Kubernetes.WaitForMetadata.Hold, 3)
 	const c3 = "cccc000011112222333344445555666677778888999900001111222233334444"
 	send := func(id string, pids ...int64) {
 		t.Helper()

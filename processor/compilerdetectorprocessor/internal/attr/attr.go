@@ -26,7 +26,10 @@ const (
 	// no Key constants to use).
 	K8sPodLabel      = "k8s.pod.label."
 	K8sPodAnnotation = "k8s.pod.annotation."
-	K8sContainerName = string(semconv.K8SContainerNameKey)
+	// Prefixes of semconv's k8s.namespace.label.<key> and k8s.namespace.annotation.<key>.
+	K8sNamespaceLabel      = "k8s.namespace.label."
+	K8sNamespaceAnnotation = "k8s.namespace.annotation."
+	K8sContainerName       = string(semconv.K8SContainerNameKey)
 
 	// Log record attributes written by the ebpf_exec receiver.
 	ExecutablePath         = string(semconv.ProcessExecutablePathKey)

@@ -137,3 +137,19 @@ func (a *restAPI) GetNode(ctx context.Context, name string) (*corev1.Node, error
 	}
 	return node, nil
 }
+
+// ListNamespaces lists the cluster's Namespaces (namespaceAPI).
+func (a *restAPI) ListNamespaces(ctx context.Context, opts metav1.ListOptions) (*corev1.NamespaceList, error) {
+	list := &corev1.NamespaceList{}
+	err := a.core.Get().Resource("namespaces").VersionedParams(&opts, a.params).Timeout(timeoutOf(&opts)).Do(ctx).Into(list)
+	if err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// WatchNamespaces watches the cluster's Namespaces (namespaceAPI).
+func (a *restAPI) WatchNamespaces(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return a.core.Get().Resource("namespaces").VersionedParams(&opts, a.params).Timeout(timeoutOf(&opts)).Watch(ctx)
+}

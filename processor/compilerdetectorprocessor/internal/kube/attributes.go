@@ -10,12 +10,17 @@ import (
 // applier writes a Result onto resource attributes, only where absent: attributes set upstream (by the receiver or
 // an earlier processor) win.
 type applier struct {
-	labels      keySelector
-	annotations keySelector
+	labels        keySelector
+	annotations   keySelector
+	nsLabels      keySelector
+	nsAnnotations keySelector
 }
 
-func newApplier(labels, annotations []string) applier {
-	return applier{labels: newKeySelector(labels), annotations: newKeySelector(annotations)}
+func newApplier(labels, annotations, nsLabels, nsAnnotations []string) applier {
+	return applier{
+		labels: newKeySelector(labels), annotations: newKeySelector(annotations),
+		nsLabels: newKeySelector(nsLabels), nsAnnotations: newKeySelector(nsAnnotations),
+	}
 }
 
 // Enrich adds what Lookup finds to res, where attributes are absent.
@@ -66,6 +71,7 @@ func (a applier) apply(attrs pcommon.Map, r *Result) {
 		putStr(attrs, string(semconv.ContainerImageNameKey), img.Name)
 		putSlice(attrs, string(semconv.ContainerImageTagsKey), img.Tag)
 		putSlice(attrs, string(semconv.ContainerImageRepoDigestsKey), RepoDigest(r.Container.ImageID))
+		putStr(attrs, string(semconv.ContainerImageIDKey), ImageID(r.Container.ImageID))
 	}
 
 	w := &r.Workload
@@ -88,6 +94,17 @@ func (a applier) apply(attrs pcommon.Map, r *Result) {
 			if a.annotations.has(k) {
 				putValue(attrs, attr.K8sPodAnnotation+k, v)
 			}
+		}
+	}
+	putSelected(attrs, attr.K8sNamespaceLabel, r.Namespace.Labels, a.nsLabels)
+	putSelected(attrs, attr.K8sNamespaceAnnotation, r.Namespace.Annotations, a.nsAnnotations)
+}
+
+// putSelected sets prefix+key for each selected key of m, where absent.
+func putSelected(attrs pcommon.Map, prefix string, m map[string]string, sel keySelector) {
+	for k, v := range m {
+		if sel.has(k) {
+			putValue(attrs, prefix+k, v)
 		}
 	}
 }

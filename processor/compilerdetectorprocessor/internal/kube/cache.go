@@ -3,8 +3,10 @@ package kube // import "github.com/compilerwatch/compilerwatch/processor/compile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -66,6 +69,8 @@ type Result struct {
 	Pod       Pod
 	Container Container
 	Workload  Workload
+	// Namespace is set when namespace labels or annotations are configured and the pod's namespace is known.
+	Namespace Namespace
 }
 
 // Lookup is what the processor needs; *Cache implements it and tests can fake it.
@@ -139,14 +144,19 @@ type Cache struct {
 	observed bool
 	timeout  time.Duration
 	workers  int
+	// waitAtStart (wait_for_metadata: true) makes Start wait up to waitTimeout for the first sync and fail without it.
+	waitAtStart bool
+	waitTimeout time.Duration
 
 	informer cache.SharedIndexInformer
 	indexer  cache.Indexer
 	deleted  *deletedPods
 	owners   *owners
-	applier  applier
-	stats    counters
-	health   *health
+	// namespaces is nil unless namespace labels or annotations are configured.
+	namespaces *namespaces
+	applier    applier
+	stats      counters
+	health     *health
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced on every pod add or update, to wake WaitForContainer
@@ -171,17 +181,22 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		return nil, nil
 	}
 	c := &Cache{
-		logger:  set.Logger,
-		timeout: set.StartTimeout,
-		workers: set.OwnerWorkers,
-		applier: newApplier(withKeys(cfg.PodLabels, set.KeepLabels), cfg.PodAnnotations),
+		logger:      set.Logger,
+		timeout:     set.StartTimeout,
+		waitAtStart: cfg.WaitForMetadata.IsBool && cfg.WaitForMetadata.AtStart,
+		waitTimeout: cfg.WaitForMetadataTimeout,
+		workers:     set.OwnerWorkers,
+		applier: newApplier(withKeys(cfg.PodLabels, set.KeepLabels), cfg.PodAnnotations,
+			cfg.NamespaceLabels, cfg.NamespaceAnnotations),
 		changed: make(chan struct{}),
 		deleted: newDeletedPods(),
 	}
 	c.health = &health{logger: set.Logger, stats: &c.stats, onChange: set.OnStatusChange}
 	c.client = set.Client
+	var err error
 	if c.client == nil {
-		rc, err := restConfig(&cfg, env)
+		var rc *rest.Config
+		rc, err = restConfig(&cfg, env)
 		if errors.Is(err, errDisabled) {
 			return nil, nil
 		}
@@ -194,17 +209,18 @@ func New(cfg Config, set Settings) (*Cache, error) {
 		c.observed = true
 		routeKlog(c.logger)
 	}
-	c.nodeName = cfg.NodeName
-	if c.nodeName == "" {
-		c.nodeName, _ = env.lookupEnv(nodeNameEnv)
-	}
-	if c.nodeName == "" {
-		return nil, errors.New(`kubernetes: the node name is unknown: set "kubernetes.node_name" or the ` +
-			nodeNameEnv + ` environment variable (in a DaemonSet, from the downward API field spec.nodeName)`)
+	if c.nodeName, err = nodeName(&cfg, env); err != nil {
+		return nil, err
 	}
 	c.health.node = c.nodeName
 	c.selector = fields.OneTermEqualSelector("spec.nodeName", c.nodeName).String()
 	c.owners = newOwners(c.client, c.logger, &c.stats, c.health, c.observed, &set)
+	if cfg.namespaces() {
+		c.namespaces, err = newNamespaces(c.client, c.applier.nsLabels, c.applier.nsAnnotations, c.logger, &c.stats)
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	trimmer := podTrimmer{labels: c.applier.labels, annotations: c.applier.annotations}
 	c.informer = cache.NewSharedIndexInformerWithOptions(
@@ -227,6 +243,25 @@ func New(cfg Config, set Settings) (*Cache, error) {
 	}
 	c.indexer = c.informer.GetIndexer()
 	return c, nil
+}
+
+// nodeName is kubernetes.node_name, else the variable filter.node_from_env_var names, else K8S_NODE_NAME.
+func nodeName(cfg *Config, env environment) (string, error) {
+	if cfg.NodeName != "" {
+		return cfg.NodeName, nil
+	}
+	if v := cfg.Filter.NodeFromEnvVar; v != "" {
+		if name := env.getenv(v); name != "" {
+			return name, nil
+		}
+		return "", fmt.Errorf(`kubernetes: "kubernetes.filter.node_from_env_var" names %s, which is unset or empty `+
+			`(in a DaemonSet, set it from the downward API field spec.nodeName)`, v)
+	}
+	if name := env.getenv(nodeNameEnv); name != "" {
+		return name, nil
+	}
+	return "", errors.New(`kubernetes: the node name is unknown: set "kubernetes.node_name" or the ` +
+		nodeNameEnv + ` environment variable (in a DaemonSet, from the downward API field spec.nodeName)`)
 }
 
 // listWatch lists and watches this node's pods. The server filters by field selector; the client filters again
@@ -285,6 +320,7 @@ func (c *Cache) Start(ctx context.Context) error {
 		return errors.New("kubernetes: pod cache already started")
 	}
 	c.started = true
+	begin := time.Now()
 
 	// resourceVersion 0 lets the API server answer from its watch cache: a quorum read of etcd from every node of
 	// a rollout would load the control plane for a reachability check.
@@ -314,6 +350,12 @@ func (c *Cache) Start(ctx context.Context) error {
 	for range c.workers {
 		c.wg.Go(func() { c.owners.run(runCtx) })
 	}
+	if c.namespaces != nil {
+		c.wg.Go(func() { c.namespaces.informer.RunWithContext(runCtx) })
+	}
+	if c.waitAtStart {
+		return c.waitForSync(ctx, begin, synced)
+	}
 	if err != nil {
 		return nil
 	}
@@ -322,10 +364,63 @@ func (c *Cache) Start(ctx context.Context) error {
 	defer timer.Stop()
 	select {
 	case <-synced:
+		// Synced as Start returns, not when the goroutine watching the sync next runs.
+		c.health.markSynced(len(c.indexer.ListKeys()))
 	case <-ctx.Done():
 	case <-timer.C:
 		c.logger.Warn("Kubernetes pod cache not synced yet; records flow without Kubernetes attributes until it is",
 			zap.String("node", c.nodeName), zap.Duration("waited", c.timeout))
+	}
+	return nil
+}
+
+// waitForSync is Start's wait of wait_for_metadata: true, contrib's meaning: Start returns once the cache (pods,
+// and namespaces when configured) has synced, and fails, stopping what it started, when it has not within
+// wait_for_metadata_timeout.
+func (c *Cache) waitForSync(ctx context.Context, begin time.Time, podsSynced <-chan struct{}) error {
+	timeout := c.waitTimeout
+	if timeout <= 0 {
+		timeout = DefaultWaitForMetadataTimeout
+	}
+	// The timeout counts from Start's beginning: the API server check is part of the wait.
+	ctx, cancel := context.WithDeadline(ctx, begin.Add(timeout))
+	defer cancel()
+	waits := []<-chan struct{}{podsSynced}
+	if c.namespaces != nil {
+		waits = append(waits, c.namespaces.informer.HasSyncedChecker().Done())
+	}
+	for i, synced := range waits {
+		select {
+		case <-synced:
+			if i == 0 {
+				c.health.markSynced(len(c.indexer.ListKeys()))
+			}
+			continue
+		case <-ctx.Done():
+		}
+		what, why := "pod cache", ctx.Err().Error()
+		if i == 1 {
+			what = "namespace cache"
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			why = "not synced after " + timeout.String()
+			st := c.health.status()
+			switch {
+			case len(st.Denied) > 0:
+				why += ": RBAC does not allow " + strings.Join(st.Denied, " and ") + " on pods"
+			case !st.Reachable:
+				why += ": the API server is not reachable"
+			case i == 1 && c.namespaces.denied.Load():
+				why += ": RBAC does not allow list or watch on namespaces"
+			}
+			if st.Err != nil && i == 0 {
+				why += " (" + st.Err.Error() + ")"
+			}
+		}
+		c.stopLocked()
+		return fmt.Errorf(`kubernetes: "kubernetes.wait_for_metadata" is true and the %s of node %s is %s `+
+			`(set "kubernetes.wait_for_metadata_timeout", or leave wait_for_metadata unset to start without waiting)`,
+			what, c.nodeName, why)
 	}
 	return nil
 }
@@ -500,6 +595,7 @@ func (c *Cache) result(pod *corev1.Pod, ctr Container) Result {
 		},
 		Container: ctr,
 		Workload:  c.owners.workload(pod),
+		Namespace: c.namespaces.get(pod.Namespace),
 	}
 }
 

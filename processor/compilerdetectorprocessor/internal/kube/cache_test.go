@@ -31,7 +31,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// auth_type tls: client-go's transport cache keeps one client-certificate reloader per distinct
+		// configuration for the process's life (it re-reads cert_file and key_file as they rotate). It is
+		// client-go's, shared by every client with the same files, and does not grow with restarts of the cache.
+		goleak.IgnoreAnyFunction("k8s.io/client-go/transport.(*dynamicClientCert).run"),
+		goleak.IgnoreAnyFunction("k8s.io/client-go/transport.(*dynamicClientCert).processNextWorkItem"),
+		goleak.IgnoreAnyFunction("k8s.io/apimachinery/pkg/util/wait.PollImmediateUntil"),
+		goleak.IgnoreTopFunction("k8s.io/client-go/util/workqueue.(*delayingType[...]).waitingLoop"),
+		goleak.IgnoreTopFunction("k8s.io/apimachinery/pkg/util/wait.PollImmediateUntilWithContext.poller.func1.1"),
+	)
 }
 
 const testNode = "node-a"
@@ -158,16 +167,19 @@ func TestResolveByContainerIDWithRuntimePrefixes(t *testing.T) {
 			"container.image.name":         "reg:5000/team/app",
 			"container.image.tags":         []any{"1.2.3"},
 			"container.image.repo_digests": []any{"reg:5000/team/app@" + digest},
+			"container.image.id":           digest,
 		}},
 		{"cri-o, untagged, bare image id", testID(2), map[string]any{
 			"k8s.container.name":   "sidecar",
 			"container.image.name": "envoy",
+			"container.image.id":   digest,
 		}},
 		{"docker init container", testID(3), map[string]any{
 			"k8s.container.name":           "init",
 			"container.image.name":         "busybox",
 			"container.image.tags":         []any{"1.36"},
 			"container.image.repo_digests": []any{"busybox@" + digest},
+			"container.image.id":           digest,
 		}},
 		{"ephemeral container", testID(4), map[string]any{
 			"k8s.container.name":   "debug",

@@ -66,6 +66,10 @@ func TestModeUnmarshal(t *testing.T) {
 	assert.Error(t, confmap.NewFromStringMap(map[string]any{"enabled": 3}).Unmarshal(&cfg))
 }
 
+func confmapUnmarshal(m map[string]any, cfg *Config) error {
+	return confmap.NewFromStringMap(m).Unmarshal(cfg)
+}
+
 func outsideCluster(t *testing.T) *environment {
 	return &environment{
 		lookupEnv: func(string) (string, bool) { return "", false },

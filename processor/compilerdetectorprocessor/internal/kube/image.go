@@ -44,3 +44,25 @@ func RepoDigest(imageID string) string {
 	}
 	return imageID
 }
+
+// ImageID returns the "sha256:<64 hex>" digest a container status imageID carries, or "" when it carries none:
+// containerd's bare "sha256:..." id of a locally imported image, the repository digest of "repo@sha256:..." and
+// Docker's "docker-pullable://repo@sha256:..." or "docker://sha256:...".
+func ImageID(imageID string) string {
+	if i := strings.Index(imageID, "://"); i >= 0 {
+		imageID = imageID[i+3:]
+	}
+	if i := strings.LastIndexByte(imageID, '@'); i >= 0 {
+		imageID = imageID[i+1:]
+	}
+	const prefix = "sha256:"
+	if len(imageID) != len(prefix)+64 || !strings.HasPrefix(imageID, prefix) {
+		return ""
+	}
+	for i := len(prefix); i < len(imageID); i++ {
+		if c := imageID[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	return imageID
+}

@@ -52,6 +52,31 @@ func TestRepoDigest(t *testing.T) {
 	}
 }
 
+func TestImageID(t *testing.T) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name, imageID, want string
+	}{
+		{"containerd bare local id", d, d},
+		{"containerd repo digest", "docker.io/library/nginx@" + d, d},
+		{"docker-pullable", "docker-pullable://nginx@" + d, d},
+		{"docker bare image id", "docker://" + d, d},
+		{"registry with port", "reg:5000/a/b@" + d, d},
+		{"empty", "", ""},
+		{"no algorithm", "nginx@0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ""},
+		{"other algorithm", "nginx@sha512:0123", ""},
+		{"short", "sha256:0123", ""},
+		{"upper case hex", "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef", ""},
+		{"trailing garbage", d + "x", ""},
+		{"tag, no digest", "nginx:1.27", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, ImageID(tt.imageID))
+		})
+	}
+}
+
 func TestNormalizeContainerID(t *testing.T) {
 	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	tests := []struct {

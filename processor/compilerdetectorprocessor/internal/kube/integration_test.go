@@ -318,6 +318,7 @@ func (e *itEnv) testDeployment(t *testing.T, c *Cache) {
 		"container.image.name":                  "registry.example:5000/team/frontend",
 		"container.image.tags":                  []any{"2.4.1"},
 		"container.image.repo_digests":          []any{"registry.example:5000/team/frontend@" + digest},
+		"container.image.id":                    digest,
 		"k8s.replicaset.name":                   "frontend-6f7d8c9b5",
 		"k8s.deployment.name":                   "frontend",
 		"k8s.pod.label.app":                     "frontend",
