@@ -4,7 +4,8 @@
 #
 # The binaries are built in throwaway modules (never the product's go.mod) and cached outside the clone, because
 # CI runs on a clean clone on the same machine: a cache inside the clone would be rebuilt on every run. Only missing
-# binaries are built, so running this repeatedly is cheap.
+# binaries are built, so running this repeatedly is cheap. Concurrent runs (two test processes, two clones) take
+# turns on a lock in the cache root: the second waits, then finds the binaries present.
 #
 # Environment:
 #   K8S_TEST_ROOT   cache root (default /var/tmp/compilerwatch-k8s-v1.37.2)
@@ -31,6 +32,11 @@ export GOFLAGS=-mod=mod
 export GOWORK=off
 
 mkdir -p "${BIN}" "${SRC}"
+exec 9>"${ROOT}/.build.lock"
+if ! flock -n 9; then
+	log "another build holds ${ROOT}/.build.lock, waiting"
+	flock 9
+fi
 
 # Builds into a temporary file and renames, so an interrupted build never leaves a truncated binary that later runs
 # would take as cached.

@@ -4,6 +4,7 @@ package compilerdetectorprocessor_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -29,7 +30,7 @@ import (
 // record is held until the informer delivers the status. A compiler run through `crictl exec` carries the same
 // attributes; the image's compiler is origin image (WARN), a copy written into the running container's overlay
 // upper layer is upper_layer (ERROR). The container's cgroup is the cgroupfs driver's path under kubelet's
-// cgroup root.
+// cgroup root. The presence scan reports the image's compiler once for the container.
 func TestRealNodeStartRace(t *testing.T) {
 	node, admin, sink := startNodePipeline(t)
 
@@ -105,6 +106,10 @@ func TestRealNodeStartRace(t *testing.T) {
 	for _, l := range lines {
 		assert.True(t, strings.HasSuffix(l, ":"+wantCgroup), "cgroup line %q, want path %s", l, wantCgroup)
 	}
+
+	// The presence scan ran once, when the container was first seen: it lists the image's compiler only (the
+	// drift copy came later), and the later execs did not rescan.
+	assertPresence(t, sink, pod, map[string]string{id: "build"})
 }
 
 const builderImage = "localhost/cw/builder:1"
@@ -135,6 +140,56 @@ func startNodePipeline(t *testing.T) (*nodetest.Node, kubernetes.Interface, *con
 	return node, admin, sink
 }
 
+// imageCompilers is the presence scan's list for builderImage: its one compiler, as name:path.
+var imageCompilers = []any{"gcc:/usr/bin/gcc"}
+
+// assertPresence waits for the presence records of the pod's containers (container id → container name) and
+// asserts exactly one per container id, listing imageCompilers, with the pod's attributes on its resource, and
+// none for any other container of the pod (the sandbox has no compiler).
+func assertPresence(t *testing.T, sink *consumertest.LogsSink, pod *corev1.Pod, containers map[string]string) {
+	t.Helper()
+	byID := func() map[string][]testenv.Record {
+		out := map[string][]testenv.Record{}
+		for _, r := range testenv.Records(sink.AllLogs()) {
+			if r.Log.EventName() == "container.compilers_present" && r.Resource["k8s.pod.uid"] == string(pod.UID) {
+				id, _ := r.Resource["container.id"].(string)
+				out[id] = append(out[id], r)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		got := byID()
+		for id := range containers {
+			if len(got[id]) == 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "a presence record for each of %d containers", len(containers))
+	time.Sleep(time.Second) // a second scan of the same container would come as fast as the first
+	got := byID()
+	assert.Len(t, got, len(containers), "presence records only for the pod's containers with compilers: %v", slices.Collect(maps.Keys(got)))
+	for id, name := range containers {
+		if !assert.Len(t, got[id], 1, "one presence record for container %s", id) {
+			continue
+		}
+		r := got[id][0]
+		t.Logf("presence %s: %v", id, r.Attrs["compilerwatch.compilers_present"])
+		assert.Equal(t, imageCompilers, r.Attrs["compilerwatch.compilers_present"])
+		assert.Equal(t, "WARN", r.Log.SeverityText())
+		assert.Equal(t, "def-000-krp", r.Attrs["security_rule.uuid"])
+		for k, v := range map[string]any{
+			"k8s.pod.name":       pod.Name,
+			"k8s.namespace.name": pod.Namespace,
+			"k8s.container.name": name,
+			"k8s.node.name":      nodetest.NodeName,
+		} {
+			assert.Equal(t, v, r.Resource[k], "%s of the presence record of %s", k, id)
+		}
+	}
+}
+
 // isCompilerExec selects the exec of /usr/bin/gcc whose first argument is tag.
 func isCompilerExec(r rec, tag string) bool {
 	args := r.list("process.command_args")
@@ -160,14 +215,19 @@ func waitForNodeRecord(t *testing.T, sink *consumertest.LogsSink, match func(rec
 }
 
 // TestRealNodeRestart: a container that crashes is restarted by kubelet with a new container id; the findings of
-// both runs carry their own run's id and the same pod.
+// both runs carry their own run's id and the same pod, and the presence scan reports the image's compiler once
+// for each run's container.
 func TestRealNodeRestart(t *testing.T) {
 	_, admin, sink := startNodePipeline(t)
 	ctx := context.Background()
 	const ns = "default"
 	tag := "cw-restart-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	pod, err := admin.CoreV1().Pods(ns).Create(ctx, nodetest.ShellPod("crasher", "crash", builderImage,
-		corev1.RestartPolicyAlways, "/usr/bin/gcc "+tag+"; sleep 5; exit 1"), metav1.CreateOptions{})
+	// The first run crashes after 5 s; the second finds the first's mark in the pod's emptyDir and stays up.
+	spec := nodetest.ShellPod("crasher", "crash", builderImage, corev1.RestartPolicyAlways,
+		"/usr/bin/gcc "+tag+"; if [ -e /run/cw/crashed ]; then exec /bin/busybox sleep 3600; fi; touch /run/cw/crashed; sleep 5; exit 1")
+	spec.Spec.Volumes = []corev1.Volume{{Name: "mark", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	spec.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "mark", MountPath: "/run/cw"}}
+	pod, err := admin.CoreV1().Pods(ns).Create(ctx, spec, metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	ids := func() []string {
@@ -195,8 +255,7 @@ func TestRealNodeRestart(t *testing.T) {
 		cs.LastTerminationState.Terminated, cs.ImageID)
 	first, second := ids()[0], ids()[1]
 	assert.NotEqual(t, first, second)
-	// The second run is the current one (it runs 5 s, then the next restart waits out a back-off), the first the
-	// last one.
+	// The second run is the current one, the first the last one.
 	assert.Equal(t, "containerd://"+second, cs.ContainerID)
 	if assert.NotNil(t, cs.LastTerminationState.Terminated) {
 		assert.Equal(t, "containerd://"+first, cs.LastTerminationState.Terminated.ContainerID)
@@ -214,6 +273,8 @@ func TestRealNodeRestart(t *testing.T) {
 		assert.Regexp(t, "^sha256:[0-9a-f]{64}$", imageID, "run %s", r.containerID())
 		assert.True(t, strings.HasSuffix(cs.ImageID, imageID), "container.image.id %q from the status imageID %q", imageID, cs.ImageID)
 	}
+	// Each run is a new container to the presence scan: one record per container id.
+	assertPresence(t, sink, pod, map[string]string{first: "crash", second: "crash"})
 }
 
 // TestRealNodeDeletion: a pod that runs a compiler in a loop is deleted (grace period 0) while its execs go on;

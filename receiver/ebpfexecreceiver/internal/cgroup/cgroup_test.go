@@ -45,6 +45,31 @@ func TestParse(t *testing.T) {
 		{"kubepods systemd guaranteed",
 			"/kubepods.slice/kubepods-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
 			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		// The systemd driver's layout for each QoS class and runtime, as kubelet, containerd, cri-o and
+		// cri-dockerd create it on real nodes: kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice
+		// (a slice's name repeats its parents', and systemd escapes the uid's '-' as '_'), then the runtime's
+		// <prefix>-<id>.scope. Guaranteed pods sit directly under kubepods.slice.
+		{"kubepods systemd guaranteed cri-o",
+			"/kubepods.slice/kubepods-pod" + podUnd + ".slice/crio-" + id2 + ".scope",
+			Info{ContainerID: id2, Runtime: RuntimeCRIO, PodUID: pod}},
+		{"kubepods systemd besteffort cri-o",
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUnd + ".slice/crio-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeCRIO, PodUID: pod}},
+		{"kubepods systemd besteffort cri-dockerd",
+			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUnd + ".slice/docker-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeDocker, PodUID: pod}},
+		{"kubepods systemd burstable cri-dockerd",
+			"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/docker-" + id2 + ".scope",
+			Info{ContainerID: id2, Runtime: RuntimeDocker, PodUID: pod}},
+		{"kubepods systemd guaranteed cri-dockerd",
+			"/kubepods.slice/kubepods-pod" + podUnd + ".slice/docker-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeDocker, PodUID: pod}},
+		{"kubepods systemd cri-o conmon of a guaranteed pod",
+			"/kubepods.slice/kubepods-pod" + podUnd + ".slice/crio-conmon-" + id1 + ".scope",
+			Info{PodUID: pod}},
+		{"minikube v1: systemd pods inside an outer docker container",
+			"/docker/" + id2 + "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUnd + ".slice/crio-" + id1 + ".scope",
+			Info{ContainerID: id1, Runtime: RuntimeCRIO, PodUID: pod}},
 		{"kind node: kubelet.slice inside a docker container",
 			"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + podUnd + ".slice/cri-containerd-" + id1 + ".scope",
 			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
@@ -102,6 +127,10 @@ func TestParse(t *testing.T) {
 		{"docker daemon", "/system.slice/docker.service", Info{}},
 		{"containerd daemon", "/system.slice/containerd.service", Info{}},
 		{"kubelet", "/system.slice/kubelet.service", Info{}},
+		// systemd escapes a path's '-' as \x2d in unit names: a pod volume's mount unit names the pod's uid
+		// but is on the host, not in the pod.
+		{"kubelet volume mount unit", `/system.slice/var-lib-kubelet-pods-` + strings.ReplaceAll(pod, "-", `\x2d`) +
+			`-volumes-kubernetes.io\x7eprojected-kube\x2dapi\x2daccess\x2d76swc.mount`, Info{}},
 		{"systemd-run transient 32-hex", "/system.slice/run-r3c0b1f2e4d5a69788796a5b4c3d2e1f0.scope", Info{}},
 		{"32-hex docker-like scope", "/system.slice/docker-3c0b1f2e4d5a69788796a5b4c3d2e1f0.scope", Info{}},
 		{"63 hex", "/docker/" + id1[:63], Info{}},
@@ -121,6 +150,70 @@ func TestParse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Parse(tt.path); got != tt.want {
 				t.Errorf("Parse(%q)\n got  %+v\n want %+v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+// procCgroup is a /proc/<pid>/cgroup file: one "hierarchy-id:controllers:path" line per hierarchy, v1
+// controllers first and the v2 hierarchy as "0::path".
+func procCgroup(path string, hierarchies ...string) string {
+	var b strings.Builder
+	for _, h := range hierarchies {
+		p := path
+		if h == "11:files" || h == "13:rdma" {
+			p = "/" // controllers the runtime does not manage: the process stays at their root
+		}
+		b.WriteString(h + ":" + p + "\n")
+	}
+	return b.String()
+}
+
+// TestParseProcCgroupFiles: the receiver reads one hierarchy's path of a process (the v2 one, or on a v1 or
+// hybrid host whose runtime does not use v2, the first v1 hierarchy in which the process is not at the root).
+// Every hierarchy of a container's /proc/<pid>/cgroup, in the v1, v2 and hybrid layouts real nodes have, gives
+// the same container and pod; a hierarchy at its root gives nothing.
+func TestParseProcCgroupFiles(t *testing.T) {
+	v1 := []string{"12:hugetlb", "11:files", "10:cpuset", "9:freezer", "8:pids", "7:devices", "6:net_cls,net_prio",
+		"5:perf_event", "4:memory", "3:cpu,cpuacct", "2:blkio", "13:rdma", "1:name=systemd"}
+	// This machine: v1 controllers with v2 mounted at /sys/fs/cgroup/unified.
+	hybrid := []string{"9:name=systemd", "8:pids", "7:blkio", "6:freezer", "5:devices", "4:memory", "3:cpuset",
+		"2:cpuacct", "1:cpu", "0:"}
+	systemdPod := "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUnd + ".slice/"
+	tests := []struct {
+		name, file string
+		want       Info
+	}{
+		{"v2, systemd driver, containerd", procCgroup(systemdPod+"cri-containerd-"+id1+".scope", "0:"),
+			Info{ContainerID: id1, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"v1, systemd driver, cri-o", procCgroup(systemdPod+"crio-"+id1+".scope", v1...),
+			Info{ContainerID: id1, Runtime: RuntimeCRIO, PodUID: pod}},
+		{"v1, systemd driver, cri-dockerd",
+			procCgroup("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"+podUnd+".slice/docker-"+id2+".scope", v1...),
+			Info{ContainerID: id2, Runtime: RuntimeDocker, PodUID: pod}},
+		{"v1, cgroupfs driver, containerd", procCgroup("/kubepods/burstable/pod"+pod+"/"+id1, v1...),
+			Info{ContainerID: id1, PodUID: pod}},
+		{"hybrid, systemd driver, containerd: the unified hierarchy has the same scope",
+			procCgroup(systemdPod+"cri-containerd-"+id2+".scope", hybrid...),
+			Info{ContainerID: id2, Runtime: RuntimeContainerd, PodUID: pod}},
+		{"hybrid, cgroupfs driver, kubelet cgroupRoot: the real node of the node tests",
+			procCgroup("/compilerwatch-nodetest/kubepods/besteffort/pod"+pod+"/"+id1, hybrid...),
+			Info{ContainerID: id1, PodUID: pod}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, line := range strings.Split(strings.TrimSpace(tt.file), "\n") {
+				parts := strings.SplitN(line, ":", 3)
+				if len(parts) != 3 {
+					t.Fatalf("bad fixture line %q", line)
+				}
+				want := tt.want
+				if parts[2] == "/" {
+					want = Info{}
+				}
+				if got := Parse(parts[2]); got != want {
+					t.Errorf("line %q:\n got  %+v\n want %+v", line, got, want)
+				}
 			}
 		})
 	}
