@@ -155,14 +155,15 @@ func TestBench(t *testing.T) {
 	}
 	progress("idle: %d tracers started; %s to settle, then %ds of idle CPU", len(idle), benchSettle, idleSeconds)
 	time.Sleep(benchSettle)
-	cpu0 := map[benchConfig]time.Duration{}
+	cpu0, wall0 := map[benchConfig]time.Duration{}, time.Now()
 	for cfg, tr := range idle {
 		cpu0[cfg] = benchProcCPU(t, tr.pid())
 	}
 	time.Sleep(time.Duration(idleSeconds) * time.Second)
 	for cfg, tr := range idle {
 		tot := res.totals[cfg]
-		tot.idleCPUMsPerS = float64((benchProcCPU(t, tr.pid()) - cpu0[cfg]).Microseconds()) / 1e3 / float64(idleSeconds)
+		use := distro.CPUUse{CPU: benchProcCPU(t, tr.pid()) - cpu0[cfg], Wall: time.Since(wall0)}
+		tot.idleCPUMsPerS = float64(use.PerSecond()) / float64(time.Millisecond)
 		tot.idleSeconds = idleSeconds
 		tot.idleRssAnonKiB = benchProcStatusKiB(t, tr.pid(), "RssAnon")
 		tr.stop(t, nil)
@@ -911,20 +912,12 @@ func benchFdinfo(s string) map[string]string {
 	return m
 }
 
-// benchProcCPU is user+sys CPU of every thread of pid, live or exited (/proc/<pid>/stat).
+// benchProcCPU is user+sys CPU of every thread of pid, live or exited, in clock ticks of 10 ms.
 func benchProcCPU(t *testing.T, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	c, err := distro.CPUTime(pid)
 	require.NoError(t, err)
-	// Fields after the comm, which may contain spaces: state is field 3,
-	// utime 14 and stime 15.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	require.NoError(t, err1)
-	require.NoError(t, err2)
-	// USER_HZ is 100 on every Linux ABI Go supports.
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return c
 }
 
 func benchProcStatusKiB(t *testing.T, pid int, key string) int {

@@ -54,7 +54,7 @@ func renderBenchChart(t *testing.T, set ...string) (*benchChart, error) {
 		args = append(args, "--set", s)
 	}
 	if stderr, err := helmtest.RunErr(t, args...); err != nil {
-		return nil, fmt.Errorf("helm template --set %s: %s", strings.Join(set, " --set "), firstLine(stderr))
+		return nil, fmt.Errorf("helm template --set %s: %s", strings.Join(set, " --set "), benchCompact(stderr))
 	}
 	ch := &benchChart{}
 	var seen []string
@@ -112,10 +112,11 @@ func (ch *benchChart) processEnv(t *testing.T) []string {
 	return env
 }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+// benchCompact is helm's message on one line, shortened.
+func benchCompact(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
 	}
 	return s
 }
