@@ -71,12 +71,14 @@ var benchShort = map[benchConfig]string{
 	cfgFull: "full", cfgExecsnoop: "execsnoop",
 }
 
-// benchChartSet is the --set values each chart configuration adds to the chart's defaults. Besides them, every
-// chart render sets only the exporter: its endpoint (the bench's sink) and plaintext.
-var benchChartSet = map[benchConfig][]string{
-	cfgShipped:    nil,
-	cfgCompilers:  {"receiver.prefilter=compilers"},
-	cfgContainers: {"receiver.prefilter=containers"},
+// benchChartPrefilter is the receiver prefilter of each chart configuration. It is set through the chart's
+// receiver.prefilter value; where the chart does not accept that value, the shipped render gets it as a config
+// overlay instead (benchChart.prefilter), with the compiler_catalog extension that "compilers" reads the catalog
+// from.
+var benchChartPrefilter = map[benchConfig]string{
+	cfgShipped:    "",
+	cfgCompilers:  "compilers",
+	cfgContainers: "containers",
 }
 
 func TestBench(t *testing.T) {
@@ -106,24 +108,26 @@ func TestBench(t *testing.T) {
 	benchEnsureTracefs(t)
 	sink := startBenchSink(t)
 
-	// The chart, rendered once per chart configuration; the shipped render's ClusterRole is what the agent gets.
-	charts := map[benchConfig]*benchChart{}
+	// The chart, rendered once per chart configuration. Every render sets only the exporter besides: its
+	// endpoint (the bench's sink) and plaintext. The shipped render's ClusterRole is what the agent user gets.
+	exporter := []string{"exporter.endpoint=" + sink.addr, "exporter.tls.insecure=true"}
+	shipped, err := renderBenchChart(t, exporter...)
+	require.NoError(t, err, "the chart's defaults render")
+	charts := map[benchConfig]*benchChart{cfgShipped: shipped}
 	for _, cfg := range res.configs {
-		set, ok := benchChartSet[cfg]
-		if !ok {
+		prefilter, ok := benchChartPrefilter[cfg]
+		if !ok || prefilter == "" {
 			continue
 		}
-		set = append([]string{"exporter.endpoint=" + sink.addr, "exporter.tls.insecure=true"}, set...)
-		ch, err := renderBenchChart(t, set...)
+		ch, err := renderBenchChart(t, append(exporter, "receiver.prefilter="+prefilter)...)
 		if err != nil {
-			res.totals[cfg].unavailable = err.Error()
-			progress("%s: not available: %v", cfg, err)
-			continue
+			progress("%s: %v; the shipped render with the prefilter as a config overlay instead", cfg, err)
+			overlay := *shipped
+			overlay.prefilter = prefilter
+			ch = &overlay
 		}
 		charts[cfg] = ch
 	}
-	shipped, err := renderBenchChart(t, "exporter.endpoint="+sink.addr, "exporter.tls.insecure=true")
-	require.NoError(t, err, "the chart's defaults render")
 	env := startBenchEnv(t, tools, shipped.clusterRole)
 	progress("kube-apiserver, pods %s and %s ready", env.storm.ID()[:12], env.ci.ID()[:12])
 
@@ -462,11 +466,16 @@ func benchLastError(out string) string {
 	return strings.TrimSpace(line)
 }
 
+// benchCatalogExtension is the extension through which "prefilter: compilers" reads the compiler_detector's
+// catalog.
+const benchCatalogExtension = "compiler_catalog"
+
 // startBenchChartCollector runs the chart's rendered config as the DaemonSet would, on the host: its config.yaml
 // unchanged, the DaemonSet's environment (K8S_NODE_NAME as the bench's node), and KUBECONFIG for the agent user
 // in place of the pod's service account. A second config file, merged over the first by the collector, changes
 // only what a process on the host needs: the health_check endpoint moves from 0.0.0.0:13133 to a free loopback
-// port, and a Prometheus pull reader joins the chart's metric readers so the bench reads drop counters.
+// port, and a Prometheus pull reader joins the chart's metric readers so the bench reads drop counters. With
+// ch.prefilter, the overlay also sets the receiver's prefilter (and adds the compiler_catalog extension).
 func startBenchChartCollector(t *testing.T, bin string, cfg benchConfig, ch *benchChart, env *benchCluster, sink *benchSink) (*benchCollector, error) {
 	t.Helper()
 	var rendered map[string]any
@@ -478,10 +487,18 @@ func startBenchChartCollector(t *testing.T, bin string, cfg benchConfig, ch *ben
 	readers = append(slices.Clone(readers), map[string]any{
 		"pull": map[string]any{"exporter": map[string]any{"prometheus": map[string]any{"host": host, "port": port}}},
 	})
-	overrides, err := sigsyaml.Marshal(map[string]any{
-		"extensions": map[string]any{"health_check": map[string]any{"endpoint": distro.FreePort(t)}},
-		"service":    map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"readers": readers}}},
-	})
+	extensions := map[string]any{"health_check": map[string]any{"endpoint": distro.FreePort(t)}}
+	service := map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"readers": readers}}}
+	overlay := map[string]any{"extensions": extensions, "service": service}
+	if ch.prefilter != "" {
+		overlay["receivers"] = map[string]any{"ebpf_exec": map[string]any{"prefilter": ch.prefilter}}
+		if strings.Contains(ch.prefilter, "compilers") {
+			extensions[benchCatalogExtension] = map[string]any{}
+			list, _ := benchDig(rendered, "service", "extensions").([]any)
+			service["extensions"] = append(slices.Clone(list), benchCatalogExtension)
+		}
+	}
+	overrides, err := sigsyaml.Marshal(overlay)
 	require.NoError(t, err)
 	dir := t.TempDir()
 	configPath, overridesPath := filepath.Join(dir, benchConfigKey), filepath.Join(dir, "bench-overrides.yaml")

@@ -43,6 +43,8 @@ type benchChart struct {
 	config      string          // the ConfigMap's config.yaml, byte for byte
 	env         []corev1.EnvVar // the collector container's environment in the DaemonSet
 	clusterRole rbacv1.ClusterRole
+	// prefilter, when set, is the receiver's prefilter given as a config overlay: the chart has no such value.
+	prefilter string
 }
 
 // renderBenchChart renders the chart as a user installs it. A render the chart refuses (a value its schema does
