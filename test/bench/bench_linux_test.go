@@ -361,7 +361,7 @@ func benchContainerRun(t *testing.T, c *testenv.Container, argv ...string) strin
 	t.Helper()
 	r, err := c.ExecWith(t, testenv.ExecOptions{Timeout: 5 * time.Minute}, argv...)
 	require.NoError(t, err)
-	require.Zero(t, r.ExitCode, "%v in the container: %s%s", argv, r.Stdout, r.Stderr)
+	require.Zero(t, r.ExitCode, "%v in the container: %s%.2000s", argv, r.Stdout, r.Stderr)
 	return r.Stdout
 }
 

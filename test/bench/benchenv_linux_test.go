@@ -172,6 +172,10 @@ func startBenchEnv(t *testing.T, tl benchTools, role rbacv1.ClusterRole) *benchC
 	// build directory.
 	pod = benchPod(t, admin, "ci", "ci-runner-4tz8m", "registry.example/ci/runner:2.3")
 	mounts := []testenv.Mount{tools, {Destination: "/usr", Source: "/usr"}, {Destination: benchBuildMount, Source: env.buildDir, Writable: true}}
+	// The host's cc is a link through /etc/alternatives (Debian), which the project's Makefile runs.
+	if fi, err := os.Stat("/etc/alternatives"); err == nil && fi.IsDir() {
+		mounts = append(mounts, testenv.Mount{Destination: "/etc/alternatives", Source: "/etc/alternatives"})
+	}
 	for _, lib := range []string{"/lib", "/lib32", "/lib64", "/libx32"} {
 		fi, err := os.Lstat(lib)
 		switch {
@@ -189,6 +193,8 @@ func startBenchEnv(t *testing.T, tl benchTools, role rbacv1.ClusterRole) *benchC
 	benchSetContainerStatus(t, admin, pod, env.ci.ID())
 	out := env.ci.MustExec(t, "/usr/bin/make", "--version")
 	require.Contains(t, out, "GNU Make", "make runs in the CI runner")
+	out = env.ci.MustExec(t, "/usr/bin/cc", "--version")
+	require.NotEmpty(t, out, "cc runs in the CI runner")
 	return env
 }
 
