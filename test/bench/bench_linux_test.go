@@ -99,6 +99,9 @@ func TestBench(t *testing.T) {
 	res.streams = benchEnvInt(t, "COMPILERWATCH_BENCH_STREAMS", runtime.NumCPU())
 	idleSeconds := benchEnvInt(t, "COMPILERWATCH_BENCH_IDLE_SECONDS", 60)
 
+	progress("%d configurations × %d loads × %d rounds of %d s, %d s idle: about %s on a quiet machine",
+		len(res.configs), len(res.loads), res.rounds, res.seconds, idleSeconds,
+		benchEstimate(res.configs, len(res.loads), res.rounds, res.seconds, idleSeconds).Round(time.Minute/6))
 	tools := buildBenchTools(t)
 	// kernel.bpf_stats_enabled through the BPF_ENABLE_STATS fd: the kernel
 	// turns it off again when the fd closes, even if this process dies.
@@ -164,13 +167,17 @@ func TestBench(t *testing.T) {
 		cpu0[cfg] = benchProcCPU(t, tr.pid())
 	}
 	time.Sleep(time.Duration(idleSeconds) * time.Second)
+	wall := time.Since(wall0)
 	for cfg, tr := range idle {
 		tot := res.totals[cfg]
-		use := distro.CPUUse{CPU: benchProcCPU(t, tr.pid()) - cpu0[cfg], Wall: time.Since(wall0)}
+		use := distro.CPUUse{CPU: benchProcCPU(t, tr.pid()) - cpu0[cfg], Wall: wall}
 		tot.idleCPUMsPerS = float64(use.PerSecond()) / float64(time.Millisecond)
 		tot.idleSeconds = idleSeconds
 		tot.idleRssAnonKiB = benchProcStatusKiB(t, tr.pid(), "RssAnon")
+	}
+	for cfg, tr := range idle {
 		tr.stop(t, nil)
+		tot := res.totals[cfg]
 		progress("idle: %s %.2f ms/s, RssAnon %.1f MiB", cfg, tot.idleCPUMsPerS, float64(tot.idleRssAnonKiB)/1024)
 	}
 

@@ -341,3 +341,12 @@ func TestFormatBenchReport(t *testing.T) {
 	assert.Equal(t, "| host storm | nothing attached", first[0])
 	assert.Equal(t, "| CI-runner pod make -j2 | execsnoop", first[len(first)-1])
 }
+
+func TestBenchEstimate(t *testing.T) {
+	// The default run: 6 configurations, 4 loads, 5 rounds of 3 s, 60 s idle.
+	full := benchEstimate(benchConfigs, len(benchLoads), 5, 3, 60)
+	assert.Equal(t, 105*time.Second+5*(4*3.1+2+4*3.8+4*(5+4*4.5))*time.Second, full)
+	assert.Less(t, full, 12*time.Minute, "make bench stays under 15 minutes with the build and the compile")
+	// The validation run: 1 round of 1 s, 5 s idle.
+	assert.Less(t, benchEstimate(benchConfigs, len(benchLoads), 1, 1, 5), 3*time.Minute)
+}

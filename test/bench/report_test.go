@@ -478,3 +478,22 @@ func evaluateBenchTargets(r *benchResults) []benchTarget {
 	}
 	return out
 }
+
+// benchEstimate is how long the harness runs on a quiet machine, from the costs measured there: a collector
+// configuration's start, warm-up and stop take about 5 s per round and each of its loads about 1.5 s of drain
+// (more where records are exported: a pipeline flush), execsnoop's 2 s and 0.8 s; setup (chart renders,
+// kube-apiserver, containers) about 40 s and the idle window's settling 5 s.
+func benchEstimate(configs []benchConfig, loads, rounds, seconds, idleSeconds int) time.Duration {
+	perRound := 0.0
+	for _, c := range configs {
+		switch c {
+		case cfgNone:
+			perRound += float64(loads) * (float64(seconds) + 0.1)
+		case cfgExecsnoop:
+			perRound += 2 + float64(loads)*(float64(seconds)+0.8)
+		default:
+			perRound += 5 + float64(loads)*(float64(seconds)+1.5)
+		}
+	}
+	return time.Duration((40 + 5 + float64(idleSeconds) + float64(rounds)*perRound) * float64(time.Second))
+}
