@@ -198,6 +198,11 @@ func TestBench(t *testing.T) {
 				tags = append(tags, tag)
 				s := runBenchLoad(t, tr, tools, env, l, tag, res.streams, res.seconds)
 				res.add(cfg, l, s)
+				if _, chart := charts[cfg]; chart && l == loadCIRunner {
+					// The shipped pipeline's point: the CI runner's compiles are found, with their pod.
+					require.Positive(t, s.records, "%s: no finding from the CI runner's build", cfg)
+					require.Equal(t, s.records, sink.withPod(tag), "%s: every finding carries k8s.pod.name", cfg)
+				}
 				unit := "execs/s"
 				if l.build {
 					unit = "builds/s"
@@ -833,12 +838,13 @@ type benchSink struct {
 	addr   string
 	mu     sync.Mutex
 	counts map[string]int
+	pods   map[string]int // records whose resource has k8s.pod.name, by tag
 	lat    map[string][]time.Duration
 }
 
 func startBenchSink(t *testing.T) *benchSink {
 	t.Helper()
-	s := &benchSink{addr: distro.FreePort(t), counts: map[string]int{}, lat: map[string][]time.Duration{}}
+	s := &benchSink{addr: distro.FreePort(t), counts: map[string]int{}, pods: map[string]int{}, lat: map[string][]time.Duration{}}
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	cm := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": s.addr}}})
@@ -867,16 +873,27 @@ func (s *benchSink) consume(_ context.Context, ld plog.Logs) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, rl := range ld.ResourceLogs().All() {
+		_, pod := rl.Resource().Attributes().Get("k8s.pod.name")
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
 				if tag := benchRecordTag(lr.Attributes()); tag != "" {
 					s.counts[tag]++
+					if pod {
+						s.pods[tag]++
+					}
 					s.lat[tag] = append(s.lat[tag], now.Sub(lr.Timestamp().AsTime()))
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// withPod is how many records carrying tag had Kubernetes attributes.
+func (s *benchSink) withPod(tag string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pods[tag]
 }
 
 func (s *benchSink) count(tag string) (int, []time.Duration) {
