@@ -350,3 +350,11 @@ func TestBenchEstimate(t *testing.T) {
 	// The validation run: 1 round of 1 s, 5 s idle.
 	assert.Less(t, benchEstimate(benchConfigs, len(benchLoads), 1, 1, 5), 3*time.Minute)
 }
+
+func TestBenchPooledCPU(t *testing.T) {
+	nan := math.NaN()
+	// Two rounds: 0 ticks over 500 execs, then one 10 ms tick over 500: 10 µs per exec over both.
+	assertFloat(t, 10, benchPooledCPU([]benchSample{{cpuUS: 0, seen: 500}, {cpuUS: 20, seen: 500}}), "pooled")
+	assertFloat(t, 20, benchPooledCPU([]benchSample{{cpuUS: nan, seen: nan}, {cpuUS: 20, seen: 500}}), "NaN left out")
+	assertFloat(t, nan, benchPooledCPU([]benchSample{{cpuUS: nan, seen: nan}}), "no figures")
+}
