@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -30,11 +29,14 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
+	"github.com/compilerwatch/compilerwatch/receiver/ebpfexecreceiver"
 	"github.com/compilerwatch/compilerwatch/test/internal/distro"
 )
 
@@ -44,11 +46,14 @@ import (
 //
 // Environment:
 //
-//	COMPILERWATCH_BENCH=1            run it (make bench sets it)
-//	COMPILERWATCH_BENCH_ROUNDS=5     rounds; each runs every configuration once, A/B/C in turn
-//	COMPILERWATCH_BENCH_SECONDS=3    length of each load run
-//	COMPILERWATCH_BENCH_STREAMS=N    parallel exec streams of the storm (default: CPUs)
-//	COMPILERWATCH_BENCH_COMPRESSION  the otlp_grpc exporter's compression (default gzip, its default)
+//	COMPILERWATCH_BENCH=1              run it (make bench sets it)
+//	COMPILERWATCH_BENCH_ROUNDS=5       rounds; each runs every configuration once, in turn
+//	COMPILERWATCH_BENCH_SECONDS=3      length of each load run
+//	COMPILERWATCH_BENCH_IDLE_SECONDS=60  the idle CPU window
+//	COMPILERWATCH_BENCH_STREAMS=N      parallel exec streams of the storm (default: CPUs)
+//	COMPILERWATCH_BENCH_CONFIGS=a,b    only these configurations (none is always run): shipped, compilers,
+//	                                   containers, full, execsnoop
+//	COMPILERWATCH_BENCH_COMPRESSION    the full export's otlp_grpc compression (default gzip, its default)
 const (
 	benchEnv = "COMPILERWATCH_BENCH"
 	// benchResultsDir and benchDoc are relative to the repository root.
@@ -56,49 +61,24 @@ const (
 	benchDoc        = "docs/benchmarks.md"
 	benchDocBegin   = "<!-- bench-table:begin -->"
 	benchDocEnd     = "<!-- bench-table:end -->"
-	// defaultRingSize is the receiver's default ring_buffer_size, which the
-	// benchmark runs with.
-	defaultRingSize = "8 MiB"
+	// benchSettle is how long a freshly started tracer is left alone before its idle CPU is measured.
+	benchSettle = 5 * time.Second
 )
 
-// benchMode is one load.
-type benchMode struct {
-	name    string
-	streams int
-	rate    int  // execs per second over all streams; 0 = as fast as possible
-	build   bool // `make -j2` of testdata/project instead of exec loops
+// benchShort names each configuration in tags and in COMPILERWATCH_BENCH_CONFIGS.
+var benchShort = map[benchConfig]string{
+	cfgNone: "none", cfgShipped: "shipped", cfgCompilers: "compilers", cfgContainers: "containers",
+	cfgFull: "full", cfgExecsnoop: "execsnoop",
 }
 
-// benchConfig is what is attached to the exec path while a load runs.
-type benchConfig string
-
-const (
-	cfgNone      benchConfig = "nothing attached"
-	cfgCollector benchConfig = "compilerwatch"
-	cfgExecsnoop benchConfig = "execsnoop"
-	// cfgPrefilter is the same distribution with the receiver's in-kernel
-	// prefilter on: the loads run on the host, so every exec is counted and
-	// none is sent.
-	cfgPrefilter benchConfig = "compilerwatch, prefilter: containers"
-)
-
-var benchConfigs = []benchConfig{cfgNone, cfgCollector, cfgPrefilter, cfgExecsnoop}
-
-// benchSample is one load run under one configuration.
-type benchSample struct {
-	rate      float64 // execs/s, or builds/s
-	execs     int     // successful execs performed; -1 when unknown (builds)
-	events    int     // records carrying the run's tag that reached the sink (or execsnoop's file)
-	bpfNS     float64 // BPF program time per exec; NaN without a tracer
-	cpuPerEvt float64 // tracer user+sys CPU per traced exec, µs; NaN without a tracer
-	lat       []time.Duration
-}
-
-// benchTotals are per-configuration figures gathered over a whole run.
-type benchTotals struct {
-	idleRssAnonKiB []int
-	peakHWMKiB     int
-	drops          map[string]float64
+// benchChartPrefilter is the receiver prefilter of each chart configuration. It is set through the chart's
+// receiver.prefilter value; where the chart does not accept that value, the shipped render gets it as a config
+// overlay instead (benchChart.prefilter), with the compiler_catalog extension that "compilers" reads the catalog
+// from.
+var benchChartPrefilter = map[benchConfig]string{
+	cfgShipped:    "",
+	cfgCompilers:  "compilers",
+	cfgContainers: "containers",
 }
 
 func TestBench(t *testing.T) {
@@ -106,19 +86,22 @@ func TestBench(t *testing.T) {
 		t.Skipf("the benchmark harness runs only with %s=1 (make bench)", benchEnv)
 	}
 	testenv.RequireRoot(t)
-	testenv.RequireBinary(t, "gcc", "make", "execsnoop")
-	distro.Binary(t)
-
-	rounds := benchEnvInt(t, "COMPILERWATCH_BENCH_ROUNDS", 5)
-	seconds := benchEnvInt(t, "COMPILERWATCH_BENCH_SECONDS", 3)
-	streams := benchEnvInt(t, "COMPILERWATCH_BENCH_STREAMS", runtime.NumCPU())
-	modes := []benchMode{
-		{name: "storm", streams: streams},
-		{name: "paced 500/s", streams: 1, rate: 500},
-		{name: "paced 2000/s", streams: streams, rate: 2000},
-		{name: "make -j2", build: true},
+	testenv.RequireBinary(t, "gcc", "make", "execsnoop", "runc", "busybox")
+	bin := distro.Binary(t)
+	began := time.Now()
+	progress := func(format string, args ...any) {
+		t.Logf("bench %s: %s", time.Since(began).Round(time.Second), fmt.Sprintf(format, args...))
 	}
 
+	res := newBenchResults(benchSelectedConfigs(t), benchLoads)
+	res.rounds = benchEnvInt(t, "COMPILERWATCH_BENCH_ROUNDS", 5)
+	res.seconds = benchEnvInt(t, "COMPILERWATCH_BENCH_SECONDS", 3)
+	res.streams = benchEnvInt(t, "COMPILERWATCH_BENCH_STREAMS", runtime.NumCPU())
+	idleSeconds := benchEnvInt(t, "COMPILERWATCH_BENCH_IDLE_SECONDS", 60)
+
+	progress("%d configurations × %d loads × %d rounds of %d s, %d s idle: about %s on a quiet machine",
+		len(res.configs), len(res.loads), res.rounds, res.seconds, idleSeconds,
+		benchEstimate(res.configs, len(res.loads), res.rounds, res.seconds, idleSeconds).Round(time.Minute/6))
 	tools := buildBenchTools(t)
 	// kernel.bpf_stats_enabled through the BPF_ENABLE_STATS fd: the kernel
 	// turns it off again when the fd closes, even if this process dies.
@@ -128,52 +111,154 @@ func TestBench(t *testing.T) {
 	benchEnsureTracefs(t)
 	sink := startBenchSink(t)
 
-	runID := fmt.Sprintf("cwb%d", time.Now().Unix())
-	samples := map[benchConfig]map[string][]benchSample{}
-	totals := map[benchConfig]*benchTotals{}
-	for _, c := range benchConfigs {
-		samples[c] = map[string][]benchSample{}
-		totals[c] = &benchTotals{drops: map[string]float64{}}
+	// The chart, rendered once per chart configuration. Every render sets only the exporter besides: its
+	// endpoint (the bench's sink) and plaintext. The shipped render's ClusterRole is what the agent user gets.
+	exporter := []string{"exporter.endpoint=" + sink.addr, "exporter.tls.insecure=true"}
+	shipped, err := renderBenchChart(t, exporter...)
+	require.NoError(t, err, "the chart's defaults render")
+	charts := map[benchConfig]*benchChart{cfgShipped: shipped}
+	for _, cfg := range res.configs {
+		prefilter, ok := benchChartPrefilter[cfg]
+		if !ok || prefilter == "" {
+			continue
+		}
+		ch, err := renderBenchChart(t, append(exporter, "receiver.prefilter="+prefilter)...)
+		if err != nil {
+			progress("%s: %v; the shipped render with the prefilter as a config overlay instead", cfg, err)
+			overlay := *shipped
+			overlay.prefilter = prefilter
+			ch = &overlay
+		}
+		charts[cfg] = ch
 	}
-	start := time.Now()
-	for round := range rounds {
-		for _, cfg := range benchConfigs {
-			tr := startBenchTracer(t, cfg, sink, tools)
-			if pid := tr.pid(); pid > 0 {
-				// Idle memory: after start-up has settled, before any load.
-				time.Sleep(2 * time.Second)
-				totals[cfg].idleRssAnonKiB = append(totals[cfg].idleRssAnonKiB, benchProcStatusKiB(t, pid, "RssAnon"))
+	env := startBenchEnv(t, tools, shipped.clusterRole)
+	progress("kube-apiserver, pods %s and %s ready", env.storm.ID()[:12], env.ci.ID()[:12])
+
+	start := func(cfg benchConfig) (benchTracer, error) {
+		switch cfg {
+		case cfgNone:
+			return benchNoTracer{}, nil
+		case cfgExecsnoop:
+			return startBenchExecsnoop(t, tools.dir)
+		case cfgFull:
+			return startBenchFullExport(t, bin, sink)
+		}
+		return startBenchChartCollector(t, bin, cfg, charts[cfg], env, sink)
+	}
+
+	// Idle: every tracer at once, left alone; then each one's CPU over the window and its anonymous memory.
+	idle := map[benchConfig]benchTracer{}
+	for _, cfg := range res.configs[1:] {
+		if !res.available(cfg) {
+			continue
+		}
+		tr, err := start(cfg)
+		if err != nil {
+			res.totals[cfg].unavailable = err.Error()
+			progress("%s: not available: %v", cfg, err)
+			continue
+		}
+		idle[cfg] = tr
+	}
+	progress("idle: %d tracers started; %s to settle, then %ds of idle CPU", len(idle), benchSettle, idleSeconds)
+	time.Sleep(benchSettle)
+	cpu0, wall0 := map[benchConfig]time.Duration{}, time.Now()
+	for cfg, tr := range idle {
+		cpu0[cfg] = benchProcCPU(t, tr.pid())
+	}
+	time.Sleep(time.Duration(idleSeconds) * time.Second)
+	wall := time.Since(wall0)
+	for cfg, tr := range idle {
+		tot := res.totals[cfg]
+		use := distro.CPUUse{CPU: benchProcCPU(t, tr.pid()) - cpu0[cfg], Wall: wall}
+		tot.idleCPUMsPerS = float64(use.PerSecond()) / float64(time.Millisecond)
+		tot.idleSeconds = idleSeconds
+		tot.idleRssAnonKiB = benchProcStatusKiB(t, tr.pid(), "RssAnon")
+	}
+	for cfg, tr := range idle {
+		tr.stop(t, nil)
+		tot := res.totals[cfg]
+		progress("idle: %s %.2f ms/s, RssAnon %.1f MiB", cfg, tot.idleCPUMsPerS, float64(tot.idleRssAnonKiB)/1024)
+	}
+
+	runID := fmt.Sprintf("cwb%d", time.Now().Unix())
+	roundsBegan := time.Now()
+	for round := range res.rounds {
+		for _, cfg := range res.configs {
+			if !res.available(cfg) {
+				continue
 			}
+			tr, err := start(cfg)
+			require.NoError(t, err, "%s started for the idle window, then failed", cfg)
+			benchWarmUp(t, tr, env)
 			var tags []string
-			for _, m := range modes {
-				tag := fmt.Sprintf("%s-%d-%s-%s", runID, round, strings.ReplaceAll(string(cfg), " ", ""), benchSlug(m.name))
+			var line []string
+			for _, l := range res.loads {
+				tag := fmt.Sprintf("%s-%d-%s-%s", runID, round, benchShort[cfg], benchSlug(l.name))
 				tags = append(tags, tag)
-				samples[cfg][m.name] = append(samples[cfg][m.name], runBenchMode(t, tr, tools, m, tag, seconds))
+				s := runBenchLoad(t, tr, tools, env, l, tag, res.streams, res.seconds)
+				res.add(cfg, l, s)
+				if _, chart := charts[cfg]; chart && l == loadCIRunner {
+					// The shipped pipeline's point: the CI runner's compiles are found, with their pod.
+					require.Positive(t, s.records, "%s: no finding from the CI runner's build", cfg)
+					require.Equal(t, s.records, sink.withPod(tag), "%s: every finding carries k8s.pod.name", cfg)
+				}
+				unit := "execs/s"
+				if l.build {
+					unit = "builds/s"
+				}
+				line = append(line, fmt.Sprintf("%s %.4g %s, %s µs/exec", l.name, s.rate, unit, benchNum(s.cpuUS, "%.1f")))
 			}
+			tot := res.totals[cfg]
 			if pid := tr.pid(); pid > 0 {
-				totals[cfg].peakHWMKiB = max(totals[cfg].peakHWMKiB, benchProcStatusKiB(t, pid, "VmHWM"))
+				tot.peakHWMKiB = max(tot.peakHWMKiB, benchProcStatusKiB(t, pid, "VmHWM"))
 			}
 			counts, drops := tr.stop(t, tags)
 			for name, v := range drops {
-				totals[cfg].drops[name] += v
+				tot.drops[name] += v
 			}
 			// execsnoop's file is only complete once it has exited.
-			if counts != nil {
-				for i, m := range modes {
-					s := samples[cfg][m.name]
-					s[len(s)-1].events = counts[tags[i]]
+			for i, l := range res.loads {
+				if n, ok := counts[tags[i]]; ok && !l.build {
+					s := res.samples[cfg][l.name]
+					s[len(s)-1].records = n
 				}
 			}
+			progress("round %d/%d, %s: %s", round+1, res.rounds, cfg, strings.Join(line, "; "))
 		}
-		t.Logf("round %d/%d done after %s", round+1, rounds, time.Since(start).Round(time.Second))
+		per := time.Since(roundsBegan) / time.Duration(round+1)
+		progress("round %d/%d done; about %s to go", round+1, res.rounds, (per * time.Duration(res.rounds-round-1)).Round(time.Second))
 	}
 
-	report := formatBenchReport(modes, samples, totals, benchMachine(rounds, seconds, streams))
+	res.machine = benchMachine(res)
+	report := formatBenchReport(res)
 	fmt.Println(report)
 	writeBenchReport(t, runID, report)
+	progress("done")
 }
 
-// benchTools are the load generators, built with the machine's gcc.
+// benchSelectedConfigs is COMPILERWATCH_BENCH_CONFIGS, or every configuration; nothing attached always runs.
+func benchSelectedConfigs(t *testing.T) []benchConfig {
+	t.Helper()
+	v := os.Getenv("COMPILERWATCH_BENCH_CONFIGS")
+	if v == "" {
+		return benchConfigs
+	}
+	want := map[string]bool{"none": true}
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		found := false
+		for _, short := range benchShort {
+			found = found || short == s
+		}
+		require.True(t, found, "COMPILERWATCH_BENCH_CONFIGS: unknown configuration %q", s)
+		want[s] = true
+	}
+	return slices.DeleteFunc(slices.Clone(benchConfigs), func(c benchConfig) bool { return !want[benchShort[c]] })
+}
+
+// benchTools are the load generators, built with the machine's gcc. Both are static, so the containers run the
+// same binaries from a read-only bind mount.
 type benchTools struct {
 	dir, execload, noop, project string
 }
@@ -181,6 +266,7 @@ type benchTools struct {
 func buildBenchTools(t *testing.T) benchTools {
 	t.Helper()
 	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
 	src, err := filepath.Abs("testdata")
 	require.NoError(t, err)
 	tl := benchTools{
@@ -190,7 +276,7 @@ func buildBenchTools(t *testing.T) benchTools {
 		project:  filepath.Join(src, "project"),
 	}
 	for _, args := range [][]string{
-		{"-O2", "-Wall", "-o", tl.execload, filepath.Join(src, "execload.c")},
+		{"-O2", "-Wall", "-static", "-o", tl.execload, filepath.Join(src, "execload.c")},
 		{"-O2", "-static", "-o", tl.noop, filepath.Join(src, "noop.c")},
 	} {
 		out, err := exec.Command("gcc", args...).CombinedOutput()
@@ -199,9 +285,23 @@ func buildBenchTools(t *testing.T) benchTools {
 	return tl
 }
 
-// runBenchMode runs one load with tag in its argv (or its directory) and
-// measures the tracer around it.
-func runBenchMode(t *testing.T, tr benchTracer, tl benchTools, m benchMode, tag string, seconds int) benchSample {
+// benchWarmUp makes a freshly started tracer see each container once and waits until it has settled: the
+// collector's first sight of a container starts its presence scan and its pod lookup, which a long-running
+// collector has done long before.
+func benchWarmUp(t *testing.T, tr benchTracer, env *benchCluster) {
+	t.Helper()
+	if tr.pid() == 0 {
+		return
+	}
+	for _, c := range []*testenv.Container{env.storm, env.ci} {
+		c.MustExec(t, "/bin/true")
+	}
+	tr.drain(t, benchLoad{container: true, build: true}, "", -1)
+}
+
+// runBenchLoad runs one load with tag in its argv (storm) or as its build directory's name (make), and measures
+// the tracer around it.
+func runBenchLoad(t *testing.T, tr benchTracer, tl benchTools, env *benchCluster, l benchLoad, tag string, streams, seconds int) benchSample {
 	t.Helper()
 	pid := tr.pid()
 	var cpu0 time.Duration
@@ -209,112 +309,262 @@ func runBenchMode(t *testing.T, tr benchTracer, tl benchTools, m benchMode, tag 
 	if pid > 0 {
 		cpu0, bpf0 = benchProcCPU(t, pid), benchBPFStats(t, pid)
 	}
-	s := benchSample{execs: -1}
-	if m.build {
-		s.rate = runBenchBuilds(t, tl, tag, seconds)
-	} else {
-		args := []string{"-s", strconv.Itoa(m.streams), "-d", strconv.Itoa(seconds)}
-		if m.rate > 0 {
-			args = append(args, "-r", strconv.Itoa(m.rate))
-		}
-		out, err := exec.Command(tl.execload, append(args, tl.noop, tag)...).Output()
-		require.NoError(t, err, "execload %v: %s", args, out)
-		var failed int
-		var secs float64
-		_, err = fmt.Sscanf(string(out), "execs=%d failed=%d seconds=%f", &s.execs, &failed, &secs)
-		require.NoError(t, err, "execload output %q", out)
-		s.rate = float64(s.execs) / secs
+	secs := strconv.Itoa(seconds)
+	var out string
+	switch {
+	case l.build && l.container:
+		benchCopyProject(t, tl, filepath.Join(env.buildDir, tag))
+		out = benchContainerRun(t, env.ci, benchToolsMount+"/execload", "-d", secs, "-x",
+			"/usr/bin/make", "-s", "-j2", "-B", "-C", benchBuildMount+"/"+tag)
+	case l.build:
+		dir := filepath.Join(tl.dir, tag)
+		benchCopyProject(t, tl, dir)
+		makePath, err := exec.LookPath("make")
+		require.NoError(t, err)
+		out = benchHostRun(t, tl.execload, "-d", secs, "-x", makePath, "-s", "-j2", "-B", "-C", dir)
+	case l.container:
+		out = benchContainerRun(t, env.storm, benchToolsMount+"/execload", "-s", strconv.Itoa(streams), "-d", secs,
+			benchToolsMount+"/noop", tag)
+	default:
+		out = benchHostRun(t, tl.execload, "-s", strconv.Itoa(streams), "-d", secs, tl.noop, tag)
 	}
-	tr.drain(t, tag, s.execs)
-	s.bpfNS, s.cpuPerEvt = math.NaN(), math.NaN()
+	var n, failed int
+	var elapsed float64
+	_, err := fmt.Sscanf(out, "execs=%d failed=%d seconds=%f", &n, &failed, &elapsed)
+	require.NoError(t, err, "execload output %q", out)
+	s := benchSample{rate: float64(n) / elapsed, execs: n, records: -1}
+	if l.build {
+		s.execs = -1
+	}
+	tr.drain(t, l, tag, s.execs)
+	s.seen, s.bpfNS, s.cpuUS = math.NaN(), math.NaN(), math.NaN()
 	if pid > 0 {
 		cpu, bpf := benchProcCPU(t, pid)-cpu0, benchBPFStats(t, pid).sub(bpf0)
 		if bpf.runs > 0 {
+			s.seen = float64(bpf.runs)
 			s.bpfNS = float64(bpf.runtimeNS) / float64(bpf.runs)
-			s.cpuPerEvt = float64(cpu.Microseconds()) / float64(bpf.runs)
+			s.cpuUS = float64(cpu.Nanoseconds()) / 1e3 / float64(bpf.runs)
 		}
 	}
-	s.events, s.lat = tr.received(tag)
+	s.records, s.lat = tr.received(tag)
+	// After the CPU reading: a scrape costs the collector CPU of its own.
+	s.kernelLost, s.userLost, s.filtered = tr.counters(t)
 	return s
 }
 
-// runBuilds rebuilds the project (make -j2 -B) in a directory named after
-// tag, so its records carry the tag in process.working_directory, until
-// seconds have passed. It returns builds per second.
-func runBenchBuilds(t *testing.T, tl benchTools, tag string, seconds int) float64 {
+func benchCopyProject(t *testing.T, tl benchTools, dir string) {
 	t.Helper()
-	dir := filepath.Join(tl.dir, tag)
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	entries, err := os.ReadDir(tl.project)
 	require.NoError(t, err)
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(tl.project, e.Name()))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+		require.NoError(t, testenv.CopyFile(filepath.Join(tl.project, e.Name()), filepath.Join(dir, e.Name()), 0o644))
 	}
-	start := time.Now()
-	builds := 0
-	for time.Since(start) < time.Duration(seconds)*time.Second {
-		out, err := exec.Command("make", "-s", "-j2", "-B", "-C", dir).CombinedOutput()
-		require.NoError(t, err, "make:\n%s", out)
-		builds++
-	}
-	return float64(builds) / time.Since(start).Seconds()
 }
 
-// tracer is one configuration while it runs.
+func benchHostRun(t *testing.T, argv ...string) string {
+	t.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).Output()
+	require.NoError(t, err, "%v: %s", argv, out)
+	return string(out)
+}
+
+func benchContainerRun(t *testing.T, c *testenv.Container, argv ...string) string {
+	t.Helper()
+	r, err := c.ExecWith(t, testenv.ExecOptions{Timeout: 5 * time.Minute}, argv...)
+	require.NoError(t, err)
+	require.Zero(t, r.ExitCode, "%v in the container: %s%.2000s", argv, r.Stdout, r.Stderr)
+	return r.Stdout
+}
+
+// benchTracer is one configuration while it runs.
 type benchTracer interface {
 	pid() int // 0 when nothing is attached
-	// drain waits until the records of tag's run have arrived, as far as
-	// the tracer lets the harness see them.
-	drain(t *testing.T, tag string, execs int)
-	// received returns the records carrying tag seen so far, with their exec → sink latencies.
+	// drain waits until the tracer has dealt with the load's execs: their records at the sink where it knows how
+	// many to expect, then until the tracer's CPU time stops moving.
+	drain(t *testing.T, l benchLoad, tag string, execs int)
+	// received returns the records carrying tag seen so far with their exec → sink latencies, or -1 when the
+	// tracer tells only at stop.
 	received(tag string) (int, []time.Duration)
-	// stop ends the tracer; it returns per-tag record counts when they are
-	// only known at the end (nil otherwise), and every drop counter.
+	// counters returns the records lost in the kernel and in user space, and the execs the kernel prefilter
+	// filtered, since the previous call; NaN where the tracer has no such counter.
+	counters(t *testing.T) (kernelLost, userLost, filtered float64)
+	// stop ends the tracer; it returns per-tag record counts when they are only known at the end (nil otherwise),
+	// and every drop counter.
 	stop(t *testing.T, tags []string) (map[string]int, map[string]float64)
-}
-
-func startBenchTracer(t *testing.T, cfg benchConfig, sink *benchSink, tl benchTools) benchTracer {
-	t.Helper()
-	switch cfg {
-	case cfgCollector:
-		return startBenchCollector(t, sink, os.Getenv("COMPILERWATCH_BENCH_COMPRESSION"), "")
-	case cfgPrefilter:
-		c := startBenchCollector(t, sink, os.Getenv("COMPILERWATCH_BENCH_COMPRESSION"), "prefilter: containers")
-		return &benchPrefilter{benchCollector: c, last: benchScrapeCounter(t, c.metrics, benchFilteredMetric)}
-	case cfgExecsnoop:
-		return startBenchExecsnoop(t, tl.dir, tl.noop)
-	}
-	return benchNoTracer{}
 }
 
 type benchNoTracer struct{}
 
-func (benchNoTracer) pid() int                                                       { return 0 }
-func (benchNoTracer) drain(*testing.T, string, int)                                  {}
-func (benchNoTracer) received(string) (int, []time.Duration)                         { return 0, nil }
+func (benchNoTracer) pid() int                                 { return 0 }
+func (benchNoTracer) drain(*testing.T, benchLoad, string, int) {}
+func (benchNoTracer) received(string) (int, []time.Duration)   { return -1, nil }
+func (benchNoTracer) counters(*testing.T) (float64, float64, float64) {
+	return math.NaN(), math.NaN(), math.NaN()
+}
 func (benchNoTracer) stop(*testing.T, []string) (map[string]int, map[string]float64) { return nil, nil }
 
-// benchCollector is the distribution with the full pipeline, exporting to
-// the harness's OTLP sink, with its internal metrics on a pull endpoint.
+// benchQuiesce waits until pid's CPU time has not moved for 300 ms, at most 3 s: the tracer has finished with
+// what the load gave it. CPU time moves in clock ticks (10 ms), so a busy tracer is never taken for a quiet one.
+func benchQuiesce(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	last, since := benchProcCPU(t, pid), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if c := benchProcCPU(t, pid); c != last {
+			last, since = c, time.Now()
+		} else if time.Since(since) >= 300*time.Millisecond {
+			return
+		}
+	}
+}
+
+// benchCollector is the distribution exporting to the bench's sink, with its internal metrics on a Prometheus
+// pull endpoint.
 type benchCollector struct {
 	c       *distro.Collector
 	sink    *benchSink
 	metrics string
+	// exports tells whether a load's records reach the sink (the full export: all; only_flagged: the CI
+	// runner's compiles).
+	exports func(benchLoad) bool
+	// flush is the longest a record can wait in the pipeline: the receiver's flush interval plus the batch
+	// processor's timeout.
+	flush     time.Duration
+	prefilter bool
+	last      map[string]float64 // counters at the previous scrape
 }
 
-func startBenchCollector(t *testing.T, sink *benchSink, compression, receiverCfg string) *benchCollector {
+// benchReceiverFlush is the receiver's default batch flush interval (neither configuration sets one).
+func benchReceiverFlush() time.Duration {
+	return ebpfexecreceiver.NewFactory().CreateDefaultConfig().(*ebpfexecreceiver.Config).Batch.FlushInterval
+}
+
+// launchBenchCollector starts argv and waits until the collector is ready. A collector that exits first (a
+// configuration the distribution refuses) is an error naming its last error line.
+func launchBenchCollector(t *testing.T, argv []string) (*distro.Collector, error) {
 	t.Helper()
+	c := distro.Launch(t, argv...)
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(c.Out.String(), "Everything is ready") {
+			return c, nil
+		}
+		select {
+		case err := <-c.Done:
+			c.Done <- err
+			return nil, fmt.Errorf("the collector exited (%v): %s", err, benchLastError(c.Out.String()))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the collector was not ready within 90s:\n%s", c.Out.String())
+	return nil, nil
+}
+
+// benchLastError is the collector's output from the last line that mentions an error, on one line, shortened.
+func benchLastError(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	from := len(lines) - 1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(strings.ToLower(lines[i]), "error") {
+			from = i
+			break
+		}
+	}
+	msg := strings.Join(strings.Fields(strings.Join(lines[from:], " ")), " ")
+	if len(msg) > 400 {
+		msg = msg[:400] + "…"
+	}
+	return msg
+}
+
+// benchCatalogExtension is the extension through which "prefilter: compilers" reads the compiler_detector's
+// catalog.
+const benchCatalogExtension = "compiler_catalog"
+
+// startBenchChartCollector runs the chart's rendered config as the DaemonSet would, on the host: its config.yaml
+// unchanged, the DaemonSet's environment (K8S_NODE_NAME as the bench's node), and KUBECONFIG for the agent user
+// in place of the pod's service account. A second config file, merged over the first by the collector, changes
+// only what a process on the host needs: the health_check endpoint moves from 0.0.0.0:13133 to a free loopback
+// port, and a Prometheus pull reader joins the chart's metric readers so the bench reads drop counters. With
+// ch.prefilter, the overlay also sets the receiver's prefilter (and adds the compiler_catalog extension).
+func startBenchChartCollector(t *testing.T, bin string, cfg benchConfig, ch *benchChart, env *benchCluster, sink *benchSink) (*benchCollector, error) {
+	t.Helper()
+	var rendered map[string]any
+	require.NoError(t, sigsyaml.Unmarshal([]byte(ch.config), &rendered))
+	metrics := distro.FreePort(t)
+	host, port, err := net.SplitHostPort(metrics)
+	require.NoError(t, err)
+	readers, _ := benchDig(rendered, "service", "telemetry", "metrics", "readers").([]any)
+	portNum, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	readers = append(slices.Clone(readers), map[string]any{
+		"pull": map[string]any{"exporter": map[string]any{"prometheus": map[string]any{"host": host, "port": portNum}}},
+	})
+	extensions := map[string]any{"health_check": map[string]any{"endpoint": distro.FreePort(t)}}
+	service := map[string]any{"telemetry": map[string]any{"metrics": map[string]any{"readers": readers}}}
+	overlay := map[string]any{"extensions": extensions, "service": service}
+	if ch.prefilter != "" {
+		overlay["receivers"] = map[string]any{"ebpf_exec": map[string]any{"prefilter": ch.prefilter}}
+		if strings.Contains(ch.prefilter, "compilers") {
+			extensions[benchCatalogExtension] = map[string]any{}
+			list, _ := benchDig(rendered, "service", "extensions").([]any)
+			service["extensions"] = append(slices.Clone(list), benchCatalogExtension)
+		}
+	}
+	overrides, err := sigsyaml.Marshal(overlay)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	configPath, overridesPath := filepath.Join(dir, benchConfigKey), filepath.Join(dir, "bench-overrides.yaml")
+	require.NoError(t, os.WriteFile(configPath, []byte(ch.config), 0o600))
+	require.NoError(t, os.WriteFile(overridesPath, overrides, 0o600))
+
+	batchTimeout := 200 * time.Millisecond // the batch processor's default
+	if s, ok := benchDig(rendered, "processors", "batch", "timeout").(string); ok {
+		batchTimeout, err = time.ParseDuration(s)
+		require.NoError(t, err)
+	}
+	argv := append([]string{"/usr/bin/env", "-i"}, ch.processEnv(t)...)
+	argv = append(argv, "KUBECONFIG="+env.kubeconfig, bin, "--config=file:"+configPath, "--config=file:"+overridesPath)
+	c, err := launchBenchCollector(t, argv)
+	if err != nil {
+		return nil, err
+	}
+	return &benchCollector{
+		c: c, sink: sink, metrics: metrics, flush: benchReceiverFlush() + batchTimeout,
+		exports:   func(l benchLoad) bool { return l.container && l.build },
+		prefilter: cfg == cfgCompilers || cfg == cfgContainers,
+		last:      map[string]float64{},
+	}, nil
+}
+
+// benchDig walks nested maps.
+func benchDig(m any, keys ...string) any {
+	for _, k := range keys {
+		mm, ok := m.(map[string]any)
+		if !ok {
+			return nil
+		}
+		m = mm[k]
+	}
+	return m
+}
+
+// startBenchFullExport is the configuration that exports every exec: the receiver, compiler_detector and batch
+// with their defaults, to the sink over OTLP gRPC.
+func startBenchFullExport(t *testing.T, bin string, sink *benchSink) (*benchCollector, error) {
+	t.Helper()
+	compression := os.Getenv("COMPILERWATCH_BENCH_COMPRESSION")
 	if compression == "" {
 		compression = "gzip" // the otlp_grpc exporter's default
 	}
 	metrics := distro.FreePort(t)
 	host, port, err := net.SplitHostPort(metrics)
 	require.NoError(t, err)
-	c := distro.Start(t, fmt.Sprintf(`
+	c, err := launchBenchCollector(t, []string{bin, "--config", distro.WriteConfig(t, fmt.Sprintf(`
 receivers:
-  ebpf_exec: {%s}
+  ebpf_exec:
 processors:
   compiler_detector:
   batch:
@@ -333,171 +583,163 @@ service:
         - pull:
             exporter:
               prometheus: {host: %s, port: %s}
-`, receiverCfg, sink.addr, compression, host, port))
-	return &benchCollector{c: c, sink: sink, metrics: metrics}
-}
-
-const benchFilteredMetric = "otelcol_receiver_ebpf_exec_filtered_execs"
-
-// benchPrefilter is the collector with prefilter: containers. Its loads run
-// on the host, so no record reaches the sink; what it reports per load is
-// how many execs the kernel counted as filtered (every exec on the machine
-// in that time, so at least the load's).
-type benchPrefilter struct {
-	*benchCollector
-	last     float64
-	filtered int
-}
-
-func (b *benchPrefilter) drain(t *testing.T, tag string, execs int) {
-	t.Helper()
-	// The receiver reads the kernel counters every second: poll the metric
-	// until it covers the run's execs (builds: one stats interval), bounded.
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	if execs < 0 {
-		time.Sleep(1100 * time.Millisecond)
+`, sink.addr, compression, host, port))})
+	if err != nil {
+		return nil, err
 	}
-	now := benchScrapeCounter(t, b.metrics, benchFilteredMetric)
-	for execs >= 0 && int(now-b.last) < execs && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		now = benchScrapeCounter(t, b.metrics, benchFilteredMetric)
-	}
-	sent, _ := b.sink.count(tag)
-	require.Zero(t, sent, "the prefilter sent records of host execs")
-	b.filtered, b.last = int(now-b.last), now
-}
-
-func (b *benchPrefilter) received(string) (int, []time.Duration) { return b.filtered, nil }
-
-// benchScrapeCounter reads one unlabelled counter from the collector's internal metrics (0 while absent).
-func benchScrapeCounter(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	require.NoError(t, err, "scraping the collector's internal metrics")
-	defer func() { _ = resp.Body.Close() }()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var sum float64
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
-			fields := strings.Fields(line)
-			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-			require.NoError(t, err, "metric line %q", line)
-			sum += v
-		}
-	}
-	require.NoError(t, sc.Err())
-	return sum
+	return &benchCollector{
+		c: c, sink: sink, metrics: metrics, flush: benchReceiverFlush() + 200*time.Millisecond, // batch's default timeout
+		exports: func(benchLoad) bool { return true },
+		last:    map[string]float64{},
+	}, nil
 }
 
 func (b *benchCollector) pid() int { return b.c.Cmd.Process.Pid }
 
-func (b *benchCollector) drain(t *testing.T, tag string, execs int) {
-	// Builds have no known exec count: wait out two default flush intervals
-	// of the receiver and the batch processor.
-	deadline := time.Now().Add(5 * time.Second)
-	if execs < 0 {
-		deadline = time.Now().Add(time.Second)
-	}
-	last, lastChange := -1, time.Now()
-	for time.Now().Before(deadline) {
-		n, _ := b.sink.count(tag)
-		if execs >= 0 && n >= execs {
-			return
+func (b *benchCollector) drain(t *testing.T, l benchLoad, tag string, execs int) {
+	t.Helper()
+	start := time.Now()
+	if b.exports(l) && execs >= 0 {
+		// Every record of the storm: wait for all of them, or until they stop coming (lost).
+		deadline := time.Now().Add(10 * time.Second)
+		last, lastChange := -1, time.Now()
+		for time.Now().Before(deadline) {
+			n, _ := b.sink.count(tag)
+			if n >= execs {
+				break
+			}
+			if n != last {
+				last, lastChange = n, time.Now()
+			} else if time.Since(lastChange) > 2*time.Second {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if n != last {
-			last, lastChange = n, time.Now()
-		} else if execs >= 0 && time.Since(lastChange) > 2*time.Second {
-			return // lost records: stop waiting
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	if b.exports(l) {
+		// Records of unknown number: the pipeline's longest wait is over once flush has passed.
+		time.Sleep(time.Until(start.Add(b.flush + 100*time.Millisecond)))
+	}
+	benchQuiesce(t, b.pid())
 }
 
 func (b *benchCollector) received(tag string) (int, []time.Duration) { return b.sink.count(tag) }
 
+// Counter names in the collector's internal metrics.
+const (
+	benchFilteredMetric     = "otelcol_receiver_ebpf_exec_filtered_execs"
+	benchKernelDroppedMetic = "otelcol_receiver_ebpf_exec_kernel_dropped_records"
+)
+
+func (b *benchCollector) counters(t *testing.T) (kernelLost, userLost, filtered float64) {
+	t.Helper()
+	now := benchScrape(t, b.metrics)
+	delta := func(name string) float64 { return now[name] - b.last[name] }
+	filtered = math.NaN()
+	if b.prefilter {
+		filtered = delta(benchFilteredMetric)
+	}
+	for name := range now {
+		if !benchLost(name) {
+			continue
+		}
+		if name == benchKernelDroppedMetic {
+			kernelLost += delta(name)
+		} else {
+			userLost += delta(name)
+		}
+	}
+	b.last = now
+	return kernelLost, userLost, filtered
+}
+
 func (b *benchCollector) stop(t *testing.T, _ []string) (map[string]int, map[string]float64) {
 	t.Helper()
-	drops := benchScrapeDrops(t, b.metrics)
-	b.c.Stop(t)
-	return nil, drops
-}
-
-// benchDropMetric matches every internal metric that counts lost or refused data:
-// the receiver's kernel and user-space drops, refused batches, and the
-// exporter's and processors' failures.
-var benchDropMetric = regexp.MustCompile(`^otelcol_[a-z0-9_]*(dropped|refused|failed|lost)[a-z0-9_]*`)
-
-// benchExpectedDrops are the counters of every stage that can lose a record.
-var benchExpectedDrops = []string{
-	"otelcol_receiver_ebpf_exec_kernel_dropped_records", // ring buffer full, no scratch buffer
-	"otelcol_receiver_ebpf_exec_dropped_records",        // decode errors, batches refused downstream
-	"otelcol_receiver_refused_log_records",
-	"otelcol_exporter_enqueue_failed_log_records",
-	"otelcol_exporter_send_failed_log_records",
-}
-
-func benchScrapeDrops(t *testing.T, addr string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	require.NoError(t, err, "scraping the collector's internal metrics")
-	defer func() { _ = resp.Body.Close() }()
 	drops := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	otelcol := 0
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
+	for name, v := range benchScrape(t, b.metrics) {
+		if benchLost(name) {
+			drops[name] = v
 		}
-		if strings.HasPrefix(line, "otelcol_") {
-			otelcol++
-		}
-		name := benchDropMetric.FindString(line)
-		if name == "" {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			continue
-		}
-		// Keep the reason label apart: it says which stage dropped.
-		if i := strings.Index(line, `reason="`); i >= 0 {
-			name += "{" + line[i:i+strings.IndexByte(line[i+8:], '"')+9] + "}"
-		}
-		drops[name] += v
 	}
-	require.NoError(t, sc.Err())
-	require.NotZero(t, otelcol, "no collector internal metrics at %s", addr)
-	// A counter appears only once incremented: absent means zero (with the
-	// prefilter on, no record flows and no drop counter is ever created).
+	// A counter appears only once incremented: absent means zero.
 	for _, name := range benchExpectedDrops {
 		if _, ok := drops[name]; !ok {
 			drops[name] = 0
 		}
 	}
-	return drops
+	b.c.Stop(t)
+	return nil, drops
+}
+
+// benchDropMetric matches every internal metric that counts lost or refused data: the receiver's kernel and
+// user-space drops, refused batches, and the exporter's and processors' failures.
+var benchDropMetric = regexp.MustCompile(`^otelcol_[a-z0-9_]*(dropped|refused|failed|lost)[a-z0-9_]*`)
+
+// benchNotLost are counters that benchDropMetric matches but that count records dropped by design: only_flagged
+// drops every record that is not a finding.
+var benchNotLost = map[string]bool{"otelcol_processor_compiler_detector_dropped_records": true}
+
+// benchLost tells whether a counter of the collector's internal metrics counts lost records.
+func benchLost(name string) bool {
+	return benchDropMetric.MatchString(name) && !benchNotLost[strings.SplitN(name, "{", 2)[0]]
+}
+
+// benchExpectedDrops are the counters of every stage that can lose a record.
+var benchExpectedDrops = []string{
+	benchKernelDroppedMetic,                      // ring buffer full, no scratch buffer
+	"otelcol_receiver_ebpf_exec_dropped_records", // decode errors, batches refused downstream
+	"otelcol_receiver_refused_log_records",
+	"otelcol_exporter_enqueue_failed_log_records",
+	"otelcol_exporter_send_failed_log_records",
+}
+
+// benchScrape reads the collector's internal metrics: each otelcol_ series' value by name, summed over labels
+// except reason, which is kept because it says which stage dropped.
+func benchScrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err, "scraping the collector's internal metrics")
+	defer func() { _ = resp.Body.Close() }()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "otelcol_") {
+			continue
+		}
+		name := line[:strings.IndexAny(line, "{ ")]
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		if i := strings.Index(line, `reason="`); i >= 0 {
+			name += "{" + line[i:i+strings.IndexByte(line[i+8:], '"')+9] + "}"
+		}
+		out[name] += v
+	}
+	require.NoError(t, sc.Err())
+	require.NotEmpty(t, out, "no collector internal metrics at %s", addr)
+	return out
 }
 
 // benchExecsnoop is libbpf-tools' execsnoop writing to a file.
 type benchExecsnoop struct {
-	noop   string
 	cmd    *exec.Cmd
 	out    string
 	stderr *distro.SyncBuffer
 	done   chan error
+	lost   float64 // "Lost N events" at the previous counters call
 }
 
-func startBenchExecsnoop(t *testing.T, dir, noop string) *benchExecsnoop {
+func startBenchExecsnoop(t *testing.T, dir string) (*benchExecsnoop, error) {
 	t.Helper()
 	out := filepath.Join(dir, fmt.Sprintf("execsnoop-%d.txt", time.Now().UnixNano()))
 	f, err := os.Create(out)
 	require.NoError(t, err)
 	defer func() { _ = f.Close() }()
-	e := &benchExecsnoop{noop: noop, out: out, stderr: &distro.SyncBuffer{}, done: make(chan error, 1)}
+	e := &benchExecsnoop{out: out, stderr: &distro.SyncBuffer{}, done: make(chan error, 1)}
 	e.cmd = exec.Command("execsnoop")
 	e.cmd.Stdout, e.cmd.Stderr = f, e.stderr
 	require.NoError(t, e.cmd.Start())
@@ -515,24 +757,43 @@ func startBenchExecsnoop(t *testing.T, dir, noop string) *benchExecsnoop {
 	for benchBPFStats(t, e.pid()).runs == 0 {
 		select {
 		case err := <-e.done:
-			t.Fatalf("execsnoop exited (%v): %s", err, e.stderr.String())
+			return nil, fmt.Errorf("execsnoop exited (%v): %s", err, e.stderr.String())
 		default:
 		}
 		require.True(t, time.Now().Before(deadline), "execsnoop did not attach within 30s: %s", e.stderr.String())
 		_ = exec.Command("/bin/true").Run()
 		time.Sleep(50 * time.Millisecond)
 	}
-	return e
+	return e, nil
 }
 
 func (e *benchExecsnoop) pid() int { return e.cmd.Process.Pid }
 
 // drain: execsnoop polls its perf buffer every 100ms; its file is read at stop.
-func (e *benchExecsnoop) drain(*testing.T, string, int) { time.Sleep(300 * time.Millisecond) }
+func (e *benchExecsnoop) drain(t *testing.T, _ benchLoad, _ string, _ int) {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	benchQuiesce(t, e.pid())
+}
 
-func (e *benchExecsnoop) received(string) (int, []time.Duration) { return 0, nil }
+func (e *benchExecsnoop) received(string) (int, []time.Duration) { return -1, nil }
 
 var benchLostEvents = regexp.MustCompile(`Lost (\d+) events`)
+
+func (e *benchExecsnoop) lostSoFar() float64 {
+	var lost float64
+	for _, m := range benchLostEvents.FindAllStringSubmatch(e.stderr.String(), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		lost += v
+	}
+	return lost
+}
+
+func (e *benchExecsnoop) counters(*testing.T) (kernelLost, userLost, filtered float64) {
+	now := e.lostSoFar()
+	kernelLost, e.lost = now-e.lost, now
+	return kernelLost, math.NaN(), math.NaN()
+}
 
 func (e *benchExecsnoop) stop(t *testing.T, tags []string) (map[string]int, map[string]float64) {
 	t.Helper()
@@ -545,53 +806,65 @@ func (e *benchExecsnoop) stop(t *testing.T, tags []string) (map[string]int, map[
 	case <-time.After(10 * time.Second):
 		t.Fatal("execsnoop did not exit within 10s of SIGINT")
 	}
-	var lost float64
-	for _, m := range benchLostEvents.FindAllStringSubmatch(e.stderr.String(), -1) {
-		v, _ := strconv.ParseFloat(m[1], 64)
-		lost += v
-	}
 	f, err := os.Open(e.out)
 	require.NoError(t, err)
 	defer func() { _ = f.Close() }()
 	counts := map[string]int{}
+	for _, tag := range tags {
+		counts[tag] = 0
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		for _, tag := range tags {
-			// Only the no-op's own line (PCOMM noop): execload's argv ends with the same words.
-			if strings.HasPrefix(line, "noop ") && strings.HasSuffix(strings.TrimSpace(line), " "+e.noop+" "+tag) {
-				counts[tag]++
+		line := strings.TrimSpace(sc.Text())
+		// Only the no-op's own line (PCOMM noop): execload's argv ends with the same words.
+		if !strings.HasPrefix(line, "noop ") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i >= 0 {
+			if _, ok := counts[line[i+1:]]; ok {
+				counts[line[i+1:]]++
 			}
 		}
 	}
 	require.NoError(t, sc.Err())
 	require.NoError(t, os.Remove(e.out))
-	return counts, map[string]float64{"execsnoop lost events (perf buffer)": lost}
+	return counts, map[string]float64{"execsnoop lost events (perf buffer)": e.lostSoFar()}
 }
 
-// benchSink is the OTLP backend: the collector's own OTLP gRPC receiver on
-// loopback, with a consumer that counts tagged records and their latency
-// and keeps nothing else.
+// benchSink is the OTLP backend: the collector's own OTLP gRPC receiver on loopback, with a consumer that counts
+// tagged records and their latency and keeps nothing else. It takes metrics too, since the chart pushes the
+// collector's own metrics to the same endpoint, and drops them.
 type benchSink struct {
 	addr   string
 	mu     sync.Mutex
 	counts map[string]int
+	pods   map[string]int // records whose resource has k8s.pod.name, by tag
 	lat    map[string][]time.Duration
 }
 
 func startBenchSink(t *testing.T) *benchSink {
 	t.Helper()
-	s := &benchSink{addr: distro.FreePort(t), counts: map[string]int{}, lat: map[string][]time.Duration{}}
+	s := &benchSink{addr: distro.FreePort(t), counts: map[string]int{}, pods: map[string]int{}, lat: map[string][]time.Duration{}}
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	cm := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": s.addr}}})
 	require.NoError(t, cm.Unmarshal(cfg))
-	next, err := consumer.NewLogs(s.consume)
+	logs, err := consumer.NewLogs(s.consume)
 	require.NoError(t, err)
-	rcv, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
+	metrics, err := consumer.NewMetrics(func(context.Context, pmetric.Metrics) error { return nil })
 	require.NoError(t, err)
-	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
+	set := receivertest.NewNopSettings(f.Type())
+	// The OTLP receiver shares one server between signals created with the same config.
+	rl, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	require.NoError(t, err)
+	rm, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
+	require.NoError(t, err)
+	require.NoError(t, rl.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, rm.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() {
+		require.NoError(t, rm.Shutdown(context.Background()))
+		require.NoError(t, rl.Shutdown(context.Background()))
+	})
 	return s
 }
 
@@ -600,10 +873,14 @@ func (s *benchSink) consume(_ context.Context, ld plog.Logs) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, rl := range ld.ResourceLogs().All() {
+		_, pod := rl.Resource().Attributes().Get("k8s.pod.name")
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
 				if tag := benchRecordTag(lr.Attributes()); tag != "" {
 					s.counts[tag]++
+					if pod {
+						s.pods[tag]++
+					}
 					s.lat[tag] = append(s.lat[tag], now.Sub(lr.Timestamp().AsTime()))
 				}
 			}
@@ -612,14 +889,20 @@ func (s *benchSink) consume(_ context.Context, ld plog.Logs) error {
 	return nil
 }
 
+// withPod is how many records carrying tag had Kubernetes attributes.
+func (s *benchSink) withPod(tag string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pods[tag]
+}
+
 func (s *benchSink) count(tag string) (int, []time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counts[tag], slices.Clone(s.lat[tag])
 }
 
-// recordTag finds a harness run tag: argv[1] of the exec loop's no-op, or
-// the directory of a build.
+// benchRecordTag finds a harness run tag: argv[1] of the storm's no-op, or the directory of a build.
 func benchRecordTag(attrs pcommon.Map) string {
 	if v, ok := attrs.Get("process.command_args"); ok && v.Type() == pcommon.ValueTypeSlice && v.Slice().Len() == 2 {
 		if a := v.Slice().At(1).Str(); strings.HasPrefix(a, "cwb") {
@@ -642,7 +925,7 @@ func (a benchBPF) sub(b benchBPF) benchBPF {
 	return benchBPF{runtimeNS: a.runtimeNS - b.runtimeNS, runs: a.runs - b.runs}
 }
 
-// readBPFStats reads the fdinfo of every BPF program fd of pid: robust
+// benchBPFStats reads the fdinfo of every BPF program fd of pid: robust
 // against other BPF users on the machine, unlike matching program names.
 func benchBPFStats(t *testing.T, pid int) benchBPF {
 	t.Helper()
@@ -682,20 +965,12 @@ func benchFdinfo(s string) map[string]string {
 	return m
 }
 
-// procCPU is user+sys CPU of every thread of pid (/proc/<pid>/stat).
+// benchProcCPU is user+sys CPU of every thread of pid, live or exited, in clock ticks of 10 ms.
 func benchProcCPU(t *testing.T, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	c, err := distro.CPUTime(pid)
 	require.NoError(t, err)
-	// Fields after the comm, which may contain spaces: state is field 3,
-	// utime 14 and stime 15.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	require.NoError(t, err1)
-	require.NoError(t, err2)
-	// USER_HZ is 100 on every Linux ABI Go supports.
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return c
 }
 
 func benchProcStatusKiB(t *testing.T, pid int, key string) int {
@@ -713,7 +988,7 @@ func benchProcStatusKiB(t *testing.T, pid int, key string) int {
 	return 0
 }
 
-// ensureTracefs mounts tracefs for execsnoop's syscall tracepoints when it
+// benchEnsureTracefs mounts tracefs for execsnoop's syscall tracepoints when it
 // is not mounted, and unmounts it afterwards.
 func benchEnsureTracefs(t *testing.T) {
 	t.Helper()
@@ -746,7 +1021,7 @@ func benchSlug(s string) string {
 	}, s)
 }
 
-func benchMachine(rounds, seconds, streams int) string {
+func benchMachine(r *benchResults) string {
 	var u unix.Utsname
 	_ = unix.Uname(&u)
 	cpu := "?"
@@ -764,108 +1039,7 @@ func benchMachine(rounds, seconds, streams int) string {
 	}
 	return fmt.Sprintf("%s, %d CPUs (%s), kernel %s; %d rounds × %ds per load, storm in %d streams; load average at the end %s",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpu, unix.ByteSliceToString(u.Release[:]),
-		rounds, seconds, streams, load)
-}
-
-// formatBenchReport renders the table: medians over rounds, throughput as the
-// median of each round's ratio to "nothing attached" in the same round, and
-// latency percentiles over every record of every round.
-func formatBenchReport(modes []benchMode, samples map[benchConfig]map[string][]benchSample, totals map[benchConfig]*benchTotals, machine string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Machine: %s.\n\n", machine)
-	b.WriteString("| load | configuration | execs/s | vs nothing | BPF ns/exec | CPU µs/exec | records / execs | exec→sink p50 | p99 |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, m := range modes {
-		base := samples[cfgNone][m.name]
-		for _, cfg := range benchConfigs {
-			ss := samples[cfg][m.name]
-			var rates, ratios, bpf, cpu []float64
-			var lat []time.Duration
-			execs, events := 0, 0
-			for i, s := range ss {
-				rates = append(rates, s.rate)
-				if i < len(base) && base[i].rate > 0 {
-					ratios = append(ratios, s.rate/base[i].rate)
-				}
-				bpf, cpu = append(bpf, s.bpfNS), append(cpu, s.cpuPerEvt)
-				lat = append(lat, s.lat...)
-				execs += s.execs
-				events += s.events
-			}
-			unit := ""
-			if m.build {
-				unit = " builds"
-			}
-			row := []string{m.name, string(cfg), fmt.Sprintf("%.0f%s", benchMedian(rates), unit)}
-			if m.build {
-				row[2] = fmt.Sprintf("%.2f builds", benchMedian(rates))
-			}
-			row = append(row, benchPct(benchMedian(ratios)), benchNum(benchMedian(bpf), "%.0f"), benchNum(benchMedian(cpu), "%.1f"))
-			switch {
-			case cfg == cfgNone:
-				row = append(row, "—")
-			case cfg == cfgPrefilter && m.build:
-				row = append(row, fmt.Sprintf("0 sent, %d counted / —", events))
-			case cfg == cfgPrefilter:
-				row = append(row, fmt.Sprintf("0 sent, %d counted / %d", events, execs))
-			case m.build && cfg == cfgExecsnoop:
-				row = append(row, "—") // execsnoop does not print the working directory
-			case m.build:
-				row = append(row, fmt.Sprintf("%d / —", events))
-			default:
-				row = append(row, fmt.Sprintf("%d / %d", events, execs))
-			}
-			p50, p99 := "—", "—"
-			if len(lat) > 0 {
-				slices.Sort(lat)
-				p50 = lat[len(lat)/2].Round(time.Millisecond).String()
-				p99 = lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Millisecond).String()
-			}
-			row = append(row, p50, p99)
-			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-		}
-	}
-	b.WriteString("\n| configuration | idle RssAnon (median) | peak RSS (VmHWM, max) | drop counters (sum over rounds) |\n|---|---:|---:|---|\n")
-	for _, cfg := range benchConfigs[1:] {
-		tot := totals[cfg]
-		var idle []float64
-		for _, v := range tot.idleRssAnonKiB {
-			idle = append(idle, float64(v))
-		}
-		var drops []string
-		for _, name := range slices.Sorted(maps.Keys(tot.drops)) {
-			drops = append(drops, fmt.Sprintf("%s = %g", name, tot.drops[name]))
-		}
-		fmt.Fprintf(&b, "| %s | %.1f MiB | %.1f MiB | %s |\n", cfg, benchMedian(idle)/1024, float64(tot.peakHWMKiB)/1024, strings.Join(drops, ", "))
-	}
-	fmt.Fprintf(&b, "\nRing buffer: the receiver's default ring_buffer_size, %s (kernel memory, mapped into the collector but not in its RssAnon).\n", defaultRingSize)
-	return b.String()
-}
-
-func benchMedian(v []float64) float64 {
-	v = slices.DeleteFunc(slices.Clone(v), func(x float64) bool { return math.IsNaN(x) })
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-func benchPct(v float64) string {
-	if math.IsNaN(v) {
-		return "—"
-	}
-	return fmt.Sprintf("%.1f%%", v*100)
-}
-
-func benchNum(v float64, format string) string {
-	if math.IsNaN(v) {
-		return "—"
-	}
-	return fmt.Sprintf(format, v)
+		r.rounds, r.seconds, r.streams, load)
 }
 
 // writeBenchReport keeps every run in bench-results/ (gitignored), and the

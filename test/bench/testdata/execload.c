@@ -2,6 +2,7 @@
  * execload: the exec load generator of `make bench`.
  *
  *   execload -s STREAMS -d SECONDS [-r RATE] PROGRAM TAG
+ *   execload -d SECONDS -x COMMAND [ARG...]
  *
  * Each of STREAMS child processes runs vfork+execve(PROGRAM, {PROGRAM, TAG})
  * in a loop for SECONDS. With -r, the streams together run RATE execs per
@@ -9,6 +10,11 @@
  * slow exec does not lower the rate; without it they run as fast as they can.
  * It prints one line: "execs=N failed=F seconds=S", where N counts execs whose
  * child exited 0, so N is the number of successful execs performed.
+ *
+ * With -x, it runs COMMAND (an absolute path) with its arguments again and
+ * again, one at a time, until SECONDS have passed, and N counts the runs that
+ * exited 0 (a build: `make -B`). It is built static, so the same binary runs
+ * on the host and in a container that has no C library.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,17 +76,51 @@ static void stream(struct counts *c, const char *prog, char *tag, double seconds
 	}
 }
 
+/* -x: run argv until seconds have passed, one run at a time. */
+static int repeat_command(char **cmd, double seconds)
+{
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	long runs = 0, failed = 0;
+	double t0 = now();
+	while (now() - t0 < seconds) {
+		pid_t p = fork();
+		if (p < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (p == 0) {
+			execve(cmd[0], cmd, envp);
+			perror(cmd[0]);
+			_exit(127);
+		}
+		int st;
+		if (waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			runs++;
+		else
+			failed++;
+	}
+	printf("execs=%ld failed=%ld seconds=%.6f\n", runs, failed, now() - t0);
+	return failed ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
-	int streams = 1, opt;
+	int streams = 1, repeat = 0, opt;
 	double seconds = 3, rate = 0;
-	while ((opt = getopt(argc, argv, "s:d:r:")) != -1) {
+	/* "+": stop at the first non-option, so COMMAND's own options stay its own. */
+	while ((opt = getopt(argc, argv, "+s:d:r:x")) != -1) {
 		switch (opt) {
 		case 's': streams = atoi(optarg); break;
 		case 'd': seconds = atof(optarg); break;
 		case 'r': rate = atof(optarg); break;
+		case 'x': repeat = 1; break;
 		default: goto usage;
 		}
+	}
+	if (repeat) {
+		if (argc - optind < 1 || seconds <= 0)
+			goto usage;
+		return repeat_command(&argv[optind], seconds);
 	}
 	if (argc - optind != 2 || streams < 1 || streams > 256 || seconds <= 0 || rate < 0)
 		goto usage;
@@ -113,6 +153,7 @@ int main(int argc, char **argv)
 	printf("execs=%ld failed=%ld seconds=%.6f\n", execs, failed, now() - t0);
 	return failed ? 2 : 0;
 usage:
-	fprintf(stderr, "usage: execload -s STREAMS -d SECONDS [-r RATE] PROGRAM TAG\n");
+	fprintf(stderr, "usage: execload -s STREAMS -d SECONDS [-r RATE] PROGRAM TAG\n"
+			"       execload -d SECONDS -x COMMAND [ARG...]\n");
 	return 64;
 }
