@@ -174,9 +174,9 @@ func newFakeReceiver(t *testing.T, cfg *Config, next consumer.Logs) (*execReceiv
 	src := &fakeSource{ring: newFakeRing()}
 	r, err := newExecReceiver(set, cfg, next, func(probe.Config) (source, error) { return src, nil })
 	require.NoError(t, err)
-	// The fake records carry boot time 0: with the boot clock starting now,
-	// they were exec'd at Start, whatever the machine's uptime, so a batch's
-	// age (counted from its first exec) does not depend on it.
+	// The fake's records carry boot time 0: with the boot clock's offset at
+	// now, they were exec'd as the receiver starts, not when the machine
+	// booted (a batch's age counts from its first record's exec time).
 	r.bootOff = func() int64 { return time.Now().UnixNano() }
 	return r, src, tel
 }
