@@ -87,6 +87,16 @@ func TestChartLint(t *testing.T) {
 	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "logfindings=true")
 	require.Error(t, err)
 	assert.Contains(t, stderr, "logfindings")
+	// receiver.prefilter: a misspelt filter, one listed twice, and none inside a list are refused by the schema.
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "receiver.prefilter=compiler")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "at '/receiver/prefilter': value must be one of '', 'none', 'containers', 'compilers'")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "receiver.prefilter={compilers,compilers}")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "at '/receiver/prefilter': items at 0 and 1 are equal")
+	stderr, err = helmtest.RunErr(t, "template", "cw", kv, helmtest.Chart, "--set", "receiver.prefilter={containers,none}")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "at '/receiver/prefilter/1': value must be one of 'containers', 'compilers'")
 }
 
 // TestChartStdoutDeprecated: the debug-exporter switch of earlier releases, stdout.enabled, is still accepted and,
@@ -258,6 +268,35 @@ func TestChartValues(t *testing.T) {
 			validateWithDistribution(t, r)
 		},
 	}, {
+		name: "prefilter compilers adds the compiler_catalog extension",
+		set:  []string{"receiver.prefilter=compilers"},
+		check: func(t *testing.T, r rendered) {
+			cfg := r.config(t)
+			assert.Equal(t, map[string]any{"ring_buffer_size": "8MiB", "prefilter": "compilers"},
+				lookup(t, cfg, "receivers", "ebpf_exec"), "no compiler_catalog key: the receiver takes the only extension")
+			assertCatalogExtension(t, cfg)
+			validateWithDistribution(t, r)
+		},
+	}, {
+		name: "prefilter containers and compilers, as a list",
+		set:  []string{"exporter.endpoint=otel:4317", "receiver.prefilter={containers,compilers}"},
+		check: func(t *testing.T, r rendered) {
+			cfg := r.config(t)
+			assert.Equal(t, map[string]any{"ring_buffer_size": "8MiB", "prefilter": []any{"containers", "compilers"}},
+				lookup(t, cfg, "receivers", "ebpf_exec"))
+			assertCatalogExtension(t, cfg)
+			validateWithDistribution(t, r)
+		},
+	}, {
+		name: "prefilter none is the default",
+		set:  []string{"receiver.prefilter=none"},
+		check: func(t *testing.T, r rendered) {
+			cfg := r.config(t)
+			assert.Equal(t, map[string]any{"ring_buffer_size": "8MiB"}, lookup(t, cfg, "receivers", "ebpf_exec"))
+			assert.Equal(t, []any{"health_check"}, lookup(t, cfg, "service", "extensions"))
+			assert.NotContains(t, lookup(t, cfg, "extensions").(map[string]any), "compiler_catalog")
+		},
+	}, {
 		name: "namespace labels and annotations add the namespaces rule",
 		set:  []string{"exporter.endpoint=otel:4317", "compilerDetector.namespaceLabels={team,env}", "compilerDetector.namespaceAnnotations={*}"},
 		check: func(t *testing.T, r rendered) {
@@ -293,6 +332,15 @@ func TestChartValues(t *testing.T) {
 			tt.check(t, r)
 		})
 	}
+}
+
+// assertCatalogExtension: the compiler_catalog extension, without settings, is configured and started, next to
+// health_check.
+func assertCatalogExtension(t *testing.T, cfg map[string]any) {
+	t.Helper()
+	assert.Equal(t, map[string]any{"health_check": map[string]any{"endpoint": "0.0.0.0:13133"}, "compiler_catalog": nil},
+		lookup(t, cfg, "extensions"))
+	assert.Equal(t, []any{"health_check", "compiler_catalog"}, lookup(t, cfg, "service", "extensions"))
 }
 
 // validateWithDistribution runs `otelcol-compilerwatch validate` on the rendered config: the real factories of
