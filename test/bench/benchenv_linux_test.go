@@ -43,7 +43,8 @@ type benchChart struct {
 	config      string          // the ConfigMap's config.yaml, byte for byte
 	env         []corev1.EnvVar // the collector container's environment in the DaemonSet
 	clusterRole rbacv1.ClusterRole
-	// prefilter, when set, is the receiver's prefilter given as a config overlay: the chart has no such value.
+	// prefilter, when set, is the receiver's prefilter given as a config overlay, for a value the chart's schema
+	// refuses (a chart older than the receiver).
 	prefilter string
 }
 
