@@ -48,6 +48,14 @@ func TestRealNodeStartRace(t *testing.T) {
 		corev1.RestartPolicyAlways, "/usr/bin/gcc "+tag+"; exec /bin/busybox sleep 3600"))
 	require.NoError(t, err)
 	t.Logf("deployment %s, replicaset %s, pod %s", dep.Name, rs.Name, pod.Name)
+	// The collector's credentials (the documented RBAC) may GET the ReplicaSet, so the Deployment's name comes from
+	// the ReplicaSet's controller reference; the naming rule alone would give the same name.
+	agent, err := kubernetes.NewForConfig(node.AgentConfig)
+	require.NoError(t, err)
+	agentRS, err := agent.AppsV1().ReplicaSets(ns).Get(ctx, rs.Name, metav1.GetOptions{})
+	require.NoError(t, err, "the collector's RBAC allows get on replicasets")
+	require.Len(t, agentRS.OwnerReferences, 1)
+	assert.Equal(t, dep.UID, agentRS.OwnerReferences[0].UID)
 
 	got := waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, tag) })
 	released := time.Now()
