@@ -4,6 +4,8 @@
 // bridge plugin, with no masquerade and no route: pod traffic reaches other pods and the host's HostIP, never
 // leaves the node.
 // Images are built locally and imported with ctr; nothing is pulled.
+// No kube-controller-manager or scheduler runs: tests bind pods to the node by spec.nodeName, and DeploymentPod
+// creates a Deployment with the ReplicaSet and Pod its controllers would.
 //
 // The binaries are built from the Go module proxy by kubetest's build-k8s-binaries.sh and cached next to
 // kube-apiserver. Only one node runs on a machine at a time (kubelet owns CgroupRoot in every cgroup hierarchy and

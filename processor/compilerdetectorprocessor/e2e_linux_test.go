@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor/processortest"
@@ -108,6 +109,15 @@ func startPipeline(t *testing.T, configure func(*compilerdetectorprocessor.Confi
 // startPipelineOn is startPipeline with the processor started on host (a status-recording host).
 func startPipelineOn(t *testing.T, host component.Host, configure func(*compilerdetectorprocessor.Config)) *consumertest.LogsSink {
 	t.Helper()
+	return startPipelineThrough(t, host, configure, func(next consumer.Logs) consumer.Logs { return next })
+}
+
+// startPipelineThrough is startPipelineOn with the processor's output passed through the consumer downstream
+// builds in front of the sink.
+func startPipelineThrough(t *testing.T, host component.Host, configure func(*compilerdetectorprocessor.Config),
+	downstream func(consumer.Logs) consumer.Logs,
+) *consumertest.LogsSink {
+	t.Helper()
 	ctx := context.Background()
 	sink := new(consumertest.LogsSink)
 
@@ -115,7 +125,7 @@ func startPipelineOn(t *testing.T, host component.Host, configure func(*compiler
 	pcfg := pf.CreateDefaultConfig().(*compilerdetectorprocessor.Config)
 	configure(pcfg)
 	require.NoError(t, pcfg.Validate())
-	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, sink)
+	proc, err := pf.CreateLogs(ctx, processortest.NewNopSettings(pf.Type()), pcfg, downstream(sink))
 	require.NoError(t, err)
 	require.NoError(t, proc.Start(ctx, host))
 

@@ -12,9 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/processor/processortest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -24,9 +29,10 @@ import (
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor"
 )
 
-// TestRealNodeStartRace: on a real node (kubelet, containerd, runc, CNI bridge), a pod whose entrypoint runs a
-// compiler at once is flagged, and the record carries the container id and the pod attributes that the real
-// kubelet's status update provides. The exec happens before kubelet can have written the container id, so the
+// TestRealNodeStartRace: on a real node (kubelet, containerd, runc, CNI bridge), a Deployment's pod whose entrypoint
+// runs a compiler at once is flagged, and the record carries the container id and the pod attributes that the real
+// kubelet's status update provides, the ReplicaSet and Deployment (from a GET of the ReplicaSet) and the cluster
+// name. The exec happens before kubelet can have written the container id, so the
 // record is held until the informer delivers the status. A compiler run through `crictl exec` carries the same
 // attributes; the image's compiler is origin image (WARN), a copy written into the running container's overlay
 // upper layer is upper_layer (ERROR). The container's cgroup is the cgroupfs driver's path under kubelet's
@@ -38,9 +44,18 @@ func TestRealNodeStartRace(t *testing.T) {
 	const ns = "default"
 	tag := "cw-start-race-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	created := time.Now()
-	pod, err := admin.CoreV1().Pods(ns).Create(ctx, nodetest.ShellPod("builder", "build", builderImage,
-		corev1.RestartPolicyNever, "/usr/bin/gcc "+tag+"; exec /bin/busybox sleep 3600"), metav1.CreateOptions{})
+	dep, rs, pod, err := nodetest.DeploymentPod(ctx, admin, ns, "builder", nodetest.ShellPod("builder", "build", builderImage,
+		corev1.RestartPolicyAlways, "/usr/bin/gcc "+tag+"; exec /bin/busybox sleep 3600"))
 	require.NoError(t, err)
+	t.Logf("deployment %s, replicaset %s, pod %s", dep.Name, rs.Name, pod.Name)
+	// The collector's credentials (the documented RBAC) may GET the ReplicaSet, so the Deployment's name comes from
+	// the ReplicaSet's controller reference; the naming rule alone would give the same name.
+	agent, err := kubernetes.NewForConfig(node.AgentConfig)
+	require.NoError(t, err)
+	agentRS, err := agent.AppsV1().ReplicaSets(ns).Get(ctx, rs.Name, metav1.GetOptions{})
+	require.NoError(t, err, "the collector's RBAC allows get on replicasets")
+	require.Len(t, agentRS.OwnerReferences, 1)
+	assert.Equal(t, dep.UID, agentRS.OwnerReferences[0].UID)
 
 	got := waitForNodeRecord(t, sink, func(r rec) bool { return isCompilerExec(r, tag) })
 	released := time.Now()
@@ -60,12 +75,15 @@ func TestRealNodeStartRace(t *testing.T) {
 	assert.True(t, got.flagged(), "gcc is flagged: %s", got)
 	assert.Equal(t, "gcc", got.str("compilerwatch.compiler.name"))
 	want := map[string]any{
-		"container.id":       id,
-		"k8s.pod.uid":        string(pod.UID),
-		"k8s.pod.name":       pod.Name,
-		"k8s.namespace.name": ns,
-		"k8s.node.name":      nodetest.NodeName,
-		"k8s.container.name": "build",
+		"container.id":        id,
+		"k8s.pod.uid":         string(pod.UID),
+		"k8s.pod.name":        pod.Name,
+		"k8s.namespace.name":  ns,
+		"k8s.node.name":       nodetest.NodeName,
+		"k8s.container.name":  "build",
+		"k8s.replicaset.name": "builder-" + nodetest.PodTemplateHash,
+		"k8s.deployment.name": "builder",
+		"k8s.cluster.name":    nodeClusterName,
 	}
 	for k, v := range want {
 		assert.Equal(t, v, got.res[k], k)
@@ -130,14 +148,33 @@ func startNodePipeline(t *testing.T) (*nodetest.Node, kubernetes.Interface, *con
 	admin, err := kubernetes.NewForConfig(node.Config)
 	require.NoError(t, err)
 	grantDocumentedRBAC(t, admin)
-	sink := startPipeline(t, func(cfg *compilerdetectorprocessor.Config) {
+	sink := startPipelineThrough(t, componenttest.NewNopHost(), func(cfg *compilerdetectorprocessor.Config) {
 		cfg.Dedup.Window = 0
 		cfg.Kubernetes.Enabled = "true"
 		cfg.Kubernetes.Kubeconfig = node.Kubeconfig(t, node.AgentConfig)
 		cfg.Kubernetes.NodeName = nodetest.NodeName
 		cfg.Kubernetes.WaitForMetadata.Hold = 30 * time.Second
-	})
+	}, func(next consumer.Logs) consumer.Logs { return clusterNameStage(t, next) })
 	return node, admin, sink
+}
+
+// nodeClusterName is the chart's clusterName in the node tests.
+const nodeClusterName = "cw-node-test"
+
+// clusterNameStage is the resource processor the chart puts after compiler_detector when clusterName is set
+// (resource/cluster in the chart's ConfigMap), with the same attribute action, in front of next.
+func clusterNameStage(t *testing.T, next consumer.Logs) consumer.Logs {
+	t.Helper()
+	f := resourceprocessor.NewFactory()
+	cfg := f.CreateDefaultConfig()
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{"attributes": []any{map[string]any{
+		"key": "k8s.cluster.name", "value": nodeClusterName, "action": "upsert",
+	}}}).Unmarshal(cfg))
+	p, err := f.CreateLogs(context.Background(), processortest.NewNopSettings(f.Type()), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { assert.NoError(t, p.Shutdown(context.Background())) })
+	return p
 }
 
 // imageCompilers is the presence scan's list for builderImage: its one compiler, as name:path.
