@@ -95,7 +95,7 @@ test: generate-check build k8s-binaries image
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-## bench: the performance harness (root, about 13 minutes with warm caches): the chart's shipped configuration
+## bench: the performance harness (root, about 10 minutes with warm caches): the chart's shipped configuration
 ## (against a test kube-apiserver), the same with prefilter: compilers and containers, a full export, execsnoop and
 ## nothing attached, alternated, under storms and make -j2 on the host and in runc containers, plus 60 s idle;
 ## prints progress and the table with the targets, writes bench-results/ and docs/benchmarks.md.
