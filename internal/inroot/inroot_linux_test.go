@@ -14,25 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compilerwatch/compilerwatch/internal/inroot/inroottest"
 	"github.com/compilerwatch/compilerwatch/internal/testenv"
 )
 
 // fakeRoot builds a container root: files are created with their mode, links with their target.
-func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, mode := range files {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.WriteFile(full, []byte("x"), mode))
-	}
-	for p, target := range links {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.Symlink(target, full))
-	}
-	return root
-}
+var fakeRoot = inroottest.FakeRoot
 
 func TestCgroupHasContainer(t *testing.T) {
 	const id = "463a28f1c0828e6b5cdd9e1d7f1d0e0f463a28f1c0828e6b5cdd9e1d7f1d0e0f"

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/compilerwatch/compilerwatch/internal/inroot"
+	"github.com/compilerwatch/compilerwatch/internal/inroot/inroottest"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/attr"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/presence"
@@ -41,21 +42,7 @@ func fakeProc(t *testing.T, proc string, pid int, id, root string) {
 }
 
 // fakeRoot builds a container root: files are created with their mode, links with their target.
-func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, mode := range files {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.WriteFile(full, []byte("x"), mode))
-	}
-	for p, target := range links {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.Symlink(target, full))
-	}
-	return root
-}
+var fakeRoot = inroottest.FakeRoot
 
 // startScanHarness is a started processor whose scanner reads proc instead of /proc.
 func startScanHarness(t *testing.T, cfg *Config, enr metadataSource, proc string) *harness {

@@ -13,25 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compilerwatch/compilerwatch/internal/inroot"
+	"github.com/compilerwatch/compilerwatch/internal/inroot/inroottest"
 	"github.com/compilerwatch/compilerwatch/processor/compilerdetectorprocessor/internal/catalog"
 )
 
 // fakeRoot builds a container root: files are created with their mode, links with their target.
-func fakeRoot(t *testing.T, files map[string]os.FileMode, links map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, mode := range files {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.WriteFile(full, []byte("x"), mode))
-	}
-	for p, target := range links {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.Symlink(target, full))
-	}
-	return root
-}
+var fakeRoot = inroottest.FakeRoot
 
 // scanDir scans the directory root as a container's root.
 func scanDir(t *testing.T, ctx context.Context, root string) Result {
