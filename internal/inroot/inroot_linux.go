@@ -208,11 +208,30 @@ func openProcRootOf(procRoot string, pid int, id string) (*Root, error) {
 		}
 		return nil, err
 	}
-	if !p.InContainer(id) {
+	if !p.InContainer(id) || isNodeRoot(procRoot, r) {
 		r.Close()
 		return nil, ErrNoProcess
 	}
 	return r, nil
+}
+
+// isNodeRoot reports whether r is the root of procRoot's pid 1, the node's own root. A process can be in a
+// container's cgroup before it has entered the container's mount namespace (a runtime's exec helper, for a moment):
+// its root is then the node's, never the container's, and must not be read as the container's.
+func isNodeRoot(procRoot string, r *Root) bool {
+	pid1, err := OpenProcess(procRoot, 1)
+	if err != nil {
+		return false
+	}
+	defer pid1.Close()
+	nr, err := pid1.Root()
+	if err != nil {
+		return false
+	}
+	defer nr.Close()
+	dev, ino, err := r.Identity()
+	ndev, nino, nerr := nr.Identity()
+	return err == nil && nerr == nil && dev == ndev && ino == nino
 }
 
 // InContainer reports whether the process is in container id's cgroup.
